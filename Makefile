@@ -1,0 +1,28 @@
+# perpsim: the two commands are `make run` (main job) and `make test` (whole test suite).
+# Each runs toolchain/setup.sh first, which installs what is missing and skips the rest in < 1 s.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+VENV := .venv/bin
+
+.PHONY: help setup run test gas clean
+help:
+	@echo "make run    deploy and run the main job on a fresh anvil"
+	@echo "make test   run the whole test suite (contracts on anvil, properties, simulator)"
+	@echo "make gas    print the gas cost of every public contract function"
+	@echo "make setup  install the toolchain only (Python env, npm solc/anvil, compiler stand-in)"
+	@echo "make clean  remove build outputs and run folders (keeps the installed toolchain)"
+
+setup:
+	@bash toolchain/setup.sh
+
+run: setup
+	$(VENV)/ape run deploy
+
+test: setup
+	$(VENV)/ape test $(ARGS)
+
+gas: setup
+	$(VENV)/ape test --gas $(ARGS)
+
+clean:
+	rm -rf .build runs .pytest_cache .hypothesis
