@@ -1,0 +1,678 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.37;
+
+import {IPerpEngine, MarketParams, MarketView} from "../interfaces/IPerpEngine.sol";
+import {IOracleRouter} from "../interfaces/IOracleRouter.sol";
+import {IERC20} from "../interfaces/IERC20.sol";
+import {FixedPointMath, WAD} from "../libraries/FixedPointMath.sol";
+import {MarginMath, Tier} from "../libraries/MarginMath.sol";
+import {DepthCurve} from "../libraries/DepthCurve.sol";
+import {PositionMath} from "../libraries/PositionMath.sol";
+import {FundingMath} from "../libraries/FundingMath.sol";
+
+/// @title PerpEngine
+/// @notice Perpetual futures with cross and isolated margin against a liquidity vault.
+/// NatSpec of the public interface lives in IPerpEngine.
+contract PerpEngine is IPerpEngine {
+    using FixedPointMath for uint256;
+    using FixedPointMath for int256;
+
+    /* ROLES */
+
+    bytes32 public constant OPERATOR_ROLE = keccak256("OPERATOR");
+    bytes32 public constant MARKET_MAKER_ROLE = keccak256("MARKET_MAKER");
+    bytes32 public constant LIQUIDATOR_ROLE = keccak256("LIQUIDATOR");
+    bytes32 public constant OWNER_ROLE = keccak256("OWNER");
+
+    uint256 internal constant MAX_MARKETS = 256;
+
+    /* STORAGE */
+
+    struct Market {
+        bytes32 name;
+        MarketParams params;
+        int256 fundingIndex;
+        uint256 lastFundingTime;
+        // Open interest of traders (the vault excluded): longs - shorts + vault size = 0.
+        uint256 longOpenInterest;
+        uint256 shortOpenInterest;
+        uint256 bookBlock;
+        int256 bookConsumed;
+    }
+
+    struct Position {
+        int256 size;
+        int256 openNotional;
+        int256 fundingIndex;
+    }
+
+    struct Account {
+        int256 collateral;
+        // Bit m set: the account has an open position in market m.
+        uint256 marketMask;
+        bool registered;
+    }
+
+    IERC20 public immutable collateralToken;
+    /// @notice 10 ** (18 - token decimals): token units to WAD.
+    uint256 public immutable tokenScale;
+    IOracleRouter public immutable oracle;
+
+    address public owner;
+    address public vault;
+    mapping(bytes32 role => mapping(address account => bool)) public hasRole;
+
+    Market[] internal markets;
+    mapping(uint256 marketId => Tier[]) internal tiers;
+
+    mapping(uint256 accountId => Account) internal accounts;
+    mapping(uint256 accountId => mapping(uint256 marketId => Position)) internal positions;
+    uint256[] public accountIds;
+
+    /// @notice Insurance fund balance (WAD USD). Funded by deposits and liquidation penalties.
+    uint256 public insuranceFund;
+    /// @notice Losses no one has covered (WAD USD): claims exceed the tokens by this much.
+    uint256 public badDebt;
+
+    bool private transient locked;
+
+    /* MODIFIERS */
+
+    modifier onlyOwner() {
+        if (msg.sender != owner) revert Unauthorized(msg.sender, OWNER_ROLE);
+        _;
+    }
+
+    modifier onlyRole(bytes32 role) {
+        if (!hasRole[role][msg.sender]) revert Unauthorized(msg.sender, role);
+        _;
+    }
+
+    /// @dev Guards every function that moves tokens or positions (transient storage lock).
+    modifier nonReentrant() {
+        if (locked) revert Reentrancy();
+        locked = true;
+        _;
+        locked = false;
+    }
+
+    constructor(IERC20 token, IOracleRouter oracleRouter) {
+        uint8 decimals = token.decimals();
+        if (decimals > 18) revert InvalidParameter("tokenDecimals", decimals);
+        collateralToken = token;
+        tokenScale = 10 ** (18 - decimals);
+        oracle = oracleRouter;
+        owner = msg.sender;
+        emit RoleSet(OWNER_ROLE, msg.sender, true);
+    }
+
+    /* ADMINISTRATION */
+
+    function transferOwnership(address newOwner) external onlyOwner {
+        if (newOwner == address(0)) revert InvalidCounterparty(newOwner);
+        emit RoleSet(OWNER_ROLE, owner, false);
+        owner = newOwner;
+        emit RoleSet(OWNER_ROLE, newOwner, true);
+    }
+
+    function setRole(bytes32 role, address account, bool granted) external onlyOwner {
+        hasRole[role][account] = granted;
+        emit RoleSet(role, account, granted);
+    }
+
+    /// @notice Sets the vault account. It can change only while the current vault holds no position.
+    function setVault(address newVault) external onlyOwner {
+        if (newVault == address(0)) revert InvalidCounterparty(newVault);
+        if (vault != address(0) && accounts[_crossId(vault)].marketMask != 0) revert InvalidCounterparty(vault);
+        vault = newVault;
+        emit VaultSet(newVault);
+    }
+
+    function createMarket(bytes32 name, MarketParams calldata params) external onlyOwner returns (uint256 marketId) {
+        marketId = markets.length;
+        if (marketId == MAX_MARKETS) revert TooManyMarkets();
+        _validateParams(params);
+        Market storage market = markets.push();
+        market.name = name;
+        market.params = params;
+        market.lastFundingTime = block.timestamp;
+        _setTiers(marketId, new uint256[](1), _single(params.mmr));
+        emit MarketCreated(marketId, name, params);
+    }
+
+    /// @notice Replaces a market's parameters. The first tier's ratio follows `params.mmr`.
+    function setMarketParams(uint256 marketId, MarketParams calldata params) external onlyOwner {
+        Market storage market = _market(marketId);
+        _validateParams(params);
+        uint256 price = oracle.price(marketId);
+        _accrueFunding(marketId, price);
+        market.params = params;
+        (uint256[] memory floors, uint256[] memory mmrs) = _tierArrays(marketId);
+        mmrs[0] = params.mmr;
+        _setTiers(marketId, floors, mmrs);
+        emit MarketParamsSet(marketId, params);
+    }
+
+    /// @notice Sets notional tiers: `floors[0]` must be 0 and `mmrs[0]` the market's mmr; floors and
+    /// ratios strictly increase. Deductions are derived so MM is continuous.
+    function setTiers(uint256 marketId, uint256[] calldata floors, uint256[] calldata mmrs) external onlyOwner {
+        Market storage market = _market(marketId);
+        if (mmrs.length == 0 || mmrs[0] != market.params.mmr) {
+            revert InvalidTier(0, floors.length == 0 ? 0 : floors[0], mmrs.length == 0 ? 0 : mmrs[0]);
+        }
+        _setTiers(marketId, floors, mmrs);
+    }
+
+    /// @notice Market makers set the book's depth as they withdraw or return (0 = no book).
+    function setDepth(uint256 marketId, uint256 depth2pct) external onlyRole(MARKET_MAKER_ROLE) {
+        _market(marketId).params.depth2pct = depth2pct;
+        emit DepthSet(marketId, depth2pct, msg.sender);
+    }
+
+    /* COLLATERAL */
+
+    function deposit(uint256 amount) external nonReentrant {
+        _deposit(msg.sender, amount);
+    }
+
+    function depositFor(address account, uint256 amount) external nonReentrant {
+        if (account == address(0)) revert InvalidCounterparty(account);
+        _deposit(account, amount);
+    }
+
+    function withdraw(uint256 amount) external nonReentrant {
+        if (amount == 0) revert ZeroAmount();
+        uint256 id = _crossId(msg.sender);
+        uint256 wad = amount * tokenScale;
+        _debit(id, wad);
+        _safeTransfer(msg.sender, amount);
+        emit Withdrawal(id, msg.sender, amount);
+    }
+
+    function transferMargin(uint256 marketId, int256 amount) external nonReentrant {
+        _market(marketId);
+        if (amount == 0) revert ZeroAmount();
+        uint256 crossId = _crossId(msg.sender);
+        uint256 isolatedId = isolatedAccountId(msg.sender, marketId);
+        (uint256 from, uint256 to) = amount > 0 ? (crossId, isolatedId) : (isolatedId, crossId);
+        uint256 wad = FixedPointMath.abs(amount);
+        _debit(from, wad);
+        _register(to);
+        accounts[to].collateral += FixedPointMath.toInt(wad);
+        emit MarginTransferred(msg.sender, marketId, amount);
+    }
+
+    /* TRADING */
+
+    function openPosition(uint256 marketId, int256 sizeDelta, uint256 priceLimit) external nonReentrant {
+        _takerTrade(_crossId(msg.sender), marketId, sizeDelta, priceLimit);
+    }
+
+    function openIsolatedPosition(uint256 marketId, int256 sizeDelta, uint256 priceLimit) external nonReentrant {
+        _takerTrade(isolatedAccountId(msg.sender, marketId), marketId, sizeDelta, priceLimit);
+    }
+
+    function settleMatchedFill(address buyer, address seller, uint256 marketId, uint256 size, uint256 price)
+        external
+        nonReentrant
+        onlyRole(OPERATOR_ROLE)
+    {
+        Market storage market = _market(marketId);
+        if (size == 0) revert ZeroAmount();
+        if (buyer == vault || buyer == address(0)) revert InvalidCounterparty(buyer);
+        if (seller == vault || seller == buyer || seller == address(0)) revert InvalidCounterparty(seller);
+        uint256[] memory prices = new uint256[](markets.length);
+        uint256 oraclePrice = _priceOf(prices, marketId);
+        uint256 distance = price > oraclePrice ? price - oraclePrice : oraclePrice - price;
+        if (distance.wDivUp(oraclePrice) > market.params.matchBand) {
+            revert PriceOutsideBand(marketId, price, oraclePrice, market.params.matchBand);
+        }
+        _accrueFunding(marketId, oraclePrice);
+        int256 signedSize = FixedPointMath.toInt(size);
+        _fillAndCheck(_crossId(buyer), marketId, signedSize, price, prices);
+        _fillAndCheck(_crossId(seller), marketId, -signedSize, price, prices);
+        _checkOpenInterestCap(marketId);
+    }
+
+    function accrueFunding(uint256 marketId) external {
+        _market(marketId);
+        _accrueFunding(marketId, oracle.price(marketId));
+    }
+
+    function settleFunding(uint256 accountId, uint256 marketId) external nonReentrant {
+        _market(marketId);
+        _accrueFunding(marketId, oracle.price(marketId));
+        _settleFunding(accountId, marketId);
+    }
+
+    /* VIEWS */
+
+    function accountValue(address account) external view returns (int256 value) {
+        (value,,) = _health(_crossId(account), _emptyPrices());
+    }
+
+    function maintenanceMargin(address account) external view returns (uint256 mm) {
+        (, mm,) = _health(_crossId(account), _emptyPrices());
+    }
+
+    function initialMargin(address account) external view returns (uint256 im) {
+        (,, im) = _health(_crossId(account), _emptyPrices());
+    }
+
+    function isLiquidatable(address account) external view returns (bool) {
+        return _isLiquidatable(_crossId(account), _emptyPrices());
+    }
+
+    /// @notice Whether any account id (cross or isolated) can be liquidated: it holds a position
+    /// and its value is below its maintenance margin.
+    function isAccountLiquidatable(uint256 accountId) external view returns (bool) {
+        return _isLiquidatable(accountId, _emptyPrices());
+    }
+
+    function getPosition(address account, uint256 marketId) external view returns (int256, int256) {
+        Position storage position = positions[_crossId(account)][marketId];
+        return (position.size, position.openNotional);
+    }
+
+    /// @notice A position of any account id, with the funding index it was last settled at.
+    function positionOf(uint256 accountId, uint256 marketId)
+        external
+        view
+        returns (int256 size, int256 openNotional, int256 fundingIndex)
+    {
+        Position storage position = positions[accountId][marketId];
+        return (position.size, position.openNotional, position.fundingIndex);
+    }
+
+    function collateralOf(uint256 accountId) external view returns (int256) {
+        return accounts[accountId].collateral;
+    }
+
+    function marketMaskOf(uint256 accountId) external view returns (uint256) {
+        return accounts[accountId].marketMask;
+    }
+
+    function health(uint256 accountId) external view returns (int256, uint256, uint256) {
+        return _health(accountId, _emptyPrices());
+    }
+
+    function healthOf(uint256[] calldata ids)
+        external
+        view
+        returns (int256[] memory values, uint256[] memory mms, uint256[] memory ims)
+    {
+        uint256[] memory prices = _emptyPrices();
+        values = new int256[](ids.length);
+        mms = new uint256[](ids.length);
+        ims = new uint256[](ids.length);
+        for (uint256 i; i < ids.length; ++i) {
+            (values[i], mms[i], ims[i]) = _health(ids[i], prices);
+        }
+    }
+
+    function healthRange(uint256 start, uint256 count)
+        external
+        view
+        returns (uint256[] memory ids, int256[] memory values, uint256[] memory mms)
+    {
+        uint256 end = FixedPointMath.min(start + count, accountIds.length);
+        uint256 n = end > start ? end - start : 0;
+        uint256[] memory prices = _emptyPrices();
+        ids = new uint256[](n);
+        values = new int256[](n);
+        mms = new uint256[](n);
+        for (uint256 i; i < n; ++i) {
+            ids[i] = accountIds[start + i];
+            (values[i], mms[i],) = _health(ids[i], prices);
+        }
+    }
+
+    function accountCount() external view returns (uint256) {
+        return accountIds.length;
+    }
+
+    function marketCount() external view returns (uint256) {
+        return markets.length;
+    }
+
+    function marketParams(uint256 marketId) external view returns (MarketParams memory) {
+        return _market(marketId).params;
+    }
+
+    function marketName(uint256 marketId) external view returns (bytes32) {
+        return _market(marketId).name;
+    }
+
+    function tiersOf(uint256 marketId)
+        external
+        view
+        returns (uint256[] memory floors, uint256[] memory mmrs, uint256[] memory deductions)
+    {
+        _market(marketId);
+        Tier[] storage list = tiers[marketId];
+        floors = new uint256[](list.length);
+        mmrs = new uint256[](list.length);
+        deductions = new uint256[](list.length);
+        for (uint256 k; k < list.length; ++k) {
+            (floors[k], mmrs[k], deductions[k]) = (list[k].floor, list[k].mmr, list[k].deduction);
+        }
+    }
+
+    function marketView(uint256 marketId) public view returns (MarketView memory view_) {
+        Market storage market = _market(marketId);
+        view_.marketId = marketId;
+        view_.longOpenInterest = market.longOpenInterest;
+        view_.shortOpenInterest = market.shortOpenInterest;
+        view_.vaultSize = positions[_crossId(vault)][marketId].size;
+        view_.fundingRate = _fundingRate(marketId);
+        view_.fundingIndex = market.fundingIndex;
+        view_.depth2pct = market.params.depth2pct;
+        view_.bookBlock = market.bookBlock;
+        view_.bookConsumed = market.bookBlock == block.number ? market.bookConsumed : int256(0);
+    }
+
+    function marketViews() external view returns (MarketView[] memory views) {
+        views = new MarketView[](markets.length);
+        for (uint256 m; m < markets.length; ++m) {
+            views[m] = marketView(m);
+        }
+    }
+
+    function quote(uint256 marketId, int256 sizeDelta) external view returns (uint256 fillPrice) {
+        Market storage market = _market(marketId);
+        if (sizeDelta == 0) revert ZeroAmount();
+        int256 consumed = market.bookBlock == block.number ? market.bookConsumed : int256(0);
+        (fillPrice,) = DepthCurve.fill(
+            marketId, oracle.price(marketId), sizeDelta, consumed, market.params.depth2pct, market.params.maxImpact
+        );
+    }
+
+    /// @notice The protocol's balance sheet (WAD): what it holds in tokens, and what it owes.
+    /// `claims` is the sum over accounts of collateral - open notional - pending funding, which
+    /// equals the sum of account values at any common price (sizes sum to zero). Conservation:
+    /// tokens = claims + insuranceFund + dust, with dust >= 0; under the NONE policy claims exceed
+    /// tokens by the bad debt.
+    function balanceSheet() external view returns (uint256 tokens, int256 claims, uint256 fund) {
+        tokens = collateralToken.balanceOf(address(this)) * tokenScale;
+        fund = insuranceFund;
+        for (uint256 i; i < accountIds.length; ++i) {
+            uint256 id = accountIds[i];
+            Account storage account = accounts[id];
+            claims += account.collateral;
+            uint256 mask = account.marketMask;
+            for (uint256 m; mask >> m != 0; ++m) {
+                if ((mask >> m) & 1 == 0) continue;
+                Position storage position = positions[id][m];
+                claims -= position.openNotional;
+                claims -= FundingMath.owed(position.size, markets[m].fundingIndex, position.fundingIndex);
+            }
+        }
+    }
+
+    function isolatedAccountId(address account, uint256 marketId) public pure returns (uint256) {
+        return uint256(uint160(account)) | ((marketId + 1) << 160);
+    }
+
+    /* INTERNAL: ACCOUNTS AND COLLATERAL */
+
+    function _crossId(address account) internal pure returns (uint256) {
+        return uint256(uint160(account));
+    }
+
+    function _register(uint256 id) internal {
+        Account storage account = accounts[id];
+        if (account.registered) return;
+        account.registered = true;
+        accountIds.push(id);
+        emit AccountRegistered(id, accountIds.length - 1);
+    }
+
+    function _deposit(address account, uint256 amount) internal {
+        if (amount == 0) revert ZeroAmount();
+        uint256 id = _crossId(account);
+        _register(id);
+        // Tokens in first: a token that cannot move must not credit anything.
+        uint256 balanceBefore = collateralToken.balanceOf(address(this));
+        if (!collateralToken.transferFrom(msg.sender, address(this), amount)) {
+            revert TransferFailed(msg.sender, address(this), amount);
+        }
+        if (collateralToken.balanceOf(address(this)) != balanceBefore + amount) {
+            revert TransferFailed(msg.sender, address(this), amount);
+        }
+        accounts[id].collateral += FixedPointMath.toInt(amount * tokenScale);
+        emit Deposit(id, msg.sender, amount);
+    }
+
+    /// @dev Takes `wad` of collateral out of an account that must stay at or above its initial margin.
+    function _debit(uint256 id, uint256 wad) internal {
+        Account storage account = accounts[id];
+        if (account.collateral < FixedPointMath.toInt(wad)) revert InsufficientCollateral(id, account.collateral, wad);
+        account.collateral -= FixedPointMath.toInt(wad);
+        (int256 value,, uint256 im) = _health(id, _emptyPrices());
+        if (value < FixedPointMath.toInt(im)) revert InsufficientMargin(id, value, im);
+    }
+
+    function _safeTransfer(address to, uint256 amount) internal {
+        if (!collateralToken.transfer(to, amount)) revert TransferFailed(address(this), to, amount);
+    }
+
+    /* INTERNAL: TRADING */
+
+    function _takerTrade(uint256 id, uint256 marketId, int256 sizeDelta, uint256 priceLimit) internal {
+        Market storage market = _market(marketId);
+        if (sizeDelta == 0) revert ZeroAmount();
+        address vaultAccount = vault;
+        if (vaultAccount == address(0) || id == _crossId(vaultAccount)) revert InvalidCounterparty(vaultAccount);
+        uint256[] memory prices = new uint256[](markets.length);
+        uint256 price = _priceOf(prices, marketId);
+        _accrueFunding(marketId, price);
+
+        // Walk the book; consumption accumulates within a block.
+        if (market.bookBlock != block.number) {
+            market.bookBlock = block.number;
+            market.bookConsumed = 0;
+        }
+        (uint256 fillPrice, int256 consumedAfter) = DepthCurve.fill(
+            marketId, price, sizeDelta, market.bookConsumed, market.params.depth2pct, market.params.maxImpact
+        );
+        market.bookConsumed = consumedAfter;
+        if (sizeDelta > 0 ? fillPrice > priceLimit : fillPrice < priceLimit) {
+            revert PriceLimitExceeded(marketId, fillPrice, priceLimit);
+        }
+
+        _fillAndCheck(id, marketId, sizeDelta, fillPrice, prices);
+        _fillVault(_crossId(vaultAccount), marketId, -sizeDelta, fillPrice, prices);
+        _checkOpenInterestCap(marketId);
+    }
+
+    /// @dev Fills a trader and enforces the margin rules: an increase (or a flip) needs AV >= IM after
+    /// it; a reduction is always allowed unless it worsens an account already below zero value.
+    function _fillAndCheck(uint256 id, uint256 marketId, int256 sizeDelta, uint256 fillPrice, uint256[] memory prices)
+        internal
+    {
+        (int256 valueBefore,,) = _health(id, prices);
+        int256 oldSize = positions[id][marketId].size;
+        int256 newSize = _fill(id, marketId, sizeDelta, fillPrice);
+        (int256 valueAfter,, uint256 im) = _health(id, prices);
+        if (_increases(oldSize, newSize)) {
+            if (valueAfter < FixedPointMath.toInt(im)) revert InsufficientMargin(id, valueAfter, im);
+        } else if (valueAfter < 0 && valueAfter < valueBefore) {
+            revert WorsensBadDebt(id, valueBefore, valueAfter);
+        }
+        _updateOpenInterest(marketId, oldSize, newSize);
+    }
+
+    /// @dev The vault's side of a taker fill: it must stay at or above its initial margin when its
+    /// exposure grows (its capacity).
+    function _fillVault(uint256 vaultId, uint256 marketId, int256 sizeDelta, uint256 fillPrice, uint256[] memory prices)
+        internal
+    {
+        int256 oldSize = positions[vaultId][marketId].size;
+        int256 newSize = _fill(vaultId, marketId, sizeDelta, fillPrice);
+        if (_increases(oldSize, newSize)) {
+            (int256 value,, uint256 im) = _health(vaultId, prices);
+            if (value < FixedPointMath.toInt(im)) revert VaultCapacityExceeded(value, im);
+        }
+    }
+
+    /// @dev Settles the position's funding, applies the fill, realises PnL into collateral.
+    function _fill(uint256 id, uint256 marketId, int256 sizeDelta, uint256 fillPrice) internal returns (int256 newSize) {
+        _settleFunding(id, marketId);
+        Position storage position = positions[id][marketId];
+        Account storage account = accounts[id];
+        int256 newOpenNotional;
+        int256 realizedPnl;
+        (newSize, newOpenNotional, realizedPnl) =
+            PositionMath.applyFill(position.size, position.openNotional, sizeDelta, fillPrice);
+        position.size = newSize;
+        position.openNotional = newOpenNotional;
+        account.collateral += realizedPnl;
+        if (newSize == 0) account.marketMask &= ~(uint256(1) << marketId);
+        else account.marketMask |= uint256(1) << marketId;
+        emit PositionChanged(id, marketId, sizeDelta, fillPrice, newSize, newOpenNotional, realizedPnl);
+    }
+
+    function _increases(int256 oldSize, int256 newSize) internal pure returns (bool) {
+        if (newSize == 0) return false;
+        if (oldSize == 0 || (oldSize > 0) != (newSize > 0)) return true;
+        return FixedPointMath.abs(newSize) > FixedPointMath.abs(oldSize);
+    }
+
+    function _updateOpenInterest(uint256 marketId, int256 oldSize, int256 newSize) internal {
+        Market storage market = markets[marketId];
+        if (oldSize > 0) market.longOpenInterest -= uint256(oldSize);
+        else market.shortOpenInterest -= uint256(-oldSize);
+        if (newSize > 0) market.longOpenInterest += uint256(newSize);
+        else market.shortOpenInterest += uint256(-newSize);
+    }
+
+    function _checkOpenInterestCap(uint256 marketId) internal view {
+        Market storage market = markets[marketId];
+        uint256 cap = market.params.maxOpenInterest;
+        if (cap == 0) return;
+        uint256 largest = FixedPointMath.max(market.longOpenInterest, market.shortOpenInterest);
+        if (largest > cap) revert OpenInterestCapExceeded(marketId, largest, cap);
+    }
+
+    /* INTERNAL: FUNDING */
+
+    /// @dev Skew = net taker position = minus the vault's inventory.
+    function _fundingRate(uint256 marketId) internal view returns (int256) {
+        MarketParams storage params = markets[marketId].params;
+        int256 skew = -positions[_crossId(vault)][marketId].size;
+        return FundingMath.rate(skew, params.skewScale, params.maxFundingRate);
+    }
+
+    function _currentFundingIndex(uint256 marketId, uint256 price) internal view returns (int256) {
+        Market storage market = markets[marketId];
+        return FundingMath.accrue(
+            market.fundingIndex, _fundingRate(marketId), price, block.timestamp - market.lastFundingTime
+        );
+    }
+
+    function _accrueFunding(uint256 marketId, uint256 price) internal {
+        Market storage market = markets[marketId];
+        if (market.lastFundingTime == block.timestamp) return;
+        int256 index = _currentFundingIndex(marketId, price);
+        market.fundingIndex = index;
+        market.lastFundingTime = block.timestamp;
+        emit FundingAccrued(marketId, index, _fundingRate(marketId));
+    }
+
+    /// @dev Requires the market's index accrued to now.
+    function _settleFunding(uint256 id, uint256 marketId) internal {
+        Position storage position = positions[id][marketId];
+        int256 index = markets[marketId].fundingIndex;
+        int256 amount = FundingMath.owed(position.size, index, position.fundingIndex);
+        position.fundingIndex = index;
+        if (amount == 0) return;
+        accounts[id].collateral -= amount;
+        emit FundingSettled(id, marketId, amount);
+    }
+
+    /* INTERNAL: HEALTH */
+
+    /// @dev AV = collateral + sum(uPnL - funding owed); MM and IM summed over positions. Prices are
+    /// read from the oracle once per market per call (cached in `prices`, 0 = not read yet).
+    function _health(uint256 id, uint256[] memory prices) internal view returns (int256 value, uint256 mm, uint256 im) {
+        Account storage account = accounts[id];
+        value = account.collateral;
+        uint256 mask = account.marketMask;
+        for (uint256 m; mask >> m != 0; ++m) {
+            if ((mask >> m) & 1 == 0) continue;
+            Position storage position = positions[id][m];
+            uint256 price = _priceOf(prices, m);
+            value += MarginMath.unrealizedPnl(position.size, position.openNotional, price)
+                - FundingMath.owed(position.size, _currentFundingIndex(m, price), position.fundingIndex);
+            uint256 positionNotional = MarginMath.notional(position.size, price);
+            uint256 positionMm = MarginMath.maintenanceMargin(positionNotional, tiers[m]);
+            mm += positionMm;
+            im += MarginMath.initialMargin(positionNotional, markets[m].params.imr, positionMm);
+        }
+    }
+
+    function _isLiquidatable(uint256 id, uint256[] memory prices) internal view returns (bool) {
+        if (accounts[id].marketMask == 0) return false;
+        (int256 value, uint256 mm,) = _health(id, prices);
+        return value < FixedPointMath.toInt(mm);
+    }
+
+    function _priceOf(uint256[] memory prices, uint256 marketId) internal view returns (uint256) {
+        if (prices[marketId] == 0) prices[marketId] = oracle.price(marketId);
+        return prices[marketId];
+    }
+
+    function _emptyPrices() internal view returns (uint256[] memory) {
+        return new uint256[](markets.length);
+    }
+
+    /* INTERNAL: MARKETS */
+
+    function _market(uint256 marketId) internal view returns (Market storage) {
+        if (marketId >= markets.length) revert UnknownMarket(marketId);
+        return markets[marketId];
+    }
+
+    function _validateParams(MarketParams calldata p) internal pure {
+        if (p.imr == 0 || p.imr > WAD) revert InvalidParameter("imr", p.imr);
+        if (p.mmr > p.imr) revert InvalidParameter("mmr", p.mmr);
+        if (p.liquidationFee >= WAD) revert InvalidParameter("liquidationFee", p.liquidationFee);
+        if (p.keeperShare > WAD) revert InvalidParameter("keeperShare", p.keeperShare);
+        if (p.maxImpact == 0 || p.maxImpact >= WAD) revert InvalidParameter("maxImpact", p.maxImpact);
+        if (p.matchBand >= WAD) revert InvalidParameter("matchBand", p.matchBand);
+        if (p.maxFundingRate > WAD) revert InvalidParameter("maxFundingRate", p.maxFundingRate);
+        if (p.maxFundingRate != 0 && p.skewScale == 0) revert InvalidParameter("skewScale", p.skewScale);
+    }
+
+    function _setTiers(uint256 marketId, uint256[] memory floors, uint256[] memory mmrs) internal {
+        if (floors.length != mmrs.length || floors.length == 0 || floors[0] != 0) {
+            revert InvalidTier(0, floors.length == 0 ? 0 : floors[0], mmrs.length == 0 ? 0 : mmrs[0]);
+        }
+        Tier[] storage list = tiers[marketId];
+        delete tiers[marketId];
+        list.push(Tier({floor: 0, mmr: mmrs[0], deduction: 0}));
+        for (uint256 k = 1; k < floors.length; ++k) {
+            Tier storage previous = list[k - 1];
+            if (floors[k] <= previous.floor || mmrs[k] <= previous.mmr || mmrs[k] >= WAD) {
+                revert InvalidTier(k, floors[k], mmrs[k]);
+            }
+            uint256 deduction = MarginMath.tierDeduction(previous.deduction, floors[k], mmrs[k], previous.mmr);
+            list.push(Tier({floor: floors[k], mmr: mmrs[k], deduction: deduction}));
+        }
+        emit TiersSet(marketId, floors, mmrs);
+    }
+
+    function _tierArrays(uint256 marketId) internal view returns (uint256[] memory floors, uint256[] memory mmrs) {
+        Tier[] storage list = tiers[marketId];
+        floors = new uint256[](list.length);
+        mmrs = new uint256[](list.length);
+        for (uint256 k; k < list.length; ++k) {
+            (floors[k], mmrs[k]) = (list[k].floor, list[k].mmr);
+        }
+    }
+
+    function _single(uint256 value) internal pure returns (uint256[] memory array) {
+        array = new uint256[](1);
+        array[0] = value;
+    }
+}

@@ -1,0 +1,98 @@
+"""Deployment of the perpsim contracts through Ape: one place, used by tests, ape scripts and the
+simulator."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from simulator.units import Number, oracle_answer, usdc, wad
+
+
+@dataclass(frozen=True)
+class MarketSpec:
+    """A market and its oracle feed. Ratios are fractions (0.1 = 10%); USD amounts in dollars."""
+
+    name: str
+    price: Number
+    imr: Number = "0.1"
+    mmr: Number = "0.05"
+    liquidation_fee: Number = "0.01"
+    keeper_share: Number = "0.1"
+    depth2pct: Number = 370_000
+    max_impact: Number = "0.1"
+    max_open_interest: Number = 0
+    max_funding_rate: Number = 0
+    skew_scale: Number = 0
+    match_band: Number = "0.01"
+    heartbeat: int = 3600
+    max_deviation: Number = 0
+    cooldown: int = 0
+    # Extra tiers above the first: (notional floor in USD, mmr)
+    tiers: Sequence[tuple[Number, Number]] = ()
+
+    def params(self) -> tuple:
+        """MarketParams as the engine's struct tuple."""
+        return (
+            wad(self.imr),
+            wad(self.mmr),
+            wad(self.liquidation_fee),
+            wad(self.keeper_share),
+            wad(self.depth2pct),
+            wad(self.max_impact),
+            wad(self.max_open_interest),
+            wad(self.max_funding_rate),
+            wad(self.skew_scale),
+            wad(self.match_band),
+        )
+
+
+@dataclass
+class System:
+    deployer: Any
+    vault: Any
+    usdc: Any
+    router: Any
+    engine: Any
+    feeds: list = field(default_factory=list)
+    markets: list = field(default_factory=list)
+
+    def set_price(self, market_id: int, price: Number, sender=None) -> None:
+        """Submits a new oracle answer and lets the router record it (breaker trips included)."""
+        self.feeds[market_id].submit(oracle_answer(price), sender=sender or self.deployer)
+        self.router.update(market_id, sender=sender or self.deployer)
+
+    def fund(self, account, amount_usd: Number) -> None:
+        """Mints collateral to `account` and deposits it into its cross account."""
+        amount = usdc(amount_usd)
+        self.usdc.mint(account, amount, sender=self.deployer)
+        self.usdc.approve(self.engine, amount, sender=account)
+        self.engine.deposit(amount, sender=account)
+
+
+def deploy_system(project, deployer, vault, markets: Sequence[MarketSpec], vault_collateral_usd: Number = 10_000_000) -> System:
+    """Deploys token, feeds, router and engine; creates the markets; funds the vault.
+
+    The deployer is owner of everything, updater of every feed, operator and market maker."""
+    token = deployer.deploy(project.MockUSDC)
+    router = deployer.deploy(project.OracleRouter)
+    engine = deployer.deploy(project.PerpEngine, token, router)
+    system = System(deployer=deployer, vault=vault, usdc=token, router=router, engine=engine)
+    for market_id, spec in enumerate(markets):
+        feed = deployer.deploy(project.PriceFeed, 8, f"{spec.name} / USD")
+        feed.setUpdater(deployer, True, sender=deployer)
+        feed.submit(oracle_answer(spec.price), sender=deployer)
+        router.setMarket(market_id, feed, spec.heartbeat, wad(spec.max_deviation), spec.cooldown, sender=deployer)
+        engine.createMarket(spec.name.encode().ljust(32, b"\0"), spec.params(), sender=deployer)
+        if spec.tiers:
+            floors = [0] + [wad(floor) for floor, _ in spec.tiers]
+            mmrs = [wad(spec.mmr)] + [wad(mmr) for _, mmr in spec.tiers]
+            engine.setTiers(market_id, floors, mmrs, sender=deployer)
+        system.feeds.append(feed)
+        system.markets.append(spec)
+    engine.setRole(engine.OPERATOR_ROLE(), deployer, True, sender=deployer)
+    engine.setRole(engine.MARKET_MAKER_ROLE(), deployer, True, sender=deployer)
+    engine.setVault(vault, sender=deployer)
+    if vault_collateral_usd:
+        system.fund(vault, vault_collateral_usd)
+    return system
