@@ -14,12 +14,13 @@ def registered_accounts(engine) -> list[int]:
 
 
 def check_conservation(system) -> int:
-    """Invariant 1: tokens held = net claims + insurance fund + bad debt adjustment + dust, dust >= 0.
+    """Invariant 1: tokens held + bad debt = net claims + insurance fund + dust, with dust >= 0.
 
-    Claims are collateral minus open notional minus pending funding, summed over all accounts (the
-    vault included): the sum of account values at any common price, since sizes sum to zero."""
+    Claims are collateral minus open notional minus pending funding and socialised loss, summed over
+    all accounts (the vault included): the sum of account values at any common price, since sizes
+    sum to zero. Under the NONE policy the protocol owes bad debt it does not hold."""
     tokens, claims, fund = system.engine.balanceSheet()
-    dust = tokens - claims - fund
+    dust = tokens + system.engine.badDebt() - claims - fund
     assert dust >= 0, f"claims exceed tokens by {-dust} wei (tokens {tokens}, claims {claims}, fund {fund})"
     assert dust <= MAX_DUST_WEI, f"{dust} wei unaccounted for: more than rounding dust"
     return dust
@@ -38,6 +39,14 @@ def check_open_interest(system) -> None:
         assert view.longOpenInterest == sum(s for i, s in zip(ids, sizes) if s > 0 and i != vault_id)
 
 
+def check_insurance_fund(system) -> None:
+    """Invariant 4: the insurance fund never goes negative (it is a uint256; this checks it is
+    backed: the fund alone never exceeds the tokens held)."""
+    tokens, _, fund = system.engine.balanceSheet()
+    assert 0 <= fund <= tokens
+
+
 def check_invariants(system) -> None:
     check_conservation(system)
     check_open_interest(system)
+    check_insurance_fund(system)

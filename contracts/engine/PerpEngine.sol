@@ -9,6 +9,7 @@ import {MarginMath, Tier} from "../libraries/MarginMath.sol";
 import {DepthCurve} from "../libraries/DepthCurve.sol";
 import {PositionMath} from "../libraries/PositionMath.sol";
 import {FundingMath} from "../libraries/FundingMath.sol";
+import {LiquidationMath} from "../libraries/LiquidationMath.sol";
 
 /// @title PerpEngine
 /// @notice Perpetual futures with cross and isolated margin against a liquidity vault.
@@ -38,12 +39,15 @@ contract PerpEngine is IPerpEngine {
         uint256 shortOpenInterest;
         uint256 bookBlock;
         int256 bookConsumed;
+        // Socialised loss per unit of |size| (SOCIALIZE policy), settled lazily like funding.
+        uint256 socialLossIndex;
     }
 
     struct Position {
         int256 size;
         int256 openNotional;
         int256 fundingIndex;
+        uint256 socialLossIndex;
     }
 
     struct Account {
@@ -245,7 +249,150 @@ contract PerpEngine is IPerpEngine {
         _settleFunding(accountId, marketId);
     }
 
+    /* INSURANCE FUND */
+
+    /// @notice Adds `amount` (token units) to the insurance fund.
+    function depositInsurance(uint256 amount) external nonReentrant {
+        if (amount == 0) revert ZeroAmount();
+        _pullTokens(amount);
+        insuranceFund += amount * tokenScale;
+        emit InsuranceFundDeposit(msg.sender, amount * tokenScale);
+    }
+
+    /* LIQUIDATION HOOKS: called by the liquidation engine, which holds the liquidation rules */
+
+    /// @notice Closes `sizeDelta` of an account's position against the vault at the depth-curve
+    /// price. No margin checks and no vault capacity check: the vault is the backstop for
+    /// liquidation flow; only the book's end (`maxImpact`, depth 0) stops a fill.
+    function liquidationFill(uint256 accountId, uint256 marketId, int256 sizeDelta)
+        external
+        nonReentrant
+        onlyRole(LIQUIDATOR_ROLE)
+        returns (uint256 fillPrice)
+    {
+        Market storage market = _market(marketId);
+        uint256 price = oracle.price(marketId);
+        _accrueFunding(marketId, price);
+        fillPrice = _walkBook(market, marketId, price, sizeDelta);
+        _fill(accountId, marketId, sizeDelta, fillPrice);
+        _fill(_crossId(vault), marketId, -sizeDelta, fillPrice);
+    }
+
+    /// @notice ADL fill: `accountId` trades `sizeDelta` with `counterpartyId` at `price` (the
+    /// bankruptcy price), outside the book.
+    function adlFill(uint256 accountId, uint256 counterpartyId, uint256 marketId, int256 sizeDelta, uint256 price)
+        external
+        nonReentrant
+        onlyRole(LIQUIDATOR_ROLE)
+    {
+        _market(marketId);
+        _accrueFunding(marketId, oracle.price(marketId));
+        _fill(accountId, marketId, sizeDelta, price);
+        _fill(counterpartyId, marketId, -sizeDelta, price);
+    }
+
+    /// @notice Moves a liquidation penalty out of the account: `toKeeper` to the keeper's cross
+    /// account, `toFund` to the insurance fund.
+    function chargePenalty(uint256 accountId, address keeper, uint256 toKeeper, uint256 toFund)
+        external
+        nonReentrant
+        onlyRole(LIQUIDATOR_ROLE)
+    {
+        accounts[accountId].collateral -= FixedPointMath.toInt(toKeeper + toFund);
+        if (toKeeper != 0) {
+            uint256 keeperId = _crossId(keeper);
+            _register(keeperId);
+            accounts[keeperId].collateral += FixedPointMath.toInt(toKeeper);
+        }
+        insuranceFund += toFund;
+        emit PenaltyCharged(accountId, keeper, toKeeper, toFund);
+    }
+
+    /// @notice The loss waterfall for an account whose value is below zero: the insurance fund pays
+    /// what it can (it never goes negative); the rest is spread over the other open positions of
+    /// `marketId` pro rata to size when `socialize` is set and there are any, else recorded as bad
+    /// debt, by which the protocol's claims then exceed its tokens. The account ends at zero value.
+    function settleDeficit(uint256 accountId, uint256 marketId, bool socialize)
+        external
+        nonReentrant
+        onlyRole(LIQUIDATOR_ROLE)
+        returns (uint256 fromFund, uint256 socialized, uint256 writtenOff)
+    {
+        Market storage market = _market(marketId);
+        (int256 value,,) = _health(accountId, _emptyPrices());
+        if (value >= 0) return (0, 0, 0);
+        uint256 deficit = uint256(-value);
+        fromFund = FixedPointMath.min(deficit, insuranceFund);
+        insuranceFund -= fromFund;
+        uint256 rest = deficit - fromFund;
+        if (rest != 0 && socialize) {
+            Position storage own = positions[accountId][marketId];
+            uint256 others = market.longOpenInterest + market.shortOpenInterest
+                + FixedPointMath.abs(positions[_crossId(vault)][marketId].size) - FixedPointMath.abs(own.size);
+            if (others != 0) {
+                // The bankrupt account's own remaining position does not pay its own loss.
+                _settleSocialLoss(accountId, marketId);
+                uint256 delta = LiquidationMath.socialLossIndexDelta(rest, others);
+                market.socialLossIndex += delta;
+                own.socialLossIndex = market.socialLossIndex;
+                socialized = rest;
+                rest = 0;
+                emit LossSocialized(marketId, accountId, socialized, delta);
+            }
+        }
+        writtenOff = rest;
+        badDebt += writtenOff;
+        accounts[accountId].collateral += FixedPointMath.toInt(deficit);
+        if (fromFund != 0) emit InsuranceFundPayment(accountId, marketId, fromFund);
+        if (writtenOff != 0) emit BadDebtRecorded(accountId, marketId, writtenOff);
+    }
+
     /* VIEWS */
+
+    function bankruptcyPrice(address account, uint256 marketId) external view returns (uint256) {
+        return bankruptcyPriceOf(_crossId(account), marketId);
+    }
+
+    /// @notice P - AV / size for the account's position in `marketId`, other prices fixed.
+    function bankruptcyPriceOf(uint256 accountId, uint256 marketId) public view returns (uint256) {
+        _market(marketId);
+        int256 size = positions[accountId][marketId].size;
+        if (size == 0) revert ZeroAmount();
+        uint256[] memory prices = _emptyPrices();
+        (int256 value,,) = _health(accountId, prices);
+        return LiquidationMath.bankruptcyPrice(prices[marketId], value, size);
+    }
+
+    /// @notice Notional the book can still take this block in one direction before it ends.
+    function bookCapacity(uint256 marketId, bool isBuy) external view returns (uint256) {
+        Market storage market = _market(marketId);
+        int256 consumed = market.bookBlock == block.number ? market.bookConsumed : int256(0);
+        return DepthCurve.capacity(consumed, market.params.depth2pct, market.params.maxImpact, isBuy);
+    }
+
+    /// @notice What `liquidationFill` would do now: its fill price and the account's value and
+    /// maintenance margin after it. Exact: the same book walk, position math, funding and
+    /// socialised-loss settlement as the fill itself.
+    function previewLiquidationFill(uint256 accountId, uint256 marketId, int256 sizeDelta)
+        external
+        view
+        returns (uint256 fillPrice, int256 valueAfter, uint256 mmAfter)
+    {
+        Market storage market = _market(marketId);
+        uint256[] memory prices = _emptyPrices();
+        uint256 price = _priceOf(prices, marketId);
+        int256 consumed = market.bookBlock == block.number ? market.bookConsumed : int256(0);
+        (fillPrice,) =
+            DepthCurve.fill(marketId, price, sizeDelta, consumed, market.params.depth2pct, market.params.maxImpact);
+        (valueAfter, mmAfter,) = _health(accountId, prices);
+        Position storage position = positions[accountId][marketId];
+        (int256 newSize, int256 newOpenNotional, int256 realizedPnl) =
+            PositionMath.applyFill(position.size, position.openNotional, sizeDelta, fillPrice);
+        valueAfter += realizedPnl - MarginMath.unrealizedPnl(position.size, position.openNotional, price)
+            + MarginMath.unrealizedPnl(newSize, newOpenNotional, price);
+        mmAfter = mmAfter - _positionMaintenanceMargin(marketId, position.size, price)
+            + _positionMaintenanceMargin(marketId, newSize, price);
+    }
 
     function accountValue(address account) external view returns (int256 value) {
         (value,,) = _health(_crossId(account), _emptyPrices());
@@ -369,6 +516,7 @@ contract PerpEngine is IPerpEngine {
         view_.depth2pct = market.params.depth2pct;
         view_.bookBlock = market.bookBlock;
         view_.bookConsumed = market.bookBlock == block.number ? market.bookConsumed : int256(0);
+        view_.socialLossIndex = market.socialLossIndex;
     }
 
     function marketViews() external view returns (MarketView[] memory views) {
@@ -405,6 +553,7 @@ contract PerpEngine is IPerpEngine {
                 Position storage position = positions[id][m];
                 claims -= position.openNotional;
                 claims -= FundingMath.owed(position.size, markets[m].fundingIndex, position.fundingIndex);
+                claims -= FixedPointMath.toInt(_pendingSocialLoss(position, m));
             }
         }
     }
@@ -431,14 +580,7 @@ contract PerpEngine is IPerpEngine {
         if (amount == 0) revert ZeroAmount();
         uint256 id = _crossId(account);
         _register(id);
-        // Tokens in first: a token that cannot move must not credit anything.
-        uint256 balanceBefore = collateralToken.balanceOf(address(this));
-        if (!collateralToken.transferFrom(msg.sender, address(this), amount)) {
-            revert TransferFailed(msg.sender, address(this), amount);
-        }
-        if (collateralToken.balanceOf(address(this)) != balanceBefore + amount) {
-            revert TransferFailed(msg.sender, address(this), amount);
-        }
+        _pullTokens(amount);
         accounts[id].collateral += FixedPointMath.toInt(amount * tokenScale);
         emit Deposit(id, msg.sender, amount);
     }
@@ -450,6 +592,17 @@ contract PerpEngine is IPerpEngine {
         account.collateral -= FixedPointMath.toInt(wad);
         (int256 value,, uint256 im) = _health(id, _emptyPrices());
         if (value < FixedPointMath.toInt(im)) revert InsufficientMargin(id, value, im);
+    }
+
+    /// @dev Tokens in before anything is credited: a token that does not move credits nothing.
+    function _pullTokens(uint256 amount) internal {
+        uint256 balanceBefore = collateralToken.balanceOf(address(this));
+        if (!collateralToken.transferFrom(msg.sender, address(this), amount)) {
+            revert TransferFailed(msg.sender, address(this), amount);
+        }
+        if (collateralToken.balanceOf(address(this)) != balanceBefore + amount) {
+            revert TransferFailed(msg.sender, address(this), amount);
+        }
     }
 
     function _safeTransfer(address to, uint256 amount) internal {
@@ -467,15 +620,7 @@ contract PerpEngine is IPerpEngine {
         uint256 price = _priceOf(prices, marketId);
         _accrueFunding(marketId, price);
 
-        // Walk the book; consumption accumulates within a block.
-        if (market.bookBlock != block.number) {
-            market.bookBlock = block.number;
-            market.bookConsumed = 0;
-        }
-        (uint256 fillPrice, int256 consumedAfter) = DepthCurve.fill(
-            marketId, price, sizeDelta, market.bookConsumed, market.params.depth2pct, market.params.maxImpact
-        );
-        market.bookConsumed = consumedAfter;
+        uint256 fillPrice = _walkBook(market, marketId, price, sizeDelta);
         if (sizeDelta > 0 ? fillPrice > priceLimit : fillPrice < priceLimit) {
             revert PriceLimitExceeded(marketId, fillPrice, priceLimit);
         }
@@ -483,6 +628,22 @@ contract PerpEngine is IPerpEngine {
         _fillAndCheck(id, marketId, sizeDelta, fillPrice, prices);
         _fillVault(_crossId(vaultAccount), marketId, -sizeDelta, fillPrice, prices);
         _checkOpenInterestCap(marketId);
+    }
+
+    /// @dev Walks the book at the oracle price; consumption accumulates within a block.
+    function _walkBook(Market storage market, uint256 marketId, uint256 price, int256 sizeDelta)
+        internal
+        returns (uint256 fillPrice)
+    {
+        if (market.bookBlock != block.number) {
+            market.bookBlock = block.number;
+            market.bookConsumed = 0;
+        }
+        int256 consumedAfter;
+        (fillPrice, consumedAfter) = DepthCurve.fill(
+            marketId, price, sizeDelta, market.bookConsumed, market.params.depth2pct, market.params.maxImpact
+        );
+        market.bookConsumed = consumedAfter;
     }
 
     /// @dev Fills a trader and enforces the margin rules: an increase (or a flip) needs AV >= IM after
@@ -499,7 +660,6 @@ contract PerpEngine is IPerpEngine {
         } else if (valueAfter < 0 && valueAfter < valueBefore) {
             revert WorsensBadDebt(id, valueBefore, valueAfter);
         }
-        _updateOpenInterest(marketId, oldSize, newSize);
     }
 
     /// @dev The vault's side of a taker fill: it must stay at or above its initial margin when its
@@ -518,6 +678,7 @@ contract PerpEngine is IPerpEngine {
     /// @dev Settles the position's funding, applies the fill, realises PnL into collateral.
     function _fill(uint256 id, uint256 marketId, int256 sizeDelta, uint256 fillPrice) internal returns (int256 newSize) {
         _settleFunding(id, marketId);
+        _settleSocialLoss(id, marketId);
         Position storage position = positions[id][marketId];
         Account storage account = accounts[id];
         int256 newOpenNotional;
@@ -529,6 +690,7 @@ contract PerpEngine is IPerpEngine {
         account.collateral += realizedPnl;
         if (newSize == 0) account.marketMask &= ~(uint256(1) << marketId);
         else account.marketMask |= uint256(1) << marketId;
+        if (id != _crossId(vault)) _updateOpenInterest(marketId, sizeDelta, newSize);
         emit PositionChanged(id, marketId, sizeDelta, fillPrice, newSize, newOpenNotional, realizedPnl);
     }
 
@@ -538,8 +700,10 @@ contract PerpEngine is IPerpEngine {
         return FixedPointMath.abs(newSize) > FixedPointMath.abs(oldSize);
     }
 
-    function _updateOpenInterest(uint256 marketId, int256 oldSize, int256 newSize) internal {
+    /// @dev Trader open interest; the vault's inventory is tracked by its position.
+    function _updateOpenInterest(uint256 marketId, int256 sizeDelta, int256 newSize) internal {
         Market storage market = markets[marketId];
+        int256 oldSize = newSize - sizeDelta;
         if (oldSize > 0) market.longOpenInterest -= uint256(oldSize);
         else market.shortOpenInterest -= uint256(-oldSize);
         if (newSize > 0) market.longOpenInterest += uint256(newSize);
@@ -590,6 +754,21 @@ contract PerpEngine is IPerpEngine {
         emit FundingSettled(id, marketId, amount);
     }
 
+    /* INTERNAL: SOCIALISED LOSS */
+
+    function _pendingSocialLoss(Position storage position, uint256 marketId) internal view returns (uint256) {
+        return LiquidationMath.socialLossOwed(position.size, markets[marketId].socialLossIndex, position.socialLossIndex);
+    }
+
+    function _settleSocialLoss(uint256 id, uint256 marketId) internal {
+        Position storage position = positions[id][marketId];
+        uint256 amount = _pendingSocialLoss(position, marketId);
+        position.socialLossIndex = markets[marketId].socialLossIndex;
+        if (amount == 0) return;
+        accounts[id].collateral -= FixedPointMath.toInt(amount);
+        emit SocialLossSettled(id, marketId, amount);
+    }
+
     /* INTERNAL: HEALTH */
 
     /// @dev AV = collateral + sum(uPnL - funding owed); MM and IM summed over positions. Prices are
@@ -603,12 +782,17 @@ contract PerpEngine is IPerpEngine {
             Position storage position = positions[id][m];
             uint256 price = _priceOf(prices, m);
             value += MarginMath.unrealizedPnl(position.size, position.openNotional, price)
-                - FundingMath.owed(position.size, _currentFundingIndex(m, price), position.fundingIndex);
+                - FundingMath.owed(position.size, _currentFundingIndex(m, price), position.fundingIndex)
+                - FixedPointMath.toInt(_pendingSocialLoss(position, m));
             uint256 positionNotional = MarginMath.notional(position.size, price);
-            uint256 positionMm = MarginMath.maintenanceMargin(positionNotional, tiers[m]);
+            uint256 positionMm = _positionMaintenanceMargin(m, position.size, price);
             mm += positionMm;
             im += MarginMath.initialMargin(positionNotional, markets[m].params.imr, positionMm);
         }
+    }
+
+    function _positionMaintenanceMargin(uint256 marketId, int256 size, uint256 price) internal view returns (uint256) {
+        return MarginMath.maintenanceMargin(MarginMath.notional(size, price), tiers[marketId]);
     }
 
     function _isLiquidatable(uint256 id, uint256[] memory prices) internal view returns (bool) {

@@ -36,6 +36,7 @@ struct MarketView {
     uint256 depth2pct;
     int256 bookConsumed;
     uint256 bookBlock;
+    uint256 socialLossIndex;
 }
 
 /// @title IPerpEngine
@@ -101,6 +102,12 @@ interface IPerpEngine {
     );
     event FundingSettled(uint256 indexed accountId, uint256 indexed marketId, int256 amount);
     event FundingAccrued(uint256 indexed marketId, int256 index, int256 rate);
+    event SocialLossSettled(uint256 indexed accountId, uint256 indexed marketId, uint256 amount);
+    event InsuranceFundDeposit(address indexed from, uint256 amount);
+    event PenaltyCharged(uint256 indexed accountId, address indexed keeper, uint256 toKeeper, uint256 toFund);
+    event InsuranceFundPayment(uint256 indexed accountId, uint256 indexed marketId, uint256 amount);
+    event LossSocialized(uint256 indexed marketId, uint256 indexed accountId, uint256 amount, uint256 indexDelta);
+    event BadDebtRecorded(uint256 indexed accountId, uint256 indexed marketId, uint256 amount);
 
     /* COLLATERAL */
 
@@ -168,4 +175,8 @@ interface IPerpEngine {
     function quote(uint256 marketId, int256 sizeDelta) external view returns (uint256 fillPrice);
 
     function isolatedAccountId(address owner, uint256 marketId) external pure returns (uint256);
+
+    function insuranceFund() external view returns (uint256);
+    function badDebt() external view returns (uint256);
+    function bankruptcyPrice(address account, uint256 marketId) external view returns (uint256);
 }

@@ -4,9 +4,23 @@ simulator."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import IntEnum
 from typing import Any, Sequence
 
 from simulator.units import Number, oracle_answer, usdc, wad
+
+
+class BadDebtPolicy(IntEnum):
+    """Mirrors the Solidity enum of contracts/interfaces/ILiquidationEngine.sol."""
+
+    ADL = 0
+    SOCIALIZE = 1
+    NONE = 2
+
+
+class AdlRanking(IntEnum):
+    PNL_LEVERAGE = 0
+    PRO_RATA = 1
 
 
 @dataclass(frozen=True)
@@ -30,6 +44,13 @@ class MarketSpec:
     cooldown: int = 0
     # Extra tiers above the first: (notional floor in USD, mmr)
     tiers: Sequence[tuple[Number, Number]] = ()
+    # Liquidation rules (LiquidationEngine)
+    slice_threshold: Number = 1_000_000
+    slice_fraction: Number = "0.2"
+    rate_limit_notional: Number = 0
+    rate_limit_window: int = 0
+    policy: BadDebtPolicy = BadDebtPolicy.ADL
+    ranking: AdlRanking = AdlRanking.PNL_LEVERAGE
 
     def params(self) -> tuple:
         """MarketParams as the engine's struct tuple."""
@@ -46,6 +67,17 @@ class MarketSpec:
             wad(self.match_band),
         )
 
+    def liquidation_params(self) -> tuple:
+        """LiquidationParams as the liquidation engine's struct tuple."""
+        return (
+            wad(self.slice_threshold),
+            wad(self.slice_fraction),
+            wad(self.rate_limit_notional),
+            self.rate_limit_window,
+            int(self.policy),
+            int(self.ranking),
+        )
+
 
 @dataclass
 class System:
@@ -54,6 +86,7 @@ class System:
     usdc: Any
     router: Any
     engine: Any
+    liquidator: Any
     feeds: list = field(default_factory=list)
     markets: list = field(default_factory=list)
 
@@ -61,6 +94,12 @@ class System:
         """Submits a new oracle answer and lets the router record it (breaker trips included)."""
         self.feeds[market_id].submit(oracle_answer(price), sender=sender or self.deployer)
         self.router.update(market_id, sender=sender or self.deployer)
+
+    def fund_insurance(self, amount_usd: Number) -> None:
+        amount = usdc(amount_usd)
+        self.usdc.mint(self.deployer, amount, sender=self.deployer)
+        self.usdc.approve(self.engine, amount, sender=self.deployer)
+        self.engine.depositInsurance(amount, sender=self.deployer)
 
     def fund(self, account, amount_usd: Number) -> None:
         """Mints collateral to `account` and deposits it into its cross account."""
@@ -70,14 +109,24 @@ class System:
         self.engine.deposit(amount, sender=account)
 
 
-def deploy_system(project, deployer, vault, markets: Sequence[MarketSpec], vault_collateral_usd: Number = 10_000_000) -> System:
-    """Deploys token, feeds, router and engine; creates the markets; funds the vault.
+def deploy_system(
+    project,
+    deployer,
+    vault,
+    markets: Sequence[MarketSpec],
+    vault_collateral_usd: Number = 10_000_000,
+    insurance_fund_usd: Number = 0,
+) -> System:
+    """Deploys token, feeds, router, engine and liquidation engine; creates the markets; funds the
+    vault and the insurance fund.
 
     The deployer is owner of everything, updater of every feed, operator and market maker."""
     token = deployer.deploy(project.MockUSDC)
     router = deployer.deploy(project.OracleRouter)
     engine = deployer.deploy(project.PerpEngine, token, router)
-    system = System(deployer=deployer, vault=vault, usdc=token, router=router, engine=engine)
+    liquidator = deployer.deploy(project.LiquidationEngine, engine)
+    engine.setRole(engine.LIQUIDATOR_ROLE(), liquidator, True, sender=deployer)
+    system = System(deployer=deployer, vault=vault, usdc=token, router=router, engine=engine, liquidator=liquidator)
     for market_id, spec in enumerate(markets):
         feed = deployer.deploy(project.PriceFeed, 8, f"{spec.name} / USD")
         feed.setUpdater(deployer, True, sender=deployer)
@@ -88,6 +137,7 @@ def deploy_system(project, deployer, vault, markets: Sequence[MarketSpec], vault
             floors = [0] + [wad(floor) for floor, _ in spec.tiers]
             mmrs = [wad(spec.mmr)] + [wad(mmr) for _, mmr in spec.tiers]
             engine.setTiers(market_id, floors, mmrs, sender=deployer)
+        liquidator.setLiquidationParams(market_id, spec.liquidation_params(), sender=deployer)
         system.feeds.append(feed)
         system.markets.append(spec)
     engine.setRole(engine.OPERATOR_ROLE(), deployer, True, sender=deployer)
@@ -95,4 +145,6 @@ def deploy_system(project, deployer, vault, markets: Sequence[MarketSpec], vault
     engine.setVault(vault, sender=deployer)
     if vault_collateral_usd:
         system.fund(vault, vault_collateral_usd)
+    if insurance_fund_usd:
+        system.fund_insurance(insurance_fund_usd)
     return system

@@ -1,0 +1,126 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.37;
+
+/// @notice What happens to a loss the insurance fund cannot pay, or to a position the book cannot take.
+enum BadDebtPolicy {
+    /// Close the rest against opposite-side winners at the bankruptcy price (default).
+    ADL,
+    /// Spread the loss over the market's other open positions pro rata to size (Drift).
+    SOCIALIZE,
+    /// Record the loss as bad debt: the protocol is insolvent by that amount.
+    NONE
+}
+
+/// @notice Order in which ADL picks counterparties.
+enum AdlRanking {
+    /// PnL% times effective leverage, highest first (BitMEX / Bybit); ties by account id.
+    PNL_LEVERAGE,
+    /// Every eligible winner, reduced in proportion to its size; listed by account id.
+    PRO_RATA
+}
+
+/// @notice Per-market liquidation rules. Notionals in WAD USD, fractions WAD.
+struct LiquidationParams {
+    /// positions with notional at or below this close whole; above it, in slices
+    uint256 sliceThreshold;
+    /// largest fraction of a position one call closes above the threshold (Hyperliquid: 0.2)
+    uint256 sliceFraction;
+    /// liquidated notional allowed per window (0 = no rate limit)
+    uint256 rateLimitNotional;
+    /// rate-limit window in seconds
+    uint256 rateLimitWindow;
+    BadDebtPolicy policy;
+    AdlRanking ranking;
+}
+
+/// @title ILiquidationEngine
+/// @notice Permissionless liquidation with an insurance fund, bad-debt policies and ADL, over a PerpEngine.
+interface ILiquidationEngine {
+    /* ERRORS */
+
+    error Unauthorized(address caller);
+    error UnknownMarket(uint256 marketId);
+    error ZeroAmount();
+    error InvalidParameter(bytes32 name, uint256 value);
+    /// @notice The account's value is at or above its maintenance margin.
+    error NotLiquidatable(uint256 accountId, int256 accountValue, uint256 maintenanceMargin);
+    /// @notice The account has no position in the market.
+    error NoPosition(uint256 accountId, uint256 marketId);
+    /// @notice The vault is the backstop and is never liquidated or deleveraged.
+    error VaultAccount(uint256 accountId);
+    /// @notice The market's rate limit is used up until `windowEnd`.
+    error RateLimited(uint256 marketId, uint256 windowEnd);
+    /// @notice The book cannot take any of the slice (depth gone or `maxImpact` reached); under
+    /// SOCIALIZE and NONE the position stays open until depth returns.
+    error LiquidityVoid(uint256 marketId, uint256 size);
+    /// @notice Under ADL: the book and the insurance fund cannot absorb this liquidation; call
+    /// `deleverage`. `shortfall` is the loss beyond bankruptcy (type(uint256).max: no book at all).
+    error UseDeleverage(uint256 accountId, uint256 marketId, uint256 shortfall, uint256 insuranceFund);
+    /// @notice `deleverage` while the book and the fund can still absorb the loss, or under
+    /// another policy.
+    error AdlNotRequired(uint256 accountId, uint256 marketId);
+    /// @notice Counterparty `accountId` is not on the opposite side with a positive uPnL.
+    error AdlIneligible(uint256 accountId, int256 size, int256 unrealizedPnl);
+    /// @notice The counterparty at `index` ranks before the one above it.
+    error AdlOutOfOrder(uint256 index, uint256 previousScore, uint256 score);
+    /// @notice The counterparties do not cover the size to deleverage.
+    error AdlInsufficient(uint256 remaining);
+    /// @notice A partial slice would leave the account less healthy (AV - MM) and the caller's
+    /// `maxSize` does not allow closing the whole position instead.
+    error LiquidationWorsensHealth(uint256 accountId, int256 healthBefore, int256 healthAfter);
+    /// @notice Counterparties are listed after the size was already covered.
+    error AdlUnusedCounterparties(uint256 firstUnused);
+
+    /* EVENTS */
+
+    event LiquidationParamsSet(uint256 indexed marketId, LiquidationParams params);
+    /// @notice One liquidation call: what was closed, where, and where the loss went.
+    event Liquidation(
+        uint256 indexed accountId,
+        uint256 indexed marketId,
+        address indexed keeper,
+        int256 sizeClosed,
+        uint256 fillPrice,
+        uint256 oraclePrice,
+        uint256 penalty,
+        uint256 keeperReward,
+        uint256 fundPaid,
+        uint256 socialized,
+        uint256 badDebt
+    );
+    /// @notice One ADL fill: the bankrupt account's `size` closed against `counterpartyId` at `price`.
+    event AdlFill(
+        uint256 indexed accountId,
+        uint256 indexed counterpartyId,
+        uint256 indexed marketId,
+        int256 size,
+        uint256 price,
+        uint256 oraclePrice
+    );
+
+    /* ACTIONS */
+
+    /// @notice Liquidates a slice of `account`'s cross position in `marketId` (at most `maxSize`).
+    function liquidate(address account, uint256 marketId, uint256 maxSize) external returns (uint256 closed);
+    /// @notice Liquidates an isolated bucket, judged on its own margin.
+    function liquidateIsolated(address account, uint256 marketId, uint256 maxSize) external returns (uint256 closed);
+    /// @notice Liquidates any account id (cross or isolated).
+    function liquidateAccount(uint256 accountId, uint256 marketId, uint256 maxSize) external returns (uint256 closed);
+
+    /// @notice ADL: closes `account`'s whole cross position in `marketId` against `counterparties`
+    /// (account ids, in the market's ranking order) at the bankruptcy price.
+    function deleverage(address account, uint256 marketId, uint256[] calldata counterparties) external;
+    function deleverageAccount(uint256 accountId, uint256 marketId, uint256[] calldata counterparties) external;
+
+    /* VIEWS */
+
+    /// @notice Whether liquidating the account now needs ADL (policy ADL, liquidatable, and the book
+    /// cannot take the slice or the fund cannot pay the loss beyond bankruptcy).
+    function adlRequired(uint256 accountId, uint256 marketId) external view returns (bool);
+    /// @notice The canonical ADL ranking of winners against a position of sign `bankruptSide`:
+    /// eligible account ids with their scores, in the order `deleverage` expects.
+    function adlRanking(uint256 marketId, int256 bankruptSide)
+        external
+        view
+        returns (uint256[] memory accountIds, uint256[] memory scores);
+}

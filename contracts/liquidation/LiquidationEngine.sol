@@ -1,0 +1,413 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.37;
+
+import {
+    ILiquidationEngine, LiquidationParams, BadDebtPolicy, AdlRanking
+} from "../interfaces/ILiquidationEngine.sol";
+import {IOracleRouter} from "../interfaces/IOracleRouter.sol";
+import {MarketParams} from "../interfaces/IPerpEngine.sol";
+import {PerpEngine} from "../engine/PerpEngine.sol";
+import {FixedPointMath, WAD} from "../libraries/FixedPointMath.sol";
+import {MarginMath} from "../libraries/MarginMath.sol";
+import {LiquidationMath} from "../libraries/LiquidationMath.sol";
+
+/// @title LiquidationEngine
+/// @notice Permissionless liquidation, the loss waterfall and ADL over a PerpEngine (which grants
+/// it the LIQUIDATOR role). NatSpec of the public interface lives in ILiquidationEngine.
+contract LiquidationEngine is ILiquidationEngine {
+    using FixedPointMath for uint256;
+    using FixedPointMath for int256;
+
+    /// @dev What a liquidation call would do now; `liquidate`, `adlRequired` and `deleverage`
+    /// all read it, so they cannot disagree.
+    enum Action {
+        FILL,
+        USE_ADL,
+        LIQUIDITY_VOID,
+        RATE_LIMITED,
+        WORSENS_HEALTH
+    }
+
+    struct Plan {
+        Action action;
+        int256 positionSize;
+        uint256 size;
+        int256 sizeDelta;
+        uint256 price;
+        int256 value;
+        uint256 mm;
+        int256 valueAfter;
+        uint256 mmAfter;
+        uint256 windowEnd;
+    }
+
+    struct RateWindow {
+        uint256 start;
+        uint256 used;
+    }
+
+    /* STORAGE */
+
+    PerpEngine public immutable engine;
+    IOracleRouter public immutable oracle;
+    address public owner;
+
+    mapping(uint256 marketId => LiquidationParams) internal params;
+    mapping(uint256 marketId => bool) public configured;
+    mapping(uint256 marketId => RateWindow) public rateWindows;
+
+    /* MODIFIERS */
+
+    modifier onlyOwner() {
+        if (msg.sender != owner) revert Unauthorized(msg.sender);
+        _;
+    }
+
+    constructor(PerpEngine perpEngine) {
+        engine = perpEngine;
+        oracle = perpEngine.oracle();
+        owner = msg.sender;
+    }
+
+    /* ADMINISTRATION */
+
+    function transferOwnership(address newOwner) external onlyOwner {
+        owner = newOwner;
+    }
+
+    function setLiquidationParams(uint256 marketId, LiquidationParams calldata p) external onlyOwner {
+        _checkMarket(marketId);
+        if (p.sliceFraction == 0 || p.sliceFraction > WAD) revert InvalidParameter("sliceFraction", p.sliceFraction);
+        if (p.rateLimitNotional != 0 && p.rateLimitWindow == 0) {
+            revert InvalidParameter("rateLimitWindow", p.rateLimitWindow);
+        }
+        params[marketId] = p;
+        configured[marketId] = true;
+        delete rateWindows[marketId];
+        emit LiquidationParamsSet(marketId, p);
+    }
+
+    /// @notice A market's rules; an unconfigured market closes whole positions under ADL / PNL_LEVERAGE.
+    function liquidationParams(uint256 marketId) public view returns (LiquidationParams memory p) {
+        _checkMarket(marketId);
+        if (configured[marketId]) return params[marketId];
+        p.sliceThreshold = type(uint256).max;
+        p.sliceFraction = WAD;
+    }
+
+    /* LIQUIDATION */
+
+    function liquidate(address account, uint256 marketId, uint256 maxSize) external returns (uint256) {
+        return liquidateAccount(uint256(uint160(account)), marketId, maxSize);
+    }
+
+    function liquidateIsolated(address account, uint256 marketId, uint256 maxSize) external returns (uint256) {
+        return liquidateAccount(engine.isolatedAccountId(account, marketId), marketId, maxSize);
+    }
+
+    function liquidateAccount(uint256 accountId, uint256 marketId, uint256 maxSize) public returns (uint256) {
+        if (maxSize == 0) revert ZeroAmount();
+        LiquidationParams memory lp = liquidationParams(marketId);
+        Plan memory plan = _plan(accountId, marketId, maxSize, lp);
+        if (plan.action == Action.USE_ADL) {
+            uint256 shortfall = plan.size == 0 || plan.valueAfter >= 0 ? type(uint256).max : uint256(-plan.valueAfter);
+            revert UseDeleverage(accountId, marketId, shortfall, engine.insuranceFund());
+        }
+        if (plan.action == Action.LIQUIDITY_VOID) revert LiquidityVoid(marketId, plan.size);
+        if (plan.action == Action.RATE_LIMITED) revert RateLimited(marketId, plan.windowEnd);
+        if (plan.action == Action.WORSENS_HEALTH) {
+            revert LiquidationWorsensHealth(
+                accountId, plan.value - int256(plan.mm), plan.valueAfter - int256(plan.mmAfter)
+            );
+        }
+
+        uint256 fillPrice = engine.liquidationFill(accountId, marketId, plan.sizeDelta);
+        uint256 closedNotional = plan.size.wMulDown(plan.price);
+        uint256 penalty = _penalty(plan, closedNotional, engine.marketParams(marketId).liquidationFee);
+        uint256 keeperReward;
+        if (penalty != 0) {
+            keeperReward = penalty.wMulDown(engine.marketParams(marketId).keeperShare);
+            engine.chargePenalty(accountId, msg.sender, keeperReward, penalty - keeperReward);
+        }
+        (uint256 fundPaid, uint256 socialized, uint256 badDebt) =
+            engine.settleDeficit(accountId, marketId, lp.policy == BadDebtPolicy.SOCIALIZE);
+        if (lp.rateLimitNotional != 0) _useRateLimit(marketId, lp.rateLimitWindow, closedNotional);
+        emit Liquidation(
+            accountId,
+            marketId,
+            msg.sender,
+            plan.sizeDelta,
+            fillPrice,
+            plan.price,
+            penalty,
+            keeperReward,
+            fundPaid,
+            socialized,
+            badDebt
+        );
+        return plan.size;
+    }
+
+    /* ADL */
+
+    function deleverage(address account, uint256 marketId, uint256[] calldata counterparties) external {
+        deleverageAccount(uint256(uint160(account)), marketId, counterparties);
+    }
+
+    function deleverageAccount(uint256 accountId, uint256 marketId, uint256[] calldata counterparties) public {
+        LiquidationParams memory lp = liquidationParams(marketId);
+        if (lp.policy != BadDebtPolicy.ADL) revert AdlNotRequired(accountId, marketId);
+        Plan memory plan = _plan(accountId, marketId, type(uint256).max, lp);
+        if (plan.action != Action.USE_ADL) revert AdlNotRequired(accountId, marketId);
+        uint256 bankruptcyPrice = engine.bankruptcyPriceOf(accountId, marketId);
+        uint256 total = FixedPointMath.abs(plan.positionSize);
+        uint256[] memory takes = lp.ranking == AdlRanking.PNL_LEVERAGE
+            ? _rankedTakes(accountId, marketId, plan, counterparties, total)
+            : _proRataTakes(accountId, marketId, plan, counterparties, total);
+        for (uint256 i; i < counterparties.length; ++i) {
+            // The bankrupt side closes: a long sells (negative delta), a short buys.
+            int256 delta = plan.positionSize > 0 ? -int256(takes[i]) : int256(takes[i]);
+            engine.adlFill(accountId, counterparties[i], marketId, delta, bankruptcyPrice);
+            emit AdlFill(accountId, counterparties[i], marketId, delta, bankruptcyPrice, plan.price);
+        }
+        // Closing at the bankruptcy price leaves the account at or above zero value; this only
+        // settles rounding dust if anything else moved it.
+        engine.settleDeficit(accountId, marketId, false);
+    }
+
+    /* VIEWS */
+
+    function adlRequired(uint256 accountId, uint256 marketId) external view returns (bool) {
+        LiquidationParams memory lp = liquidationParams(marketId);
+        if (lp.policy != BadDebtPolicy.ADL || !engine.isAccountLiquidatable(accountId)) return false;
+        (int256 size,,) = engine.positionOf(accountId, marketId);
+        if (size == 0) return false;
+        return _plan(accountId, marketId, type(uint256).max, lp).action == Action.USE_ADL;
+    }
+
+    function adlRanking(uint256 marketId, int256 bankruptSide)
+        external
+        view
+        returns (uint256[] memory ids, uint256[] memory scores)
+    {
+        _checkMarket(marketId);
+        uint256 price = oracle.price(marketId);
+        uint256 n = engine.accountCount();
+        ids = new uint256[](n);
+        scores = new uint256[](n);
+        uint256 count;
+        for (uint256 i; i < n; ++i) {
+            uint256 id = engine.accountIds(i);
+            (bool eligible,,, uint256 score) = _candidate(id, marketId, bankruptSide, price);
+            if (!eligible) continue;
+            ids[count] = id;
+            scores[count] = score;
+            ++count;
+        }
+        assembly ("memory-safe") {
+            mstore(ids, count)
+            mstore(scores, count)
+        }
+        bool byScore = liquidationParams(marketId).ranking == AdlRanking.PNL_LEVERAGE;
+        _sort(ids, scores, byScore);
+    }
+
+    /* INTERNAL: PLANNING */
+
+    function _plan(uint256 accountId, uint256 marketId, uint256 maxSize, LiquidationParams memory lp)
+        internal
+        view
+        returns (Plan memory plan)
+    {
+        if (accountId == uint256(uint160(engine.vault()))) revert VaultAccount(accountId);
+        (plan.positionSize,,) = engine.positionOf(accountId, marketId);
+        if (plan.positionSize == 0) revert NoPosition(accountId, marketId);
+        (plan.value, plan.mm,) = engine.health(accountId);
+        if (plan.value >= int256(plan.mm)) revert NotLiquidatable(accountId, plan.value, plan.mm);
+        plan.price = oracle.price(marketId);
+
+        uint256 absSize = FixedPointMath.abs(plan.positionSize);
+        uint256 rateRoom;
+        (rateRoom, plan.windowEnd) = _rateRoom(marketId, lp, plan.price);
+        uint256 bookRoom = engine.bookCapacity(marketId, plan.positionSize < 0).wDivDown(plan.price);
+        uint256 wanted = LiquidationMath.sliceSize(absSize, plan.price, lp.sliceThreshold, lp.sliceFraction, maxSize);
+        plan.size = FixedPointMath.min(wanted, FixedPointMath.min(rateRoom, bookRoom));
+        if (plan.size == 0) {
+            plan.action = wanted > 0 && rateRoom == 0 ? Action.RATE_LIMITED : _voidAction(lp);
+            return plan;
+        }
+        _preview(accountId, marketId, plan);
+        if (plan.size < absSize && plan.valueAfter - int256(plan.mmAfter) < plan.value - int256(plan.mm)) {
+            // A slice that would leave the account less healthy (the book is too thin for it):
+            // close the whole position instead, if the rate limit, the caller and the book allow.
+            if (absSize > rateRoom) plan.action = Action.RATE_LIMITED;
+            else if (absSize > maxSize) plan.action = Action.WORSENS_HEALTH;
+            else if (absSize > bookRoom) plan.action = _voidAction(lp);
+            else {
+                plan.size = absSize;
+                _preview(accountId, marketId, plan);
+            }
+            if (plan.action != Action.FILL) return plan;
+        }
+        if (lp.policy == BadDebtPolicy.ADL && plan.valueAfter < 0 && uint256(-plan.valueAfter) > engine.insuranceFund())
+        {
+            plan.action = Action.USE_ADL;
+        }
+    }
+
+    function _preview(uint256 accountId, uint256 marketId, Plan memory plan) internal view {
+        plan.sizeDelta = plan.positionSize > 0 ? -int256(plan.size) : int256(plan.size);
+        (, plan.valueAfter, plan.mmAfter) = engine.previewLiquidationFill(accountId, marketId, plan.sizeDelta);
+    }
+
+    function _voidAction(LiquidationParams memory lp) internal pure returns (Action) {
+        return lp.policy == BadDebtPolicy.ADL ? Action.USE_ADL : Action.LIQUIDITY_VOID;
+    }
+
+    /// @dev Penalty from the equity left after the fill; on a partial close, also no more than the
+    /// fill improved the account's health (AV - MM), so a partial liquidation never worsens it.
+    function _penalty(Plan memory plan, uint256 closedNotional, uint256 liquidationFee) internal pure returns (uint256) {
+        uint256 penalty = LiquidationMath.penalty(closedNotional, liquidationFee, plan.valueAfter);
+        if (plan.size < FixedPointMath.abs(plan.positionSize)) {
+            int256 gain = (plan.valueAfter - int256(plan.mmAfter)) - (plan.value - int256(plan.mm));
+            penalty = gain > 0 ? FixedPointMath.min(penalty, uint256(gain)) : 0;
+        }
+        return penalty;
+    }
+
+    /// @dev Size the market's rate limit still allows in this window (all of it when disabled).
+    function _rateRoom(uint256 marketId, LiquidationParams memory lp, uint256 price)
+        internal
+        view
+        returns (uint256 room, uint256 windowEnd)
+    {
+        if (lp.rateLimitNotional == 0) return (type(uint256).max, 0);
+        RateWindow memory window = rateWindows[marketId];
+        if (block.timestamp >= window.start + lp.rateLimitWindow) {
+            // A new window starts with this call (`_useRateLimit` records it).
+            window.used = 0;
+            window.start = block.timestamp;
+        }
+        windowEnd = window.start + lp.rateLimitWindow;
+        uint256 left = lp.rateLimitNotional > window.used ? lp.rateLimitNotional - window.used : 0;
+        room = left.wDivDown(price);
+    }
+
+    function _useRateLimit(uint256 marketId, uint256 windowLength, uint256 notional) internal {
+        RateWindow storage window = rateWindows[marketId];
+        if (block.timestamp >= window.start + windowLength) {
+            window.start = block.timestamp;
+            window.used = 0;
+        }
+        window.used += notional;
+    }
+
+    /* INTERNAL: ADL */
+
+    /// @dev PNL_LEVERAGE: counterparties in ranking order, each taken up to its size until covered.
+    function _rankedTakes(
+        uint256 accountId,
+        uint256 marketId,
+        Plan memory plan,
+        uint256[] calldata counterparties,
+        uint256 total
+    ) internal view returns (uint256[] memory takes) {
+        takes = new uint256[](counterparties.length);
+        uint256 remaining = total;
+        uint256 previousScore;
+        for (uint256 i; i < counterparties.length; ++i) {
+            if (remaining == 0) revert AdlUnusedCounterparties(i);
+            (uint256 cpSize, uint256 score) = _checkedCandidate(accountId, counterparties[i], marketId, plan);
+            if (i > 0 && (score > previousScore || (score == previousScore && counterparties[i] <= counterparties[i - 1])))
+            {
+                revert AdlOutOfOrder(i, previousScore, score);
+            }
+            previousScore = score;
+            takes[i] = FixedPointMath.min(remaining, cpSize);
+            remaining -= takes[i];
+        }
+        if (remaining != 0) revert AdlInsufficient(remaining);
+    }
+
+    /// @dev PRO_RATA: every listed winner (by ascending id) gives up the same fraction of its size;
+    /// the rounding remainder, one unit each, goes to the first counterparties with room.
+    function _proRataTakes(
+        uint256 accountId,
+        uint256 marketId,
+        Plan memory plan,
+        uint256[] calldata counterparties,
+        uint256 total
+    ) internal view returns (uint256[] memory takes) {
+        uint256 n = counterparties.length;
+        takes = new uint256[](n);
+        uint256[] memory sizes = new uint256[](n);
+        uint256 available;
+        for (uint256 i; i < n; ++i) {
+            (sizes[i],) = _checkedCandidate(accountId, counterparties[i], marketId, plan);
+            if (i > 0 && counterparties[i] <= counterparties[i - 1]) revert AdlOutOfOrder(i, counterparties[i - 1], counterparties[i]);
+            available += sizes[i];
+        }
+        if (available < total) revert AdlInsufficient(total - available);
+        uint256 assigned;
+        for (uint256 i; i < n; ++i) {
+            takes[i] = total.mulDivDown(sizes[i], available);
+            assigned += takes[i];
+        }
+        for (uint256 i; i < n && assigned < total; ++i) {
+            if (takes[i] < sizes[i]) {
+                ++takes[i];
+                ++assigned;
+            }
+        }
+    }
+
+    function _checkedCandidate(uint256 accountId, uint256 counterpartyId, uint256 marketId, Plan memory plan)
+        internal
+        view
+        returns (uint256 size, uint256 score)
+    {
+        (bool eligible, int256 cpSize, int256 upnl, uint256 cpScore) =
+            _candidate(counterpartyId, marketId, plan.positionSize, plan.price);
+        if (!eligible || counterpartyId == accountId) revert AdlIneligible(counterpartyId, cpSize, upnl);
+        return (FixedPointMath.abs(cpSize), cpScore);
+    }
+
+    /// @dev An ADL counterparty holds the opposite side with a positive uPnL at the oracle price.
+    function _candidate(uint256 id, uint256 marketId, int256 bankruptSide, uint256 price)
+        internal
+        view
+        returns (bool eligible, int256 size, int256 upnl, uint256 score)
+    {
+        int256 openNotional;
+        (size, openNotional,) = engine.positionOf(id, marketId);
+        if (size == 0 || (size > 0) == (bankruptSide > 0)) return (false, size, 0, 0);
+        upnl = MarginMath.unrealizedPnl(size, openNotional, price);
+        if (upnl <= 0) return (false, size, upnl, 0);
+        (int256 value,,) = engine.health(id);
+        score = LiquidationMath.adlScore(upnl, openNotional, MarginMath.notional(size, price), value);
+        eligible = true;
+    }
+
+    /// @dev In-place sort of (ids, scores): by score descending then id ascending, or by id only.
+    function _sort(uint256[] memory ids, uint256[] memory scores, bool byScore) internal pure {
+        // Insertion sort: rankings are computed off the hot path, in views.
+        for (uint256 i = 1; i < ids.length; ++i) {
+            (uint256 id, uint256 score) = (ids[i], scores[i]);
+            uint256 j = i;
+            while (j > 0 && _before(id, score, ids[j - 1], scores[j - 1], byScore)) {
+                (ids[j], scores[j]) = (ids[j - 1], scores[j - 1]);
+                --j;
+            }
+            (ids[j], scores[j]) = (id, score);
+        }
+    }
+
+    function _before(uint256 idA, uint256 scoreA, uint256 idB, uint256 scoreB, bool byScore) internal pure returns (bool) {
+        if (byScore && scoreA != scoreB) return scoreA > scoreB;
+        return idA < idB;
+    }
+
+    function _checkMarket(uint256 marketId) internal view {
+        if (marketId >= engine.marketCount()) revert UnknownMarket(marketId);
+    }
+}
