@@ -22,7 +22,7 @@ test: setup
 	$(VENV)/ape test $(ARGS)
 
 gas: setup
-	$(VENV)/ape test --gas $(ARGS)
+	$(VENV)/ape run gas
 
 clean:
 	rm -rf .build runs .pytest_cache .hypothesis
