@@ -22,3 +22,12 @@ class ToolchainError(PerpsimError, RuntimeError):
         super().__init__(f"{problem}; {fix}")
         self.problem = problem
         self.fix = fix
+
+
+class ChainError(PerpsimError, ConnectionError):
+    """The devnet cannot be reached, died, or answered a request with an error."""
+
+    def __init__(self, uri: str, problem: str):
+        super().__init__(f"the devnet at {uri} {problem}")
+        self.uri = uri
+        self.problem = problem

@@ -98,6 +98,20 @@ interface ILiquidationEngine {
         uint256 oraclePrice
     );
 
+    /// @notice One ADL call: the bankrupt account's whole position closed at the bankruptcy price.
+    /// `valueBefore` is its account value at the oracle price before ADL: the deficit the winners
+    /// covered is max(0, -valueBefore); the profit they gave up relative to the oracle price is
+    /// sign(size) * (bankruptcyPrice - oraclePrice) * |size|.
+    event Deleveraged(
+        uint256 indexed accountId,
+        uint256 indexed marketId,
+        int256 size,
+        uint256 bankruptcyPrice,
+        uint256 oraclePrice,
+        int256 valueBefore,
+        uint256 counterparties
+    );
+
     /* ACTIONS */
 
     /// @notice Liquidates a slice of `account`'s cross position in `marketId` (at most `maxSize`).

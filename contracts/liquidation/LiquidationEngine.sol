@@ -173,6 +173,9 @@ contract LiquidationEngine is ILiquidationEngine {
         // Closing at the bankruptcy price leaves the account at or above zero value; this only
         // settles rounding dust if anything else moved it.
         engine.settleDeficit(accountId, marketId, false);
+        emit Deleveraged(
+            accountId, marketId, plan.positionSize, bankruptcyPrice, plan.price, plan.value, counterparties.length
+        );
     }
 
     /* VIEWS */

@@ -1,0 +1,203 @@
+"""The contracts on anvil as the simulator's exchange: every step is one block of batched
+transactions, every read one batch of eth_calls."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from simulator.chain.deploy import System
+from simulator.chain.rpc import BatchedChain, Call, ContractAbi, Reverted, Tx
+from simulator.exchange import (
+    MAX_UINT,
+    Action,
+    ActionResult,
+    AddMargin,
+    BookSeed,
+    Deleverage,
+    HealthScan,
+    Liquidate,
+    PushPrice,
+    SetDepth,
+    SetupReport,
+    Snapshot,
+    Trade,
+)
+
+# Accounts per healthRange call, and transactions per setup block.
+SCAN_CHUNK = 400
+SETUP_BATCH = 500
+# Depth set while the opening book is built, so opening it does not walk the real book.
+SETUP_DEPTH = 10**36
+
+
+def contract_abi(name: str, contract) -> ContractAbi:
+    abi = [item.model_dump(mode="json", by_alias=True, exclude_none=True) for item in contract.contract_type.abi]
+    return ContractAbi(name, contract.address, abi)
+
+
+class ChainExchange:
+    def __init__(self, system: System, uri: str, keeper: str | None = None):
+        contracts = {
+            "engine": contract_abi("engine", system.engine),
+            "liquidator": contract_abi("liquidator", system.liquidator),
+            "router": contract_abi("router", system.router),
+            "usdc": contract_abi("usdc", system.usdc),
+        }
+        for market, feed in enumerate(system.feeds):
+            contracts[f"feed{market}"] = contract_abi(f"feed{market}", feed)
+        self.chain = BatchedChain(uri, contracts)
+        self.operator = system.deployer.address  # owner, operator, market maker, feed updater, funder
+        self.keeper = keeper or system.deployer.address
+        self.vault = system.vault.address
+        self.vault_id = int(self.vault, 16)
+        self.n_markets = len(system.feeds)
+        self.timestamp = int(self.chain.request("eth_getBlockByNumber", ["latest", False])["timestamp"], 16)
+
+    # -- set-up -- #
+
+    def open_book(self, book: BookSeed, timestamp: int) -> SetupReport:
+        """Funds every trader, the vault and the insurance fund, and opens the traders' positions
+        against the vault, in blocks of batched transactions."""
+        clock = iter(range(timestamp, timestamp + 10**6))
+        total = sum(t.collateral for t in book.traders) + book.vault_collateral + book.insurance_fund
+        self._blocks([
+            Tx(self.operator, "usdc", "mint", (self.operator, total)),
+            Tx(self.operator, "usdc", "approve", (self.chain.contracts["engine"].address, MAX_UINT)),
+        ], clock)
+        funding = [Tx(self.operator, "engine", "depositFor", (t.address, t.collateral)) for t in book.traders if t.collateral]
+        funding.append(Tx(self.operator, "engine", "depositFor", (self.vault, book.vault_collateral)))
+        if book.insurance_fund:
+            funding.append(Tx(self.operator, "engine", "depositInsurance", (book.insurance_fund,)))
+        self._expect_ok(self._blocks(funding, clock))
+
+        depths = [view[6] for view in self.chain.call([Call("engine", "marketViews")])[0]]
+        self._blocks([Tx(self.operator, "engine", "setDepth", (m, SETUP_DEPTH)) for m in range(self.n_markets)], clock)
+        trades = []
+        for trader in book.traders:
+            for market, size in trader.positions.items():
+                if trader.isolated_market is not None:
+                    trades.append(Tx(trader.address, "engine", "transferMargin", (market, trader.collateral * 10**12), tag=(trader.address, market)))
+                    trades.append(Tx(trader.address, "engine", "openIsolatedPosition", (market, size, _limit(size)), tag=(trader.address, market)))
+                else:
+                    trades.append(Tx(trader.address, "engine", "openPosition", (market, size, _limit(size)), tag=(trader.address, market)))
+        results = self._blocks(trades, clock)
+        self._blocks([Tx(self.operator, "engine", "setDepth", (m, d)) for m, d in enumerate(depths)], clock)
+        self.timestamp = next(clock) - 1
+        rejected = [(r.tx.tag[0], r.tx.tag[1], r.error) for r in results if not r.ok and r.tx.function != "transferMargin"]
+        opened = sum(1 for r in results if r.ok and r.tx.function != "transferMargin")
+        return SetupReport(accounts=len(book.traders), positions_opened=opened, positions_rejected=rejected)
+
+    def _blocks(self, txs: list[Tx], clock) -> list:
+        results = []
+        for start in range(0, len(txs), SETUP_BATCH):
+            results += self.chain.transact(txs[start : start + SETUP_BATCH], timestamp=next(clock))
+        return results
+
+    def _expect_ok(self, results) -> None:
+        for result in results:
+            if not result.ok:
+                raise RuntimeError(f"set-up transaction {result.tx.function}{result.tx.args} failed: {result.error}")
+
+    # -- a step -- #
+
+    def execute(self, actions: Sequence[Action], timestamp: int) -> list[ActionResult]:
+        """Executes the actions in order as one block mined at `timestamp`."""
+        txs: list[Tx] = []
+        owners: list[int] = []
+        for index, action in enumerate(actions):
+            for tx in self._txs(action):
+                txs.append(tx)
+                owners.append(index)
+        results = [ActionResult(action=a, ok=True) for a in actions]
+        for owner, tx_result in zip(owners, self.chain.transact(txs, timestamp=timestamp)):
+            result = results[owner]
+            result.events += tx_result.events
+            if not tx_result.ok:
+                result.ok = False
+                result.error = result.error or tx_result.error
+        self.timestamp = timestamp
+        return results
+
+    def _txs(self, action: Action) -> list[Tx]:
+        if isinstance(action, PushPrice):
+            return [
+                Tx(self.operator, f"feed{action.market}", "submit", (action.answer,)),
+                Tx(self.operator, "router", "update", (action.market,)),
+            ]
+        if isinstance(action, SetDepth):
+            return [Tx(self.operator, "engine", "setDepth", (action.market, action.depth2pct))]
+        if isinstance(action, Liquidate):
+            return [Tx(self.keeper, "liquidator", "liquidateAccount", (action.account_id, action.market, MAX_UINT))]
+        if isinstance(action, Deleverage):
+            return [Tx(self.keeper, "liquidator", "deleverageAccount", (action.account_id, action.market, list(action.counterparties)))]
+        if isinstance(action, AddMargin):
+            return [Tx(self.operator, "engine", "depositFor", (action.address, action.amount))]
+        if isinstance(action, Trade):
+            function = "openIsolatedPosition" if action.isolated else "openPosition"
+            return [Tx(action.address, "engine", function, (action.market, action.size_delta, _limit(action.size_delta)))]
+        raise TypeError(f"unknown action {action!r}")
+
+    # -- reads -- #
+
+    def scan(self) -> HealthScan:
+        [count] = self.chain.call([Call("engine", "accountCount")])
+        calls = [Call("engine", "healthRange", (start, SCAN_CHUNK)) for start in range(0, count, SCAN_CHUNK)]
+        ids, values, mms = [], [], []
+        for result in self.chain.call(calls):
+            if isinstance(result, Reverted):
+                # An unusable price makes health unknowable; keepers can do nothing on it either.
+                return HealthScan(ids=[], values=np.array([], dtype=object), mms=np.array([], dtype=object))
+            chunk_ids, chunk_values, chunk_mms = result
+            for account_id, value, mm in zip(chunk_ids, chunk_values, chunk_mms):
+                if account_id != self.vault_id:
+                    ids.append(account_id)
+                    values.append(value)
+                    mms.append(mm)
+        return HealthScan(ids=ids, values=np.array(values, dtype=object), mms=np.array(mms, dtype=object))
+
+    def open_markets(self, account_ids: Sequence[int]) -> list[list[int]]:
+        masks = self.chain.call([Call("engine", "marketMaskOf", (i,)) for i in account_ids])
+        return [[m for m in range(self.n_markets) if mask >> m & 1] for mask in masks]
+
+    def positions(self, account_ids: Sequence[int], market: int) -> list[int]:
+        return [p[0] for p in self.chain.call([Call("engine", "positionOf", (i, market)) for i in account_ids])]
+
+    def adl_required(self, pairs: Sequence[tuple[int, int]]) -> list[bool]:
+        results = self.chain.call([Call("liquidator", "adlRequired", (i, m)) for i, m in pairs])
+        return [r is True for r in results]
+
+    def adl_ranking(self, market: int, bankrupt_side: int) -> list[int]:
+        [result] = self.chain.call([Call("liquidator", "adlRanking", (market, bankrupt_side))])
+        return [] if isinstance(result, Reverted) else list(result[0])
+
+    def snapshot(self) -> Snapshot:
+        prices, views, fund, bad_debt = self.chain.call([
+            Call("router", "prices", (list(range(self.n_markets)),)),
+            Call("engine", "marketViews"),
+            Call("engine", "insuranceFund"),
+            Call("engine", "badDebt"),
+        ])
+        return Snapshot(
+            prices=list(prices[0]),
+            price_status=list(prices[1]),
+            depth2pct=[v[6] for v in views],
+            long_open_interest=[v[1] for v in views],
+            short_open_interest=[v[2] for v in views],
+            vault_size=[v[3] for v in views],
+            insurance_fund=fund,
+            bad_debt=bad_debt,
+        )
+
+    def balance_sheet(self) -> tuple[int, int, int]:
+        [sheet] = self.chain.call([Call("engine", "balanceSheet")])
+        return tuple(sheet)
+
+    def close(self) -> None:
+        self.chain.request("evm_setAutomine", [True])
+
+
+def _limit(size: int) -> int:
+    """No price limit: buys accept any price, sells any price above zero."""
+    return MAX_UINT if size > 0 else 0

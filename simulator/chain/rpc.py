@@ -1,0 +1,243 @@
+"""Batched JSON-RPC to the devnet for the simulator's hot loop.
+
+Ape deploys and runs scripts; here many calls go out in one HTTP request through web3's batch
+transport (HTTPProvider.make_batch_request): health scans as eth_call batches, keeper and agent
+transactions as one batch of eth_sendTransaction from anvil's impersonated accounts, mined
+together into one block with `evm_mine` at the step's timestamp."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import requests
+from eth_utils import keccak, to_checksum_address
+from web3 import HTTPProvider, Web3
+
+from simulator.errors import ChainError
+
+# Each simulated transaction gets this much gas: the block gas limit is disabled on the devnet,
+# and ADL rankings or health scans over many accounts need more than a mainnet block would hold.
+TX_GAS = 30_000_000
+
+
+@dataclass(frozen=True)
+class Call:
+    contract: str
+    function: str
+    args: tuple = ()
+    sender: str | None = None
+
+
+@dataclass(frozen=True)
+class Tx:
+    sender: str
+    contract: str
+    function: str
+    args: tuple = ()
+    tag: Any = None  # what the caller wants back with the result (e.g. the account and market)
+
+
+@dataclass
+class TxResult:
+    tx: Tx
+    ok: bool
+    gas_used: int
+    events: list = field(default_factory=list)  # (event name, args dict), in log order
+    error: str | None = None
+
+
+class ContractAbi:
+    """Encoding, decoding and error names of one contract, from its ABI."""
+
+    def __init__(self, name: str, address: str, abi: list[dict]):
+        self.name = name
+        self.address = to_checksum_address(address)
+        self.contract = Web3().eth.contract(address=self.address, abi=abi)
+        self.codec = Web3().codec
+        self.errors: dict[bytes, tuple[str, list[str], list[str]]] = {}
+        for item in abi:
+            if item.get("type") == "error":
+                types = [i["type"] for i in item["inputs"]]
+                selector = keccak(text=f"{item['name']}({','.join(types)})")[:4]
+                self.errors[selector] = (item["name"], types, [i["name"] for i in item["inputs"]])
+        self.events: dict[bytes, str] = {
+            keccak(text=f"{item['name']}({','.join(_abi_type(i) for i in item['inputs'])})"): item["name"]
+            for item in abi
+            if item.get("type") == "event"
+        }
+
+    def encode(self, function: str, args: Sequence) -> str:
+        return self.contract.encode_abi(function, args=list(args))
+
+    def decode(self, function: str, data: str | bytes):
+        fn = self.contract.get_function_by_name(function)
+        values = fn.abi["outputs"]
+        raw = bytes.fromhex(data[2:]) if isinstance(data, str) else data
+        decoded = self.codec.decode([_abi_type(o) for o in values], raw)
+        return decoded[0] if len(decoded) == 1 else decoded
+
+    def error_name(self, data: str | bytes | None) -> str | None:
+        """`Name(arg=value, ...)` of a custom error in revert data, or None if not ours."""
+        if not data:
+            return None
+        raw = bytes.fromhex(data[2:]) if isinstance(data, str) else data
+        if raw[:4] not in self.errors:
+            return None
+        name, types, names = self.errors[raw[:4]]
+        values = self.codec.decode(types, raw[4:])
+        return f"{name}({', '.join(f'{n}={v}' for n, v in zip(names, values))})"
+
+
+def _abi_type(output: dict) -> str:
+    """Canonical type string of an ABI output, tuples included."""
+    kind = output["type"]
+    if kind.startswith("tuple"):
+        inner = ",".join(_abi_type(c) for c in output["components"])
+        return f"({inner}){kind[len('tuple'):]}"
+    return kind
+
+
+class BatchedChain:
+    """The contracts of one deployment, reached over batched JSON-RPC."""
+
+    def __init__(self, uri: str, contracts: dict[str, ContractAbi], timeout: float = 120):
+        self.uri = uri
+        self.provider = HTTPProvider(uri, request_kwargs={"timeout": timeout})
+        self.contracts = contracts
+        self.by_address = {c.address.lower(): c for c in contracts.values()}
+        self._batch([("anvil_autoImpersonateAccount", [True]), ("evm_setAutomine", [False])])
+
+    # -- transport -- #
+
+    def _batch(self, requests_: list[tuple[str, list]]) -> list[dict]:
+        if not requests_:
+            return []
+        try:
+            responses = self.provider.make_batch_request(requests_)
+        except requests.exceptions.ConnectionError as exc:
+            raise ChainError(self.uri, "is not reachable (did anvil stop?)") from exc
+        except requests.exceptions.Timeout as exc:
+            raise ChainError(self.uri, "did not answer in time") from exc
+        if isinstance(responses, dict):  # the node rejected the whole batch
+            raise ChainError(self.uri, f"rejected a batch: {responses.get('error')}")
+        return list(responses)
+
+    def request(self, method: str, params: list) -> Any:
+        [response] = self._batch([(method, params)])
+        if "error" in response:
+            raise ChainError(self.uri, f"answered {method} with {response['error']}")
+        return response["result"]
+
+    # -- reads -- #
+
+    def call(self, calls: Sequence[Call], block: str = "latest") -> list:
+        """Runs the calls as one batch of eth_call; a reverted call gives a `Reverted`."""
+        payload = [("eth_call", [self._call_params(c), block]) for c in calls]
+        results = []
+        for call, response in zip(calls, self._batch(payload)):
+            abi = self.contracts[call.contract]
+            if "error" in response:
+                results.append(Reverted(self._error_text(response["error"])))
+            else:
+                results.append(abi.decode(call.function, response["result"]))
+        return results
+
+    def _call_params(self, call: Call) -> dict:
+        params = {"to": self.contracts[call.contract].address, "data": self.contracts[call.contract].encode(call.function, call.args)}
+        if call.sender:
+            params["from"] = call.sender
+        return params
+
+    # -- writes -- #
+
+    def transact(self, txs: Sequence[Tx], timestamp: int | None = None) -> list[TxResult]:
+        """Sends the transactions in order, mines them into one block, returns their results."""
+        sends = [
+            (
+                "eth_sendTransaction",
+                [{
+                    "from": tx.sender,
+                    "to": self.contracts[tx.contract].address,
+                    "data": self.contracts[tx.contract].encode(tx.function, tx.args),
+                    "gas": hex(TX_GAS),
+                    "maxFeePerGas": "0x0",
+                    "maxPriorityFeePerGas": "0x0",
+                }],
+            )
+            for tx in txs
+        ]
+        responses = self._batch(sends)
+        hashes = []
+        for tx, response in zip(txs, responses):
+            if "error" in response:
+                raise ChainError(self.uri, f"refused {tx.contract}.{tx.function}: {response['error']}")
+            hashes.append(response["result"])
+        self.mine(timestamp)
+        receipts = self._batch([("eth_getTransactionReceipt", [h]) for h in hashes])
+        results = [self._result(tx, r.get("result")) for tx, r in zip(txs, receipts)]
+        failed = [i for i, r in enumerate(results) if not r.ok]
+        if failed:
+            # Receipts carry no revert data: replay the failed calls on the block's final state
+            # to name the error (the state they saw mid-block may differ slightly).
+            replays = self.call([Call(txs[i].contract, txs[i].function, txs[i].args, txs[i].sender) for i in failed])
+            for i, replay in zip(failed, replays):
+                results[i].error = replay.reason if isinstance(replay, Reverted) else "reverted (passes on replay)"
+        return results
+
+    def mine(self, timestamp: int | None = None) -> None:
+        self.request("evm_mine", [] if timestamp is None else [timestamp])
+
+    def block_number(self) -> int:
+        return int(self.request("eth_blockNumber", []), 16)
+
+    def _result(self, tx: Tx, receipt: dict | None) -> TxResult:
+        if receipt is None:
+            raise ChainError(self.uri, f"has no receipt for {tx.contract}.{tx.function} after mining")
+        ok = int(receipt["status"], 16) == 1
+        events = []
+        for log in receipt["logs"] if ok else []:
+            contract = self.by_address.get(log["address"].lower())
+            if contract is None:
+                continue
+            decoded = _decode_log(contract, log)
+            if decoded is not None:
+                events.append(decoded)
+        return TxResult(tx=tx, ok=ok, gas_used=int(receipt["gasUsed"], 16), events=events)
+
+    def _error_text(self, error: dict) -> str:
+        data = error.get("data")
+        if isinstance(data, dict):
+            data = data.get("data")
+        for contract in self.contracts.values():
+            name = contract.error_name(data)
+            if name:
+                return name
+        return error.get("message", str(error))
+
+
+@dataclass(frozen=True)
+class Reverted:
+    reason: str
+
+
+def _decode_log(contract: ContractAbi, log: dict):
+    """(event name, args) of a log emitted by `contract`, or None for an event it does not declare."""
+    name = contract.events.get(bytes.fromhex(log["topics"][0][2:]))
+    if name is None:
+        return None
+    processed = getattr(contract.contract.events, name)().process_log(_normalise_log(log))
+    return name, dict(processed["args"])
+
+
+def _normalise_log(log: dict) -> dict:
+    return {
+        "address": to_checksum_address(log["address"]),
+        "topics": [bytes.fromhex(t[2:]) for t in log["topics"]],
+        "data": bytes.fromhex(log["data"][2:]),
+        "blockNumber": int(log["blockNumber"], 16),
+        "transactionHash": bytes.fromhex(log["transactionHash"][2:]),
+        "transactionIndex": int(log["transactionIndex"], 16),
+        "blockHash": bytes.fromhex(log["blockHash"][2:]),
+        "logIndex": int(log["logIndex"], 16),
+    }
