@@ -20,17 +20,42 @@ DEFAULT_MARKETS = (
 )
 
 
-def pytest_sessionstart(session):
-    # Fail with the fix to run instead of Ape's download or connection time-outs.
+@pytest.fixture(scope="session")
+def toolchain_checked():
+    """Contract tests fail with the fix to run instead of Ape's download or connection time-outs.
+    Tests of the model and the simulator need no chain and do not ask for this."""
     try:
         toolchain.check()
     except ToolchainError as exc:
-        raise pytest.UsageError(f"perpsim toolchain: {exc.user_message}") from exc
+        pytest.exit(f"perpsim toolchain: {exc.user_message}", returncode=4)
 
 
 @pytest.fixture(scope="session")
-def deployer(accounts):
+def deployer(toolchain_checked, accounts):
     return accounts[0]
+
+
+@pytest.fixture(autouse=True)
+def _fast_reverts(request, monkeypatch):
+    """Speed only, for tests on the chain. When the reverting contract's ABI lacks the error (the
+    router's errors raised through the engine), Ape replays the whole transaction trace to guess
+    the inner contract: seconds per revert; tests/reverts.py decodes such errors from the revert
+    data itself. The foundry plugin also prints the call trace of every reverted transaction."""
+    if not {"networks", "chain", "accounts", "project"} & set(request.fixturenames):
+        return
+    from ape_ethereum.trace import Trace
+
+    networks = request.getfixturevalue("networks")
+    monkeypatch.setattr(Trace, "show", lambda self, *args, **kwargs: None)
+    ecosystem_cls = type(networks.provider.network.ecosystem)
+    original = ecosystem_cls.decode_custom_error
+
+    def decode_custom_error(self, data, address, **kwargs):
+        kwargs.pop("txn", None)
+        kwargs.pop("trace", None)
+        return original(self, data, address, **kwargs)
+
+    monkeypatch.setattr(ecosystem_cls, "decode_custom_error", decode_custom_error)
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,7 @@ from simulator.chain.deploy import MarketSpec, deploy_system
 from simulator.units import wad
 from tests.conftest import BTC, ETH, USDC, WAD
 from tests.invariants import check_invariants
+from tests.reverts import reverts
 
 MAX_PRICE = 2**256 - 1
 
@@ -173,13 +174,13 @@ def test_unusable_prices_stop_trades(project, deployer, vault_account, alice, ch
     else:
         system.feeds[0].submit(0 if bad == "zero" else -1, sender=deployer)
         error = router.InvalidPrice
-    with ape.reverts(error):
+    with reverts(error, any_args=True):
         engine.openPosition(0, WAD // 10, MAX_PRICE, sender=alice)
-    with ape.reverts(error):
+    with reverts(error, any_args=True):
         engine.openPosition(0, -WAD // 10, 0, sender=alice)
-    with ape.reverts(error):
+    with reverts(error, any_args=True):
         engine.withdraw(USDC, sender=alice)
-    with ape.reverts(error):
+    with reverts(error, any_args=True):
         engine.settleMatchedFill(alice, deployer, 0, WAD // 10, wad(100_000), sender=deployer)
     assert engine.getPosition(alice, 0)[0] == WAD // 10
 

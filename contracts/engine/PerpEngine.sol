@@ -26,6 +26,8 @@ contract PerpEngine is IPerpEngine {
     bytes32 public constant OWNER_ROLE = keccak256("OWNER");
 
     uint256 internal constant MAX_MARKETS = 256;
+    /// @dev Depth bound that keeps the curve's arithmetic far from overflow ($1e18 of book).
+    uint256 internal constant MAX_DEPTH = 1e36;
 
     /* STORAGE */
 
@@ -120,6 +122,8 @@ contract PerpEngine is IPerpEngine {
     }
 
     function setRole(bytes32 role, address account, bool granted) external onlyOwner {
+        // Ownership moves only with transferOwnership; a RoleSet(OWNER_ROLE) here would mislead indexers.
+        if (role == OWNER_ROLE) revert InvalidParameter("role", uint256(role));
         hasRole[role][account] = granted;
         emit RoleSet(role, account, granted);
     }
@@ -127,7 +131,10 @@ contract PerpEngine is IPerpEngine {
     /// @notice Sets the vault account. It can change only while the current vault holds no position.
     function setVault(address newVault) external onlyOwner {
         if (newVault == address(0)) revert InvalidCounterparty(newVault);
+        // Neither the old nor the new vault may hold a position: open interest excludes the vault,
+        // so a switch with positions would corrupt it.
         if (vault != address(0) && accounts[_crossId(vault)].marketMask != 0) revert InvalidCounterparty(vault);
+        if (accounts[_crossId(newVault)].marketMask != 0) revert InvalidCounterparty(newVault);
         vault = newVault;
         emit VaultSet(newVault);
     }
@@ -169,7 +176,9 @@ contract PerpEngine is IPerpEngine {
 
     /// @notice Market makers set the book's depth as they withdraw or return (0 = no book).
     function setDepth(uint256 marketId, uint256 depth2pct) external onlyRole(MARKET_MAKER_ROLE) {
-        _market(marketId).params.depth2pct = depth2pct;
+        Market storage market = _market(marketId);
+        if (depth2pct > MAX_DEPTH) revert InvalidParameter("depth2pct", depth2pct);
+        market.params.depth2pct = depth2pct;
         emit DepthSet(marketId, depth2pct, msg.sender);
     }
 
@@ -233,9 +242,10 @@ contract PerpEngine is IPerpEngine {
         }
         _accrueFunding(marketId, oraclePrice);
         int256 signedSize = FixedPointMath.toInt(size);
+        (uint256 longBefore, uint256 shortBefore) = (market.longOpenInterest, market.shortOpenInterest);
         _fillAndCheck(_crossId(buyer), marketId, signedSize, price, prices);
         _fillAndCheck(_crossId(seller), marketId, -signedSize, price, prices);
-        _checkOpenInterestCap(marketId);
+        _checkOpenInterestCap(marketId, longBefore, shortBefore);
     }
 
     function accrueFunding(uint256 marketId) external {
@@ -256,7 +266,7 @@ contract PerpEngine is IPerpEngine {
         if (amount == 0) revert ZeroAmount();
         _pullTokens(amount);
         insuranceFund += amount * tokenScale;
-        emit InsuranceFundDeposit(msg.sender, amount * tokenScale);
+        emit InsuranceFundDeposit(msg.sender, amount);
     }
 
     /* LIQUIDATION HOOKS: called by the liquidation engine, which holds the liquidation rules */
@@ -271,6 +281,7 @@ contract PerpEngine is IPerpEngine {
         returns (uint256 fillPrice)
     {
         Market storage market = _market(marketId);
+        if (sizeDelta == 0) revert ZeroAmount();
         uint256 price = oracle.price(marketId);
         _accrueFunding(marketId, price);
         fillPrice = _walkBook(market, marketId, price, sizeDelta);
@@ -286,6 +297,7 @@ contract PerpEngine is IPerpEngine {
         onlyRole(LIQUIDATOR_ROLE)
     {
         _market(marketId);
+        if (sizeDelta == 0) revert ZeroAmount();
         _accrueFunding(marketId, oracle.price(marketId));
         _fill(accountId, marketId, sizeDelta, price);
         _fill(counterpartyId, marketId, -sizeDelta, price);
@@ -462,8 +474,7 @@ contract PerpEngine is IPerpEngine {
         view
         returns (uint256[] memory ids, int256[] memory values, uint256[] memory mms)
     {
-        uint256 end = FixedPointMath.min(start + count, accountIds.length);
-        uint256 n = end > start ? end - start : 0;
+        uint256 n = start < accountIds.length ? FixedPointMath.min(count, accountIds.length - start) : 0;
         uint256[] memory prices = _emptyPrices();
         ids = new uint256[](n);
         values = new int256[](n);
@@ -615,7 +626,8 @@ contract PerpEngine is IPerpEngine {
         Market storage market = _market(marketId);
         if (sizeDelta == 0) revert ZeroAmount();
         address vaultAccount = vault;
-        if (vaultAccount == address(0) || id == _crossId(vaultAccount)) revert InvalidCounterparty(vaultAccount);
+        // The vault trades only as the counterparty, from no bucket of its own.
+        if (vaultAccount == address(0) || address(uint160(id)) == vaultAccount) revert InvalidCounterparty(vaultAccount);
         uint256[] memory prices = new uint256[](markets.length);
         uint256 price = _priceOf(prices, marketId);
         _accrueFunding(marketId, price);
@@ -625,9 +637,10 @@ contract PerpEngine is IPerpEngine {
             revert PriceLimitExceeded(marketId, fillPrice, priceLimit);
         }
 
+        (uint256 longBefore, uint256 shortBefore) = (market.longOpenInterest, market.shortOpenInterest);
         _fillAndCheck(id, marketId, sizeDelta, fillPrice, prices);
         _fillVault(_crossId(vaultAccount), marketId, -sizeDelta, fillPrice, prices);
-        _checkOpenInterestCap(marketId);
+        _checkOpenInterestCap(marketId, longBefore, shortBefore);
     }
 
     /// @dev Walks the book at the oracle price; consumption accumulates within a block.
@@ -710,12 +723,18 @@ contract PerpEngine is IPerpEngine {
         else market.shortOpenInterest += uint256(-newSize);
     }
 
-    function _checkOpenInterestCap(uint256 marketId) internal view {
+    /// @dev A side above the cap may not grow; reductions are always allowed, even over a cap
+    /// that was lowered after the positions opened.
+    function _checkOpenInterestCap(uint256 marketId, uint256 longBefore, uint256 shortBefore) internal view {
         Market storage market = markets[marketId];
         uint256 cap = market.params.maxOpenInterest;
         if (cap == 0) return;
-        uint256 largest = FixedPointMath.max(market.longOpenInterest, market.shortOpenInterest);
-        if (largest > cap) revert OpenInterestCapExceeded(marketId, largest, cap);
+        if (market.longOpenInterest > cap && market.longOpenInterest > longBefore) {
+            revert OpenInterestCapExceeded(marketId, market.longOpenInterest, cap);
+        }
+        if (market.shortOpenInterest > cap && market.shortOpenInterest > shortBefore) {
+            revert OpenInterestCapExceeded(marketId, market.shortOpenInterest, cap);
+        }
     }
 
     /* INTERNAL: FUNDING */
@@ -823,6 +842,7 @@ contract PerpEngine is IPerpEngine {
         if (p.liquidationFee >= WAD) revert InvalidParameter("liquidationFee", p.liquidationFee);
         if (p.keeperShare > WAD) revert InvalidParameter("keeperShare", p.keeperShare);
         if (p.maxImpact == 0 || p.maxImpact >= WAD) revert InvalidParameter("maxImpact", p.maxImpact);
+        if (p.depth2pct > MAX_DEPTH) revert InvalidParameter("depth2pct", p.depth2pct);
         if (p.matchBand >= WAD) revert InvalidParameter("matchBand", p.matchBand);
         if (p.maxFundingRate > WAD) revert InvalidParameter("maxFundingRate", p.maxFundingRate);
         if (p.maxFundingRate != 0 && p.skewScale == 0) revert InvalidParameter("skewScale", p.skewScale);

@@ -60,7 +60,8 @@ interface IPerpEngine {
     error InsufficientCollateral(uint256 accountId, int256 collateral, uint256 amount);
     /// @notice After the action the account's value would be below its initial margin.
     error InsufficientMargin(uint256 accountId, int256 accountValue, uint256 initialMargin);
-    /// @notice A reduction would worsen an account that is already below zero value.
+    /// @notice A reduction would leave the account below zero value and worse than before: closing
+    /// into bad debt is the liquidation engine's job.
     error WorsensBadDebt(uint256 accountId, int256 valueBefore, int256 valueAfter);
     /// @notice The fill price is past the trader's limit.
     error PriceLimitExceeded(uint256 marketId, uint256 fillPrice, uint256 priceLimit);
@@ -103,6 +104,7 @@ interface IPerpEngine {
     event FundingSettled(uint256 indexed accountId, uint256 indexed marketId, int256 amount);
     event FundingAccrued(uint256 indexed marketId, int256 index, int256 rate);
     event SocialLossSettled(uint256 indexed accountId, uint256 indexed marketId, uint256 amount);
+    /// @notice `amount` in token units, as in Deposit and Withdrawal.
     event InsuranceFundDeposit(address indexed from, uint256 amount);
     event PenaltyCharged(uint256 indexed accountId, address indexed keeper, uint256 toKeeper, uint256 toFund);
     event InsuranceFundPayment(uint256 indexed accountId, uint256 indexed marketId, uint256 amount);

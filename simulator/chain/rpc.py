@@ -153,6 +153,15 @@ class BatchedChain:
 
     def transact(self, txs: Sequence[Tx], timestamp: int | None = None) -> list[TxResult]:
         """Sends the transactions in order, mines them into one block, returns their results."""
+        # Explicit nonces: the node handles a batch's requests concurrently, so letting it pick
+        # nonces gives two transactions of one sender the same one.
+        senders = list(dict.fromkeys(tx.sender for tx in txs))
+        counts = self._batch([("eth_getTransactionCount", [sender, "pending"]) for sender in senders])
+        nonces = {sender: int(r["result"], 16) for sender, r in zip(senders, counts)}
+        assigned = []
+        for tx in txs:
+            assigned.append(nonces[tx.sender])
+            nonces[tx.sender] += 1
         sends = [
             (
                 "eth_sendTransaction",
@@ -163,9 +172,10 @@ class BatchedChain:
                     "gas": hex(TX_GAS),
                     "maxFeePerGas": "0x0",
                     "maxPriorityFeePerGas": "0x0",
+                    "nonce": hex(nonce),
                 }],
             )
-            for tx in txs
+            for tx, nonce in zip(txs, assigned)
         ]
         responses = self._batch(sends)
         hashes = []

@@ -91,4 +91,6 @@ def read_price_csv(path: Path | str) -> PriceSeries:
     if len(times) < 2:
         raise ValueError(f"{name}: needs at least two 'timestamp,price' rows, found {len(times)}")
     seconds_array = np.asarray(times, dtype=float)
-    return PriceSeries(seconds=seconds_array - seconds_array[0], prices=np.asarray(prices, dtype=float), source=str(path))
+    return PriceSeries(
+        seconds=seconds_array - seconds_array[0], prices=np.asarray(prices, dtype=float), source=str(path)
+    )

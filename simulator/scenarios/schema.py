@@ -54,7 +54,12 @@ def fail(problem: str, *at: Union[str, int]) -> NoReturn:
 
 def did_you_mean(word: str, choices: list[str]) -> str:
     """`" (did you mean 'depth2pct'?)"` when a choice is close to `word`, else an empty string."""
-    close = difflib.get_close_matches(str(word), [str(choice) for choice in choices], n=1, cutoff=0.6)
+    word, choices = str(word), [str(choice) for choice in choices]
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    if not close:
+        # A spelled-out or abbreviated key ("volatility" for "vol") is not "close" to difflib.
+        close = [choice for choice in choices if min(len(choice), len(word)) >= 3
+                 and (word.lower().startswith(choice.lower()) or choice.lower().startswith(word.lower()))]
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
@@ -360,7 +365,7 @@ class Correlation(SchemaModel):
         except np.linalg.LinAlgError:
             smallest = float(np.linalg.eigvalsh(np.asarray(self.matrix, dtype=float)).min())
             fail(
-                "is not positive definite (its Cholesky factorisation fails; smallest eigenvalue "
+                "the matrix is not positive definite (its Cholesky factorisation fails; smallest eigenvalue "
                 f"{smallest:.4g}): the pairwise correlations contradict each other, e.g. A~B and A~C "
                 "high but B~C strongly negative",
                 "matrix",
@@ -420,7 +425,11 @@ class Liquidity(LiquiditySettings):
         values = {key: getattr(self, key) for key in LiquiditySettings.model_fields}
         override = self.markets.get(name)
         if override is not None:
-            values.update({key: getattr(override, key) for key in override.model_fields_set})
+            for key in override.model_fields_set:
+                value = getattr(override, key)
+                # null means "not overridden", except that it switches the volatility trigger off.
+                if value is not None or key == "vol_threshold":
+                    values[key] = value
         return LiquiditySettings.model_validate(values)
 
 
@@ -476,7 +485,9 @@ class Oracle(OracleSettings):
         values = {key: getattr(self, key) for key in OracleSettings.model_fields}
         override = self.markets.get(name)
         if override is not None:
-            values.update({key: value for key in override.model_fields_set if (value := getattr(override, key)) is not None})
+            for key in override.model_fields_set:
+                if getattr(override, key) is not None:
+                    values[key] = getattr(override, key)
         return OracleSettings.model_validate(values)
 
 
@@ -531,7 +542,7 @@ class InsuranceFunding(SchemaModel):
     fraction_of_notional: NonNegativeFloat = 0.005
 
 
-class Population(SchemaModel):
+class PopulationSpec(SchemaModel):
     """Trader accounts drawn from distributions (see simulator.population).
 
     Every account takes a side (long with probability `long_fraction`). A share `cross_fraction`
@@ -598,7 +609,7 @@ class Scenario(SchemaModel):
     correlation: Optional[Correlation] = None
     liquidity: Liquidity = Field(default_factory=Liquidity)
     oracle: Oracle = Field(default_factory=Oracle)
-    population: Population = Field(default_factory=Population)
+    population: PopulationSpec = Field(default_factory=PopulationSpec)
     agents: Agents = Field(default_factory=Agents)
 
     _source: Optional[str] = PrivateAttr(default=None)
@@ -665,7 +676,8 @@ class Scenario(SchemaModel):
         def window_within_run(window: StepWindow, *at: Union[str, int]) -> None:
             within_run(window.start_step, "start_step", *at, "start_step")
             if window.end_step > self.steps:
-                fail(f"end_step {window.end_step} is outside the run: windows end at most at steps ({self.steps})",
+                fail(f"end_step {window.end_step} is outside the run: a window ends at most at step {self.steps} "
+                     f"(end_step is exclusive; steps: {self.steps})",
                      *at, "end_step")
 
         for name, path in self.price_paths.items():
@@ -704,7 +716,7 @@ class Scenario(SchemaModel):
             known_market(wick.market, "oracle", "wick", "market")
             within_run(wick.step, "step", "oracle", "wick", "step")
             if wick.end_step > self.steps:
-                fail(f"the wick ends at step {wick.end_step}, after the run ends at steps ({self.steps})",
+                fail(f"the wick lasts until step {wick.end_step - 1}, outside the run: {run}",
                      "oracle", "wick", "duration_steps")
 
         population = self.population
