@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import sys
+from contextlib import contextmanager
+from pathlib import Path
 
 import click
 
 from simulator import __version__, toolchain
 from simulator.errors import PerpsimError
+
+DEFAULT_SCENARIO = "oct-2025"
 
 
 @click.group()
@@ -21,6 +26,95 @@ def doctor() -> None:
     """Check the offline toolchain: compiler stand-in and anvil wrapper."""
     click.echo(f"compiler: {toolchain.check_compiler()}")
     click.echo(f"anvil:    {toolchain.check_anvil()}")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def scenarios(as_json: bool) -> None:
+    """List the built-in scenarios."""
+    from simulator.scenarios import list_scenarios
+
+    found = list_scenarios()
+    if as_json:
+        click.echo(json.dumps([{"name": s.name, "description": s.description} for s in found], indent=2))
+        return
+    for info in found:
+        click.echo(f"{info.name:<14} {info.description}")
+
+
+@cli.command()
+@click.argument("scenario", default=DEFAULT_SCENARIO)
+@click.option("--seed", type=int, default=None, help="Random seed (default: the scenario's).")
+@click.option("--accounts", type=click.IntRange(min=1), default=None, help="Trader accounts (default: the scenario's).")
+@click.option("--steps", type=click.IntRange(min=1), default=None, help="Run only the first N steps.")
+@click.option("--mode", type=click.Choice(["chain", "model"]), default=None, help="chain: contracts on anvil; model: the numpy model.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Output folder (default: runs/<scenario>-<mode>-seed<seed>).")
+@click.option("--json", "as_json", is_flag=True, help="Print summary.json instead of a table.")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+def run(scenario, seed, accounts, steps, mode, out_dir, as_json, no_progress) -> None:
+    """Run SCENARIO (a built-in name or a YAML file; default oct-2025) and write its report."""
+    from simulator.runner import run_scenario
+    from simulator.scenarios import load_scenario, with_overrides
+
+    loaded = load_scenario(scenario)
+    loaded = with_overrides(loaded, seed=seed, accounts=accounts, steps=steps, mode=mode)
+    out_dir = (out_dir or Path("runs") / f"{loaded.name}-{loaded.mode}-seed{loaded.seed}").resolve()
+    factory = _chain_exchange if loaded.mode == "chain" else _model_exchange
+    if as_json or no_progress:
+        result = run_scenario(loaded, out_dir, factory)
+    else:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        with Progress(TextColumn(f"{loaded.name} ({loaded.mode}, {loaded.account_count} accounts)"), BarColumn(),
+                      MofNCompleteColumn(), TimeElapsedColumn(), transient=True) as bar:
+            task = bar.add_task("run", total=loaded.steps)
+            result = run_scenario(loaded, out_dir, factory, progress=lambda done, _: bar.update(task, completed=done))
+    if as_json:
+        click.echo(json.dumps(result.summary, indent=2))
+    else:
+        _print_summary(result.summary)
+        click.echo(f"\nreport: {result.report or '(none: no step completed)'}")
+        click.echo(f"data:   {result.out_dir}")
+    if result.summary["status"] != "completed":
+        raise PerpsimError(f"the run {result.summary['status']}: {result.summary.get('error')} "
+                           f"(what was computed is in {result.out_dir})")
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+def report(run_dir: Path) -> None:
+    """Render the plots and report.html of a run folder again."""
+    from simulator.report import render_report
+
+    click.echo(render_report(run_dir.resolve()))
+
+
+@contextmanager
+def _chain_exchange(scenario):
+    from simulator.chain.session import devnet
+
+    with devnet(scenario.market_specs()) as exchange:
+        yield exchange
+
+
+@contextmanager
+def _model_exchange(scenario):
+    from simulator.model.exchange import ModelExchange
+
+    yield ModelExchange(scenario.market_specs())
+
+
+def _print_summary(summary: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(show_header=False, box=None)
+    for key, value in summary.items():
+        if key == "traceback":
+            continue
+        table.add_row(key, f"{value:,.2f}" if isinstance(value, float) else str(value))
+    Console().print(table)
 
 
 def main() -> None:

@@ -178,6 +178,12 @@ contract PerpEngine is IPerpEngine {
     function setDepth(uint256 marketId, uint256 depth2pct) external onlyRole(MARKET_MAKER_ROLE) {
         Market storage market = _market(marketId);
         if (depth2pct > MAX_DEPTH) revert InvalidParameter("depth2pct", depth2pct);
+        if (market.bookBlock == block.number && market.bookConsumed != 0) {
+            // Requoting within a block keeps the walked price move: consumption scales with the
+            // book, so the marginal impact is unchanged and stays inside the new book's end.
+            uint256 old = market.params.depth2pct;
+            market.bookConsumed = old == 0 ? int256(0) : market.bookConsumed.sMulDivDown(depth2pct, old);
+        }
         market.params.depth2pct = depth2pct;
         emit DepthSet(marketId, depth2pct, msg.sender);
     }
@@ -320,7 +326,8 @@ contract PerpEngine is IPerpEngine {
         emit PenaltyCharged(accountId, keeper, toKeeper, toFund);
     }
 
-    /// @notice The loss waterfall for an account whose value is below zero: the insurance fund pays
+    /// @notice The loss waterfall for a closed-out account whose value is below zero (an account
+    /// that still holds a position is left as it is): the insurance fund pays
     /// what it can (it never goes negative); the rest is spread over the other open positions of
     /// `marketId` pro rata to size when `socialize` is set and there are any, else recorded as bad
     /// debt, by which the protocol's claims then exceed its tokens. The account ends at zero value.
@@ -331,6 +338,9 @@ contract PerpEngine is IPerpEngine {
         returns (uint256 fromFund, uint256 socialized, uint256 writtenOff)
     {
         Market storage market = _market(marketId);
+        // The loss beyond bankruptcy is settled once the account is closed out: settling it while
+        // positions stay open would hand the owner any recovery of those positions.
+        if (accounts[accountId].marketMask != 0) return (0, 0, 0);
         (int256 value,,) = _health(accountId, _emptyPrices());
         if (value >= 0) return (0, 0, 0);
         uint256 deficit = uint256(-value);
@@ -338,15 +348,12 @@ contract PerpEngine is IPerpEngine {
         insuranceFund -= fromFund;
         uint256 rest = deficit - fromFund;
         if (rest != 0 && socialize) {
-            Position storage own = positions[accountId][marketId];
+            // The account is closed out, so every open position of the market is someone else's.
             uint256 others = market.longOpenInterest + market.shortOpenInterest
-                + FixedPointMath.abs(positions[_crossId(vault)][marketId].size) - FixedPointMath.abs(own.size);
+                + FixedPointMath.abs(positions[_crossId(vault)][marketId].size);
             if (others != 0) {
-                // The bankrupt account's own remaining position does not pay its own loss.
-                _settleSocialLoss(accountId, marketId);
                 uint256 delta = LiquidationMath.socialLossIndexDelta(rest, others);
                 market.socialLossIndex += delta;
-                own.socialLossIndex = market.socialLossIndex;
                 socialized = rest;
                 rest = 0;
                 emit LossSocialized(marketId, accountId, socialized, delta);
@@ -690,6 +697,8 @@ contract PerpEngine is IPerpEngine {
 
     /// @dev Settles the position's funding, applies the fill, realises PnL into collateral.
     function _fill(uint256 id, uint256 marketId, int256 sizeDelta, uint256 fillPrice) internal returns (int256 newSize) {
+        // Every account holding a position is in the registry (balanceSheet, healthRange, ADL).
+        _register(id);
         _settleFunding(id, marketId);
         _settleSocialLoss(id, marketId);
         Position storage position = positions[id][marketId];

@@ -63,6 +63,8 @@ interface ILiquidationEngine {
     error AdlIneligible(uint256 accountId, int256 size, int256 unrealizedPnl);
     /// @notice The counterparty at `index` ranks before the one above it.
     error AdlOutOfOrder(uint256 index, uint256 previousScore, uint256 score);
+    /// @notice PRO_RATA: counterparties must be listed by strictly increasing account id.
+    error AdlNotSortedById(uint256 index, uint256 previousId, uint256 id);
     /// @notice The counterparties do not cover the size to deleverage.
     error AdlInsufficient(uint256 remaining);
     /// @notice A partial slice would leave the account less healthy (AV - MM) and the caller's

@@ -182,6 +182,7 @@ contract LiquidationEngine is ILiquidationEngine {
 
     function adlRequired(uint256 accountId, uint256 marketId) external view returns (bool) {
         LiquidationParams memory lp = liquidationParams(marketId);
+        if (accountId == uint256(uint160(engine.vault()))) return false;
         if (lp.policy != BadDebtPolicy.ADL || !engine.isAccountLiquidatable(accountId)) return false;
         (int256 size,,) = engine.positionOf(accountId, marketId);
         if (size == 0) return false;
@@ -347,7 +348,9 @@ contract LiquidationEngine is ILiquidationEngine {
         uint256 available;
         for (uint256 i; i < n; ++i) {
             (sizes[i],) = _checkedCandidate(accountId, counterparties[i], marketId, plan);
-            if (i > 0 && counterparties[i] <= counterparties[i - 1]) revert AdlOutOfOrder(i, counterparties[i - 1], counterparties[i]);
+            if (i > 0 && counterparties[i] <= counterparties[i - 1]) {
+                revert AdlNotSortedById(i, counterparties[i - 1], counterparties[i]);
+            }
             available += sizes[i];
         }
         if (available < total) revert AdlInsufficient(total - available);

@@ -110,7 +110,7 @@ class InsufficientMargin(ModelRevert):
 
 
 class WorsensBadDebt(ModelRevert):
-    """A reduction would worsen an account that is already below zero value."""
+    """A reduction would leave the account below zero value and worse than before."""
 
     fields = ("accountId", "valueBefore", "valueAfter")
 

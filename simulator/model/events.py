@@ -36,6 +36,9 @@ EVENT_FIELDS: dict[str, tuple[str, ...]] = {
         "keeperReward", "fundPaid", "socialized", "badDebt",
     ),
     "AdlFill": ("accountId", "counterpartyId", "marketId", "size", "price", "oraclePrice"),
+    "Deleveraged": (
+        "accountId", "marketId", "size", "bankruptcyPrice", "oraclePrice", "valueBefore", "counterparties"
+    ),
 }
 
 

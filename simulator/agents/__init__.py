@@ -1,0 +1,1 @@
+"""Agents acting on the exchange each step: keepers (liquidation, ADL) and traders."""

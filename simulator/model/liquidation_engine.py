@@ -1,0 +1,455 @@
+"""Mirror of contracts/liquidation/LiquidationEngine.sol: permissionless liquidation, the loss
+waterfall and ADL over the engine.
+
+Where the contract calls the engine (``engine.health``, ``engine.liquidationFill`` ...) the model
+calls the same-named method of the engine it extends; the caller (``msg.sender``) is the `keeper`
+argument. Sections and function names follow the contract."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Sequence
+
+import numpy as np
+
+from simulator.chain.deploy import AdlRanking, BadDebtPolicy
+from simulator.model import fixed_point as fp
+from simulator.model import liquidation as LiquidationMath
+from simulator.model import margin as MarginMath
+from simulator.model.errors import (
+    AdlIneligible,
+    AdlInsufficient,
+    AdlNotRequired,
+    AdlOutOfOrder,
+    AdlUnusedCounterparties,
+    InvalidParameter,
+    LiquidationWorsensHealth,
+    LiquidityVoid,
+    NoPosition,
+    NotLiquidatable,
+    RateLimited,
+    UnknownMarket,
+    UseDeleverage,
+    VaultAccount,
+    ZeroAmount,
+)
+from simulator.model.perp_engine import PerpEngine
+from simulator.model.state import transaction
+from simulator.units import WAD
+
+
+@dataclass(frozen=True)
+class LiquidationParams:
+    """struct LiquidationParams (ILiquidationEngine.sol), same fields in the same order."""
+
+    slice_threshold: int
+    slice_fraction: int
+    rate_limit_notional: int
+    rate_limit_window: int
+    policy: BadDebtPolicy = BadDebtPolicy.ADL
+    ranking: AdlRanking = AdlRanking.PNL_LEVERAGE
+
+    @classmethod
+    def from_spec(cls, spec) -> "LiquidationParams":
+        """From a `simulator.chain.deploy.MarketSpec` (the tuple its `liquidation_params()` sends)."""
+        threshold, fraction, notional, window, policy, ranking = spec.liquidation_params()
+        return cls(threshold, fraction, notional, window, BadDebtPolicy(policy), AdlRanking(ranking))
+
+
+class Action(IntEnum):
+    """What a liquidation call would do now (LiquidationEngine.Action)."""
+
+    FILL = 0
+    USE_ADL = 1
+    LIQUIDITY_VOID = 2
+    RATE_LIMITED = 3
+    WORSENS_HEALTH = 4
+
+
+@dataclass
+class Plan:
+    """struct Plan."""
+
+    action: Action = Action.FILL
+    position_size: int = 0
+    size: int = 0
+    size_delta: int = 0
+    price: int = 0
+    value: int = 0
+    mm: int = 0
+    value_after: int = 0
+    mm_after: int = 0
+    window_end: int = 0
+
+
+@dataclass
+class RateWindow:
+    """struct RateWindow."""
+
+    start: int = 0
+    used: int = 0
+
+
+class LiquidationEngine(PerpEngine):
+    """The liquidation engine's storage and functions, over the engine it extends."""
+
+    def __init__(self, **engine):
+        super().__init__(**engine)
+        # STORAGE (the owner is the engine's: roles are not modelled)
+        self._liquidation_params: dict[int, LiquidationParams] = {}
+        self.configured: dict[int, bool] = {}
+        self.rate_windows: dict[int, RateWindow] = {}
+
+    def _snapshot(self) -> dict:
+        snapshot = super()._snapshot()
+        snapshot.update(
+            liquidation_params=dict(self._liquidation_params),
+            configured=dict(self.configured),
+            rate_windows={m: RateWindow(w.start, w.used) for m, w in self.rate_windows.items()},
+        )
+        return snapshot
+
+    def _restore(self, snapshot: dict) -> None:
+        super()._restore(snapshot)
+        self._liquidation_params = snapshot["liquidation_params"]
+        self.configured = snapshot["configured"]
+        self.rate_windows = snapshot["rate_windows"]
+
+    # ==========================================================================================
+    # ADMINISTRATION
+    # ==========================================================================================
+
+    @transaction
+    def set_liquidation_params(self, market_id: int, p: LiquidationParams) -> None:
+        """setLiquidationParams: the market's rules; resets its rate window."""
+        self._check_market(market_id)
+        if p.slice_fraction == 0 or p.slice_fraction > WAD:
+            raise InvalidParameter("sliceFraction", p.slice_fraction)
+        if p.rate_limit_notional != 0 and p.rate_limit_window == 0:
+            raise InvalidParameter("rateLimitWindow", p.rate_limit_window)
+        self._liquidation_params[market_id] = p
+        self.configured[market_id] = True
+        self.rate_windows.pop(market_id, None)
+        self._emit("LiquidationParamsSet", market_id, p)
+
+    def liquidation_params(self, market_id: int) -> LiquidationParams:
+        """liquidationParams: an unconfigured market closes whole positions under ADL / PNL_LEVERAGE."""
+        self._check_market(market_id)
+        if self.configured.get(market_id, False):
+            return self._liquidation_params[market_id]
+        return LiquidationParams(slice_threshold=fp.MAX_UINT256, slice_fraction=WAD, rate_limit_notional=0,
+                                 rate_limit_window=0)
+
+    # ==========================================================================================
+    # LIQUIDATION
+    # ==========================================================================================
+
+    def liquidate(self, account: int, market_id: int, max_size: int = fp.MAX_UINT256, keeper: int | None = None) -> int:
+        """liquidate: a slice of `account`'s cross position."""
+        return self.liquidate_account(account, market_id, max_size, keeper)
+
+    def liquidate_isolated(
+        self, account: int, market_id: int, max_size: int = fp.MAX_UINT256, keeper: int | None = None
+    ) -> int:
+        """liquidateIsolated: an isolated bucket, judged on its own margin."""
+        return self.liquidate_account(self.isolated_account_id(account, market_id), market_id, max_size, keeper)
+
+    @transaction
+    def liquidate_account(
+        self, account_id: int, market_id: int, max_size: int = fp.MAX_UINT256, keeper: int | None = None
+    ) -> int:
+        """liquidateAccount: closes a slice (at most `max_size`) of any account id against the vault;
+        `keeper` is msg.sender (default: the deployer). Returns the size closed."""
+        keeper = self.owner if keeper is None else keeper
+        if max_size == 0:
+            raise ZeroAmount()
+        lp = self.liquidation_params(market_id)
+        plan = self._plan(account_id, market_id, max_size, lp)
+        if plan.action == Action.USE_ADL:
+            shortfall = fp.MAX_UINT256 if plan.size == 0 or plan.value_after >= 0 else -plan.value_after
+            raise UseDeleverage(account_id, market_id, shortfall, self.insurance_fund)
+        if plan.action == Action.LIQUIDITY_VOID:
+            raise LiquidityVoid(market_id, plan.size)
+        if plan.action == Action.RATE_LIMITED:
+            raise RateLimited(market_id, plan.window_end)
+        if plan.action == Action.WORSENS_HEALTH:
+            raise LiquidationWorsensHealth(account_id, plan.value - plan.mm, plan.value_after - plan.mm_after)
+
+        fill_price = self.liquidation_fill(account_id, market_id, plan.size_delta)
+        closed_notional = fp.w_mul_down(plan.size, plan.price)
+        penalty = self._penalty(plan, closed_notional, self.market_params(market_id).liquidation_fee)
+        keeper_reward = 0
+        if penalty != 0:
+            keeper_reward = fp.w_mul_down(penalty, self.market_params(market_id).keeper_share)
+            self.charge_penalty(account_id, keeper, keeper_reward, penalty - keeper_reward)
+        fund_paid, socialized, bad_debt = self.settle_deficit(
+            account_id, market_id, lp.policy == BadDebtPolicy.SOCIALIZE
+        )
+        if lp.rate_limit_notional != 0:
+            self._use_rate_limit(market_id, lp.rate_limit_window, closed_notional)
+        self._emit(
+            "Liquidation",
+            account_id,
+            market_id,
+            keeper,
+            plan.size_delta,
+            fill_price,
+            plan.price,
+            penalty,
+            keeper_reward,
+            fund_paid,
+            socialized,
+            bad_debt,
+        )
+        return plan.size
+
+    # ==========================================================================================
+    # ADL
+    # ==========================================================================================
+
+    def deleverage(self, account: int, market_id: int, counterparties: Sequence[int]) -> None:
+        """deleverage: ADL of `account`'s cross position."""
+        self.deleverage_account(account, market_id, counterparties)
+
+    @transaction
+    def deleverage_account(self, account_id: int, market_id: int, counterparties: Sequence[int]) -> None:
+        """deleverageAccount: closes the whole position against `counterparties` (in ranking order)
+        at the bankruptcy price."""
+        counterparties = list(counterparties)
+        lp = self.liquidation_params(market_id)
+        if lp.policy != BadDebtPolicy.ADL:
+            raise AdlNotRequired(account_id, market_id)
+        plan = self._plan(account_id, market_id, fp.MAX_UINT256, lp)
+        if plan.action != Action.USE_ADL:
+            raise AdlNotRequired(account_id, market_id)
+        bankruptcy_price = self.bankruptcy_price_of(account_id, market_id)
+        total = fp.abs(plan.position_size)
+        if lp.ranking == AdlRanking.PNL_LEVERAGE:
+            takes = self._ranked_takes(account_id, market_id, plan, counterparties, total)
+        else:
+            takes = self._pro_rata_takes(account_id, market_id, plan, counterparties, total)
+        for i, counterparty in enumerate(counterparties):
+            # The bankrupt side closes: a long sells (negative delta), a short buys.
+            delta = -takes[i] if plan.position_size > 0 else takes[i]
+            self.adl_fill(account_id, counterparty, market_id, delta, bankruptcy_price)
+            self._emit("AdlFill", account_id, counterparty, market_id, delta, bankruptcy_price, plan.price)
+        # Closing at the bankruptcy price leaves the account at or above zero value; this only
+        # settles rounding dust if anything else moved it.
+        self.settle_deficit(account_id, market_id, False)
+        self._emit(
+            "Deleveraged",
+            account_id,
+            market_id,
+            plan.position_size,
+            bankruptcy_price,
+            plan.price,
+            plan.value,
+            len(counterparties),
+        )
+
+    # ==========================================================================================
+    # VIEWS
+    # ==========================================================================================
+
+    def adl_required(self, account_id: int, market_id: int) -> bool:
+        """adlRequired: policy ADL, liquidatable, and the book or the fund cannot absorb the loss."""
+        lp = self.liquidation_params(market_id)
+        if lp.policy != BadDebtPolicy.ADL or not self.is_account_liquidatable(account_id):
+            return False
+        size, _, _ = self.position_of(account_id, market_id)
+        if size == 0:
+            return False
+        return self._plan(account_id, market_id, fp.MAX_UINT256, lp).action == Action.USE_ADL
+
+    def adl_ranking(self, market_id: int, bankrupt_side: int) -> tuple[list[int], list[int]]:
+        """adlRanking: eligible winners against a position of sign `bankrupt_side`, with their scores,
+        in the order `deleverage` expects (score desc then id asc; or id asc under PRO_RATA).
+
+        Vectorised over the registered accounts; `_candidate` is the same test for one account."""
+        self._check_market(market_id)
+        price = self._price_of(market_id)
+        rows = np.asarray(self._registered_rows, dtype=np.intp)
+        ids: list[int] = []
+        scores: list[int] = []
+        if len(rows):
+            size = self._size[rows, market_id]
+            open_notional = self._open_notional[rows, market_id]
+            upnl = MarginMath.unrealized_pnl(size, open_notional, price)
+            opposite = (size < 0) if bankrupt_side > 0 else (size > 0)
+            eligible = np.flatnonzero(opposite & (upnl > 0).astype(bool))
+            if len(eligible):
+                values, _, _ = self._health_rows(rows[eligible])
+                notionals = MarginMath.notional(size[eligible], price)
+                for k, i in enumerate(eligible.tolist()):
+                    ids.append(self.account_ids[i])
+                    scores.append(
+                        LiquidationMath.adl_score(upnl[i], open_notional[i], notionals[k], values[k])
+                    )
+        by_score = self.liquidation_params(market_id).ranking == AdlRanking.PNL_LEVERAGE
+        return self._sort(ids, scores, by_score)
+
+    # ==========================================================================================
+    # INTERNAL: PLANNING
+    # ==========================================================================================
+
+    def _plan(self, account_id: int, market_id: int, max_size: int, lp: LiquidationParams) -> Plan:
+        plan = Plan()
+        if account_id == self.vault:
+            raise VaultAccount(account_id)
+        plan.position_size, _, _ = self.position_of(account_id, market_id)
+        if plan.position_size == 0:
+            raise NoPosition(account_id, market_id)
+        plan.value, plan.mm, _ = self.health(account_id)
+        if plan.value >= plan.mm:
+            raise NotLiquidatable(account_id, plan.value, plan.mm)
+        plan.price = self._price_of(market_id)
+
+        abs_size = fp.abs(plan.position_size)
+        rate_room, plan.window_end = self._rate_room(market_id, lp, plan.price)
+        book_room = fp.w_div_down(self.book_capacity(market_id, plan.position_size < 0), plan.price)
+        wanted = LiquidationMath.slice_size(abs_size, plan.price, lp.slice_threshold, lp.slice_fraction, max_size)
+        plan.size = fp.min(wanted, fp.min(rate_room, book_room))
+        if plan.size == 0:
+            plan.action = Action.RATE_LIMITED if wanted > 0 and rate_room == 0 else self._void_action(lp)
+            return plan
+        self._preview(account_id, market_id, plan)
+        if plan.size < abs_size and plan.value_after - plan.mm_after < plan.value - plan.mm:
+            # A slice that would leave the account less healthy (the book is too thin for it):
+            # close the whole position instead, if the rate limit, the caller and the book allow.
+            if abs_size > rate_room:
+                plan.action = Action.RATE_LIMITED
+            elif abs_size > max_size:
+                plan.action = Action.WORSENS_HEALTH
+            elif abs_size > book_room:
+                plan.action = self._void_action(lp)
+            else:
+                plan.size = abs_size
+                self._preview(account_id, market_id, plan)
+            if plan.action != Action.FILL:
+                return plan
+        if lp.policy == BadDebtPolicy.ADL and plan.value_after < 0 and -plan.value_after > self.insurance_fund:
+            plan.action = Action.USE_ADL
+        return plan
+
+    def _preview(self, account_id: int, market_id: int, plan: Plan) -> None:
+        plan.size_delta = -plan.size if plan.position_size > 0 else plan.size
+        _, plan.value_after, plan.mm_after = self.preview_liquidation_fill(account_id, market_id, plan.size_delta)
+
+    @staticmethod
+    def _void_action(lp: LiquidationParams) -> Action:
+        return Action.USE_ADL if lp.policy == BadDebtPolicy.ADL else Action.LIQUIDITY_VOID
+
+    @staticmethod
+    def _penalty(plan: Plan, closed_notional: int, liquidation_fee: int) -> int:
+        """Penalty from the equity left after the fill; on a partial close also no more than the
+        fill improved the account's health (AV - MM)."""
+        penalty = LiquidationMath.penalty(closed_notional, liquidation_fee, plan.value_after)
+        if plan.size < fp.abs(plan.position_size):
+            gain = (plan.value_after - plan.mm_after) - (plan.value - plan.mm)
+            penalty = fp.min(penalty, gain) if gain > 0 else 0
+        return penalty
+
+    def _rate_room(self, market_id: int, lp: LiquidationParams, price: int) -> tuple[int, int]:
+        """(size the rate limit still allows in this window, window end); all of it when disabled."""
+        if lp.rate_limit_notional == 0:
+            return fp.MAX_UINT256, 0
+        stored = self.rate_windows.get(market_id, RateWindow())
+        window = RateWindow(stored.start, stored.used)
+        if self.timestamp >= window.start + lp.rate_limit_window:
+            # A new window starts with this call (`_use_rate_limit` records it).
+            window.used = 0
+            window.start = self.timestamp
+        window_end = window.start + lp.rate_limit_window
+        left = lp.rate_limit_notional - window.used if lp.rate_limit_notional > window.used else 0
+        return fp.w_div_down(left, price), window_end
+
+    def _use_rate_limit(self, market_id: int, window_length: int, notional: int) -> None:
+        window = self.rate_windows.setdefault(market_id, RateWindow())
+        if self.timestamp >= window.start + window_length:
+            window.start = self.timestamp
+            window.used = 0
+        window.used += notional
+
+    # ==========================================================================================
+    # INTERNAL: ADL
+    # ==========================================================================================
+
+    def _ranked_takes(
+        self, account_id: int, market_id: int, plan: Plan, counterparties: list[int], total: int
+    ) -> list[int]:
+        """PNL_LEVERAGE: counterparties in ranking order, each taken up to its size until covered."""
+        takes = [0] * len(counterparties)
+        remaining = total
+        previous_score = 0
+        for i, counterparty in enumerate(counterparties):
+            if remaining == 0:
+                raise AdlUnusedCounterparties(i)
+            cp_size, score = self._checked_candidate(account_id, counterparty, market_id, plan)
+            if i > 0 and (
+                score > previous_score or (score == previous_score and counterparty <= counterparties[i - 1])
+            ):
+                raise AdlOutOfOrder(i, previous_score, score)
+            previous_score = score
+            takes[i] = fp.min(remaining, cp_size)
+            remaining -= takes[i]
+        if remaining != 0:
+            raise AdlInsufficient(remaining)
+        return takes
+
+    def _pro_rata_takes(
+        self, account_id: int, market_id: int, plan: Plan, counterparties: list[int], total: int
+    ) -> list[int]:
+        """PRO_RATA: every listed winner (by ascending id) gives up the same fraction of its size; the
+        rounding remainder, one unit each, goes to the first counterparties with room."""
+        n = len(counterparties)
+        takes = [0] * n
+        sizes = [0] * n
+        available = 0
+        for i in range(n):
+            sizes[i], _ = self._checked_candidate(account_id, counterparties[i], market_id, plan)
+            if i > 0 and counterparties[i] <= counterparties[i - 1]:
+                raise AdlOutOfOrder(i, counterparties[i - 1], counterparties[i])
+            available += sizes[i]
+        if available < total:
+            raise AdlInsufficient(total - available)
+        assigned = 0
+        for i in range(n):
+            takes[i] = fp.mul_div_down(total, sizes[i], available)
+            assigned += takes[i]
+        i = 0
+        while i < n and assigned < total:
+            if takes[i] < sizes[i]:
+                takes[i] += 1
+                assigned += 1
+            i += 1
+        return takes
+
+    def _checked_candidate(self, account_id: int, counterparty_id: int, market_id: int, plan: Plan) -> tuple[int, int]:
+        eligible, cp_size, upnl, cp_score = self._candidate(counterparty_id, market_id, plan.position_size, plan.price)
+        if not eligible or counterparty_id == account_id:
+            raise AdlIneligible(counterparty_id, cp_size, upnl)
+        return fp.abs(cp_size), cp_score
+
+    def _candidate(self, account_id: int, market_id: int, bankrupt_side: int, price: int) -> tuple[bool, int, int, int]:
+        """An ADL counterparty holds the opposite side with a positive uPnL at the oracle price."""
+        size, open_notional, _ = self.position_of(account_id, market_id)
+        if size == 0 or (size > 0) == (bankrupt_side > 0):
+            return False, size, 0, 0
+        upnl = MarginMath.unrealized_pnl(size, open_notional, price)
+        if upnl <= 0:
+            return False, size, upnl, 0
+        value, _, _ = self.health(account_id)
+        score = LiquidationMath.adl_score(upnl, open_notional, MarginMath.notional(size, price), value)
+        return True, size, upnl, score
+
+    @staticmethod
+    def _sort(ids: list[int], scores: list[int], by_score: bool) -> tuple[list[int], list[int]]:
+        """By score descending then id ascending, or by id only. The contract's insertion sort with
+        `_before` yields the same order: ids are unique, so the order is total."""
+        order = sorted(range(len(ids)), key=(lambda i: (-scores[i], ids[i])) if by_score else (lambda i: ids[i]))
+        return [ids[i] for i in order], [scores[i] for i in order]
+
+    def _check_market(self, market_id: int) -> None:
+        if not 0 <= market_id < self.market_count():
+            raise UnknownMarket(market_id)

@@ -1,0 +1,95 @@
+"""The whole protocol in one object: the engine (perp_engine.PerpEngine), the liquidation engine over
+it (liquidation_engine.LiquidationEngine) and the chain around them (state.ChainState: blocks, time,
+oracle prices, events, atomic transactions).
+
+State, by where it lives on chain:
+
+- PerpEngine: ``account_ids`` (registration order), collateral and positions (object arrays over
+  [account row, market]: size, open notional, funding index, social-loss index), ``markets`` (params,
+  funding index, last funding time, open interest, book block and consumption, social-loss index),
+  ``tiers``, ``insurance_fund``, ``bad_debt``, ``vault``, ``token_balance``.
+- LiquidationEngine: liquidation params per market (``liquidation_params``), ``rate_windows``.
+- ChainState: ``prices`` (what OracleRouter.price would serve; its guards are not modelled),
+  ``block_number``, ``timestamp``, ``events``.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from simulator.chain.deploy import MarketSpec
+from simulator.model.liquidation_engine import LiquidationEngine, LiquidationParams
+from simulator.model.perp_engine import MarketParams
+from simulator.units import ORACLE_DECIMALS, Number, oracle_answer, usdc, wad
+
+# Default addresses of the model's actors (any int below 2**160 works).
+DEPLOYER = 0xDE9107E4
+VAULT = 0x7A0017
+
+
+class Protocol(LiquidationEngine):
+    """PerpEngine + LiquidationEngine + the chain they run on. See the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        deployer: int = DEPLOYER,
+        token_decimals: int = 6,
+        block_number: int | None = None,
+        timestamp: int | None = None,
+        auto_mine: bool = False,
+        block_time: int = 1,
+    ):
+        chain = {"auto_mine": auto_mine, "block_time": block_time}
+        if block_number is not None:
+            chain["block_number"] = block_number
+        if timestamp is not None:
+            chain["timestamp"] = timestamp
+        super().__init__(token_decimals=token_decimals, deployer=deployer, **chain)
+        self.deployer = deployer
+
+    @classmethod
+    def from_specs(
+        cls,
+        markets: Sequence[MarketSpec],
+        *,
+        vault: int = VAULT,
+        vault_collateral_usd: Number = 10_000_000,
+        insurance_fund_usd: Number = 0,
+        **options,
+    ) -> "Protocol":
+        """The model of `simulator.chain.deploy.deploy_system`: markets with their prices, tiers and
+        liquidation rules, the vault set and funded, the insurance fund funded."""
+        protocol = cls(**options)
+        for spec in markets:
+            protocol.add_market(spec)
+        protocol.set_vault(vault)
+        if vault_collateral_usd:
+            protocol.fund(vault, vault_collateral_usd)
+        if insurance_fund_usd:
+            protocol.fund_insurance(insurance_fund_usd)
+        return protocol
+
+    def add_market(self, spec: MarketSpec) -> int:
+        """createMarket + setTiers + setLiquidationParams from a MarketSpec, and its first price (as
+        the router serves an 8-decimal answer: scaled exactly to WAD)."""
+        market_id = self.create_market(spec.name, MarketParams.from_spec(spec))
+        self.set_price(market_id, oracle_answer(spec.price) * 10 ** (18 - ORACLE_DECIMALS))
+        if spec.tiers:
+            floors = [0] + [wad(floor) for floor, _ in spec.tiers]
+            mmrs = [wad(spec.mmr)] + [wad(mmr) for _, mmr in spec.tiers]
+            self.set_tiers(market_id, floors, mmrs)
+        self.set_liquidation_params(market_id, LiquidationParams.from_spec(spec))
+        return market_id
+
+    def set_price_usd(self, market_id: int, price: Number) -> None:
+        """`set_price` from a dollar price, rounded to the oracle's 8 decimals like System.set_price."""
+        self.set_price(market_id, oracle_answer(price) * 10 ** (18 - ORACLE_DECIMALS))
+
+    def fund(self, account: int, amount_usd: Number) -> None:
+        """Deposits `amount_usd` dollars into `account`'s cross account (System.fund)."""
+        self.deposit(account, usdc(amount_usd))
+
+    def fund_insurance(self, amount_usd: Number) -> None:
+        """Adds `amount_usd` dollars to the insurance fund (System.fund_insurance)."""
+        self.deposit_insurance(usdc(amount_usd), sender=self.deployer)

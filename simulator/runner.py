@@ -1,0 +1,157 @@
+"""The run loop: one scenario, one seed, one mode (chain or model), from the opening book to the
+outputs. Each step: fundamentals -> external market (with last step's liquidation flow) -> oracle
+pushes, depth changes, trader and keeper actions as one block -> events -> metrics."""
+
+from __future__ import annotations
+
+import time
+import traceback
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+from eth_utils import keccak, to_checksum_address
+
+from simulator.agents.keepers import Keepers
+from simulator.agents.traders import TraderAccount, TraderAgents
+from simulator.errors import PerpsimError
+from simulator.exchange import BookSeed, Exchange, PushPrice, SetDepth, Snapshot, TraderSeed
+from simulator.market.external import ExternalMarket
+from simulator.market.oracle_agent import OracleAgent
+from simulator.market.paths import generate_fundamental_paths
+from simulator.metrics import Metrics
+from simulator.population import population_for_scenario, size_vault_and_insurance_fund
+from simulator.report import render_report, write_data
+from simulator.scenarios.schema import Scenario
+from simulator.units import WAD, oracle_answer
+
+# A depth change smaller than this fraction is not sent (market makers requote, not every tick).
+DEPTH_TOLERANCE = 0.005
+# Keepers rescan at least this often even when no price moved (funding moves health slowly).
+RESCAN_EVERY = 60
+
+
+@dataclass
+class RunResult:
+    out_dir: Path
+    summary: dict
+    report: Path | None
+
+
+def trader_address(seed: int, index: int) -> str:
+    return to_checksum_address(keccak(text=f"perpsim-trader-{seed}-{index}")[12:])
+
+
+def opening_book(scenario: Scenario, seed: int, accounts: int) -> tuple[BookSeed, list[TraderAccount], str | None]:
+    """The population as accounts to open: sizes at the initial prices, collateral in tokens."""
+    population = population_for_scenario(scenario, seed=seed, accounts=accounts)
+    funds = size_vault_and_insurance_fund(population, scenario.population, scenario.markets)
+    prices = [m.price for m in scenario.markets]
+    sizes = population.sizes(prices)
+    traders, agents = [], []
+    for i in range(population.n_accounts):
+        address = trader_address(seed, i)
+        positions = {m: int(round(sizes[i, m] * WAD)) for m in range(len(prices)) if sizes[i, m] != 0}
+        collateral = int(round(population.collateral_usd[i] * 10**6))
+        isolated = next(iter(positions)) if population.isolated[i] and positions else None
+        traders.append(TraderSeed(address, collateral, positions, isolated_market=isolated))
+        account_id = int(address, 16) | ((isolated + 1) << 160 if isolated is not None else 0)
+        agents.append(TraderAccount(address, account_id, isolated, collateral * 10**12))
+    whale_address = None
+    whale = scenario.agents.whale
+    if whale is not None:
+        whale_address = trader_address(seed, 10**9)
+        imr = scenario.market(whale.market).imr
+        traders.append(TraderSeed(whale_address, int(whale.notional * float(imr) * 2 * 10**6), {}))
+    book = BookSeed(
+        traders=traders,
+        vault_collateral=int(round(funds.vault_collateral_usd * 10**6)),
+        insurance_fund=int(round(funds.insurance_fund_usd * 10**6)),
+    )
+    return book, agents, whale_address
+
+
+def run_scenario(
+    scenario: Scenario,
+    out_dir: Path,
+    exchange_factory: Callable[[Scenario], "contextmanager[Exchange]"],
+    progress: Callable[[int, int], None] | None = None,
+) -> RunResult:
+    """Runs `scenario` (seed, accounts and mode already applied) and writes its outputs. Whatever
+    was computed before an error is written too, with the error in summary.json."""
+    started = time.perf_counter()
+    seed, accounts, steps = scenario.seed, scenario.account_count, scenario.steps
+    metrics = Metrics(market_names=scenario.market_names)
+    final: Snapshot | None = None
+    status, error, setup_extra = "completed", None, {}
+    completed_steps = 0
+    try:
+        paths = generate_fundamental_paths(scenario, seed=seed)
+        external = ExternalMarket.from_scenario(scenario)
+        oracle = OracleAgent.from_scenario(scenario)
+        book, trader_accounts, whale_address = opening_book(scenario, seed, accounts)
+        keepers = Keepers([spec.ranking for spec in scenario.market_specs()])
+        traders = TraderAgents(scenario, trader_accounts, whale_address, seed)
+        with exchange_factory(scenario) as exchange:
+            start = exchange.timestamp + 1
+            report = exchange.open_book(book, start)
+            setup_extra = {
+                "positions_opened": report.positions_opened,
+                "positions_rejected": len(report.positions_rejected),
+            }
+            clock = exchange.timestamp
+            final = exchange.snapshot()
+            metrics.insurance_fund_start = final.insurance_fund
+            depths = list(final.depth2pct)
+            scan = exchange.scan()
+            keeper_actions = keepers.plan(exchange, scan)
+            last_flow = None  # last step's liquidation flow, fed back into the external market
+            for step in range(steps):
+                timestamp = clock + (step + 1) * scenario.step_seconds
+                fundamentals = paths.prices[step]
+                market = external.step(step, fundamentals, last_flow)
+                actions = [PushPrice(m, oracle_answer(price)) for m, price in oracle.step(step, market.prices)]
+                for m, depth in enumerate(market.depth2pct):
+                    target = int(depth * WAD)
+                    if depths[m] == 0 or abs(target - depths[m]) > DEPTH_TOLERANCE * depths[m]:
+                        actions.append(SetDepth(m, target))
+                        depths[m] = target
+                # Keepers first: their bots are faster than traders' clicks.
+                actions += keeper_actions
+                api_outage = any(state.name == "OUTAGE" for state in market.maker_states)
+                actions += traders.plan(step, exchange, scan, list(market.prices), api_outage)
+                results = exchange.execute(actions, timestamp) if actions else []
+                flow = metrics.record_results(step, results)
+                last_flow = flow["signed_notional"]
+                acted = bool(results)
+                if acted:
+                    final = exchange.snapshot()
+                if acted or step % RESCAN_EVERY == 0:
+                    scan = exchange.scan()
+                    keeper_actions = keepers.plan(exchange, scan)
+                metrics.record_step(step, fundamentals, market, final, flow)
+                completed_steps = step + 1
+                if progress:
+                    progress(step + 1, steps)
+            final = exchange.snapshot()
+            sheet = exchange.balance_sheet()
+            setup_extra["tokens_usd"] = sheet[0] / WAD
+            setup_extra["claims_usd"] = sheet[1] / WAD
+    except PerpsimError as exc:
+        status, error = "failed", exc.user_message
+    except KeyboardInterrupt:
+        status, error = "interrupted", "interrupted by the user"
+    except Exception as exc:  # keep what was computed; the traceback goes into the summary
+        status, error = "failed", "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        setup_extra["traceback"] = traceback.format_exc()
+    summary = metrics.summary(
+        scenario=scenario.name, seed=seed, mode=scenario.mode, accounts=accounts, steps=completed_steps,
+        final=final, wall_seconds=time.perf_counter() - started, status=status, error=error, extra=setup_extra,
+    )
+    write_data(out_dir, metrics, summary)
+    report_path = None
+    if metrics.series:
+        report_path = render_report(out_dir)
+    return RunResult(out_dir=out_dir, summary=summary, report=report_path)
