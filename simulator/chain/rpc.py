@@ -106,6 +106,7 @@ class BatchedChain:
         self.provider = HTTPProvider(uri, request_kwargs={"timeout": timeout})
         self.contracts = contracts
         self.by_address = {c.address.lower(): c for c in contracts.values()}
+        self._funded: set[str] = set()
         self._batch([("anvil_autoImpersonateAccount", [True]), ("evm_setAutomine", [False])])
 
     # -- transport -- #
@@ -156,6 +157,7 @@ class BatchedChain:
         # Explicit nonces: the node handles a batch's requests concurrently, so letting it pick
         # nonces gives two transactions of one sender the same one.
         senders = list(dict.fromkeys(tx.sender for tx in txs))
+        self._fund_gas(senders)
         counts = self._batch([("eth_getTransactionCount", [sender, "pending"]) for sender in senders])
         nonces = {sender: int(r["result"], 16) for sender, r in zip(senders, counts)}
         assigned = []
@@ -170,12 +172,15 @@ class BatchedChain:
                     "to": self.contracts[tx.contract].address,
                     "data": self.contracts[tx.contract].encode(tx.function, tx.args),
                     "gas": hex(TX_GAS),
-                    "maxFeePerGas": "0x0",
-                    "maxPriorityFeePerGas": "0x0",
+                    # anvil orders a block by tip; the node takes a batch's requests in no fixed
+                    # order, so strictly decreasing tips (in wei, the base fee is 0) are what
+                    # makes the block run the transactions in the order given.
+                    "maxFeePerGas": hex(len(txs) - index),
+                    "maxPriorityFeePerGas": hex(len(txs) - index),
                     "nonce": hex(nonce),
                 }],
             )
-            for tx, nonce in zip(txs, assigned)
+            for index, (tx, nonce) in enumerate(zip(txs, assigned))
         ]
         responses = self._batch(sends)
         hashes = []
@@ -194,6 +199,13 @@ class BatchedChain:
             for i, replay in zip(failed, replays):
                 results[i].error = replay.reason if isinstance(replay, Reverted) else "reverted (passes on replay)"
         return results
+
+    def _fund_gas(self, senders: list[str]) -> None:
+        """Gives impersonated senders seen for the first time enough ether for their tips."""
+        new = [s for s in senders if s not in self._funded]
+        if new:
+            self._batch([("anvil_setBalance", [s, hex(10**18)]) for s in new])
+            self._funded.update(new)
 
     def mine(self, timestamp: int | None = None) -> None:
         self.request("evm_mine", [] if timestamp is None else [timestamp])

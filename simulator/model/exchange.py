@@ -1,0 +1,188 @@
+"""The numpy model as the simulator's exchange: the same actions as the chain backend, executed on
+`Protocol` in the same blocks at the same timestamps, answering with the same events and errors.
+
+What the model leaves out is the oracle router: a pushed answer becomes the engine's price at
+once, with no heartbeat or circuit breaker (runs whose scenario trips a breaker differ)."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from simulator.chain.deploy import MarketSpec
+from simulator.chain.exchange import SETUP_BATCH, SETUP_DEPTH
+from simulator.exchange import (
+    MAX_UINT,
+    Action,
+    ActionResult,
+    AddMargin,
+    BookSeed,
+    Deleverage,
+    HealthScan,
+    Liquidate,
+    PushPrice,
+    SetDepth,
+    SetupReport,
+    Snapshot,
+    Trade,
+)
+from simulator.model.errors import ModelRevert
+from simulator.model.protocol import Protocol
+from simulator.units import ORACLE_DECIMALS
+
+VAULT = 0x7A0017
+KEEPER = 0x4EE9E2
+# The model's clock starts where a fresh devnet's would be; only differences of time matter.
+START_TIMESTAMP = 1_800_000_000
+
+
+class ModelExchange:
+    def __init__(self, markets: Sequence[MarketSpec], timestamp: int = START_TIMESTAMP):
+        self.protocol = Protocol.from_specs(markets, vault=VAULT, vault_collateral_usd=0, timestamp=timestamp)
+        self.n_markets = len(markets)
+        self.timestamp = timestamp
+
+    # -- set-up: the same blocks as ChainExchange.open_book -- #
+
+    def open_book(self, book: BookSeed, timestamp: int) -> SetupReport:
+        p = self.protocol
+        clock = iter(range(timestamp, timestamp + 10**6))
+        next(clock)  # the chain's first block mints and approves: no engine state
+        funding = [(int(t.address, 16), t.collateral) for t in book.traders if t.collateral]
+        funding.append((VAULT, book.vault_collateral))
+        calls = [lambda a=a, c=c: p.deposit_for(a, c, sender=p.deployer) for a, c in funding]
+        if book.insurance_fund:
+            calls.append(lambda: p.deposit_insurance(book.insurance_fund, sender=p.deployer))
+        for result in self._blocks(calls, clock):
+            if result is not None:
+                raise RuntimeError(f"set-up deposit failed in the model: {result}")
+        depths = [view.depth2pct for view in p.market_views()]
+        self._blocks([lambda m=m: p.set_depth(m, SETUP_DEPTH) for m in range(self.n_markets)], clock)
+        trades, tags = [], []
+        for trader in book.traders:
+            owner = int(trader.address, 16)
+            for market, size in trader.positions.items():
+                if trader.isolated_market is not None:
+                    trades.append(lambda o=owner, m=market, c=trader.collateral: p.transfer_margin(o, m, c * 10**12))
+                    tags.append(None)
+                    trades.append(lambda o=owner, m=market, s=size: p.open_isolated_position(o, m, s, _limit(s)))
+                else:
+                    trades.append(lambda o=owner, m=market, s=size: p.open_position(o, m, s, _limit(s)))
+                tags.append((trader.address, market))
+        outcomes = self._blocks(trades, clock)
+        self._blocks([lambda m=m, d=d: p.set_depth(m, d) for m, d in enumerate(depths)], clock)
+        self.timestamp = next(clock) - 1
+        p.events.clear()
+        rejected = [(tag[0], tag[1], error) for tag, error in zip(tags, outcomes) if tag and error is not None]
+        opened = sum(1 for tag, error in zip(tags, outcomes) if tag and error is None)
+        return SetupReport(accounts=len(book.traders), positions_opened=opened, positions_rejected=rejected)
+
+    def _blocks(self, calls, clock) -> list[str | None]:
+        """Runs the calls SETUP_BATCH to a block, like the chain; None for success, else the error."""
+        outcomes = []
+        for start in range(0, len(calls), SETUP_BATCH):
+            self._mine(next(clock))
+            for call in calls[start : start + SETUP_BATCH]:
+                try:
+                    call()
+                    outcomes.append(None)
+                except ModelRevert as exc:
+                    outcomes.append(_error_text(exc))
+        return outcomes
+
+    def _mine(self, timestamp: int) -> None:
+        self.protocol.advance(timestamp - self.protocol.timestamp, 1)
+
+    # -- a step -- #
+
+    def execute(self, actions: Sequence[Action], timestamp: int) -> list[ActionResult]:
+        self._mine(timestamp)
+        self.timestamp = timestamp
+        results = []
+        for action in actions:
+            before = len(self.protocol.events)
+            try:
+                self._apply(action)
+                events = [(e.event_name, dict(e.args)) for e in self.protocol.events[before:]]
+                results.append(ActionResult(action=action, ok=True, events=events))
+            except ModelRevert as exc:
+                results.append(ActionResult(action=action, ok=False, error=_error_text(exc)))
+        self.protocol.events.clear()  # what matters was copied; the log would only grow
+        return results
+
+    def _apply(self, action: Action) -> None:
+        p = self.protocol
+        if isinstance(action, PushPrice):
+            p.set_price(action.market, action.answer * 10 ** (18 - ORACLE_DECIMALS))
+        elif isinstance(action, SetDepth):
+            p.set_depth(action.market, action.depth2pct)
+        elif isinstance(action, Liquidate):
+            p.liquidate_account(action.account_id, action.market, MAX_UINT, keeper=KEEPER)
+        elif isinstance(action, Deleverage):
+            p.deleverage_account(action.account_id, action.market, list(action.counterparties))
+        elif isinstance(action, AddMargin):
+            p.deposit_for(int(action.address, 16), action.amount, sender=p.deployer)
+        elif isinstance(action, Trade):
+            owner = int(action.address, 16)
+            if action.isolated:
+                p.open_isolated_position(owner, action.market, action.size_delta, _limit(action.size_delta))
+            else:
+                p.open_position(owner, action.market, action.size_delta, _limit(action.size_delta))
+        else:
+            raise TypeError(f"unknown action {action!r}")
+
+    # -- reads -- #
+
+    def scan(self) -> HealthScan:
+        ids, values, mms, _ = self.protocol.health_all()
+        keep = [i for i, account in enumerate(ids) if account != VAULT]
+        return HealthScan(ids=[int(ids[i]) for i in keep], values=np.asarray(values, dtype=object)[keep],
+                          mms=np.asarray(mms, dtype=object)[keep])
+
+    def open_markets(self, account_ids: Sequence[int]) -> list[list[int]]:
+        masks = [self.protocol.market_mask_of(i) for i in account_ids]
+        return [[m for m in range(self.n_markets) if mask >> m & 1] for mask in masks]
+
+    def positions(self, account_ids: Sequence[int], market: int) -> list[int]:
+        return [self.protocol.position_of(i, market)[0] for i in account_ids]
+
+    def adl_required(self, pairs: Sequence[tuple[int, int]]) -> list[bool]:
+        answers = []
+        for account, market in pairs:
+            try:
+                answers.append(bool(self.protocol.adl_required(account, market)))
+            except ModelRevert:
+                answers.append(False)
+        return answers
+
+    def adl_ranking(self, market: int, bankrupt_side: int) -> list[int]:
+        return list(self.protocol.adl_ranking(market, bankrupt_side)[0])
+
+    def snapshot(self) -> Snapshot:
+        views = self.protocol.market_views()
+        return Snapshot(
+            prices=list(self.protocol.prices),
+            price_status=[0] * self.n_markets,
+            depth2pct=[v.depth2pct for v in views],
+            long_open_interest=[v.long_open_interest for v in views],
+            short_open_interest=[v.short_open_interest for v in views],
+            vault_size=[v.vault_size for v in views],
+            insurance_fund=self.protocol.insurance_fund,
+            bad_debt=self.protocol.bad_debt,
+        )
+
+    def balance_sheet(self) -> tuple[int, int, int]:
+        return tuple(self.protocol.balance_sheet())
+
+    def close(self) -> None:
+        pass
+
+
+def _limit(size: int) -> int:
+    return MAX_UINT if size > 0 else 0
+
+
+def _error_text(exc: ModelRevert) -> str:
+    """The chain backend's form: `Name(arg=value, ...)`."""
+    return f"{type(exc).__name__}({', '.join(f'{k}={v}' for k, v in exc.inputs.items())})"
