@@ -19,6 +19,10 @@ from simulator.errors import ChainError
 # Each simulated transaction gets this much gas: the block gas limit is disabled on the devnet,
 # and ADL rankings or health scans over many accounts need more than a mainnet block would hold.
 TX_GAS = 30_000_000
+# Block gas limit below which a step's batch cannot fit in one block.
+MIN_BLOCK_GAS = 10**12
+# Ether given to impersonated senders (traders) for gas on devnets with a base fee.
+GAS_ETHER = 10**20
 
 
 @dataclass(frozen=True)
@@ -107,6 +111,11 @@ class BatchedChain:
         self.contracts = contracts
         self.by_address = {c.address.lower(): c for c in contracts.values()}
         self._funded: set[str] = set()
+        latest = self.request("eth_getBlockByNumber", ["latest", False])
+        if int(latest["gasLimit"], 16) < MIN_BLOCK_GAS:
+            raise ChainError(uri, f"has a block gas limit of {int(latest['gasLimit'], 16):,}: a simulation step "
+                             "puts hundreds of transactions in one block; start anvil with "
+                             "--disable-block-gas-limit (or --gas-limit 1000000000000)")
         self._batch([("anvil_autoImpersonateAccount", [True]), ("evm_setAutomine", [False])])
 
     # -- transport -- #
@@ -164,6 +173,9 @@ class BatchedChain:
         for tx in txs:
             assigned.append(nonces[tx.sender])
             nonces[tx.sender] += 1
+        # Room above the base fee (0 on a perpsim anvil; not on a devnet of yours) for the tips.
+        base_fee = int(self.request("eth_getBlockByNumber", ["latest", False]).get("baseFeePerGas", "0x0"), 16)
+        fee_cap = 2 * base_fee
         sends = [
             (
                 "eth_sendTransaction",
@@ -175,7 +187,7 @@ class BatchedChain:
                     # anvil orders a block by tip; the node takes a batch's requests in no fixed
                     # order, so strictly decreasing tips (in wei, the base fee is 0) are what
                     # makes the block run the transactions in the order given.
-                    "maxFeePerGas": hex(len(txs) - index),
+                    "maxFeePerGas": hex(fee_cap + len(txs) - index),
                     "maxPriorityFeePerGas": hex(len(txs) - index),
                     "nonce": hex(nonce),
                 }],
@@ -201,11 +213,14 @@ class BatchedChain:
         return results
 
     def _fund_gas(self, senders: list[str]) -> None:
-        """Gives impersonated senders seen for the first time enough ether for their tips."""
+        """Gives impersonated senders seen for the first time enough ether for gas."""
         new = [s for s in senders if s not in self._funded]
-        if new:
-            self._batch([("anvil_setBalance", [s, hex(10**18)]) for s in new])
-            self._funded.update(new)
+        if not new:
+            return
+        balances = self._batch([("eth_getBalance", [s, "latest"]) for s in new])
+        poor = [s for s, b in zip(new, balances) if int(b["result"], 16) < GAS_ETHER]
+        self._batch([("anvil_setBalance", [s, hex(GAS_ETHER)]) for s in poor])
+        self._funded.update(new)
 
     def mine(self, timestamp: int | None = None) -> None:
         self.request("evm_mine", [] if timestamp is None else [timestamp])

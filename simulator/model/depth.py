@@ -54,8 +54,9 @@ def average_price(price: int, mid_twice: int, depth2pct: int, is_buy: bool) -> i
         avg_impact = fp.mul_div_down(mid_abs_twice, IMPACT_AT_DEPTH, 2 * depth2pct)
     factor = WAD + avg_impact if premium else WAD - avg_impact
     if factor < 0:
-        # uint256 `WAD - avgImpact` underflows and Solidity panics. Reachable only when the depth
-        # was cut within the block after a walk past the new book's end.
+        # uint256 `WAD - avgImpact` underflows and Solidity panics. Not reachable while setDepth
+        # rescales the block's consumption with the book (the walked impact stays below maxImpact
+        # < 1); kept because the contract's arithmetic is checked.
         raise Panic(PANIC_ARITHMETIC)
     return fp.w_mul_up(price, factor) if is_buy else fp.w_mul_down(price, factor)
 

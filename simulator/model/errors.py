@@ -206,6 +206,12 @@ class AdlOutOfOrder(ModelRevert):
     fields = ("index", "previousScore", "score")
 
 
+class AdlNotSortedById(ModelRevert):
+    """PRO_RATA: counterparties must be listed by strictly increasing account id."""
+
+    fields = ("index", "previousId", "id")
+
+
 class AdlInsufficient(ModelRevert):
     """The counterparties do not cover the size to deleverage."""
 

@@ -21,6 +21,7 @@ from simulator.model.errors import (
     AdlIneligible,
     AdlInsufficient,
     AdlNotRequired,
+    AdlNotSortedById,
     AdlOutOfOrder,
     AdlUnusedCounterparties,
     InvalidParameter,
@@ -253,8 +254,11 @@ class LiquidationEngine(PerpEngine):
     # ==========================================================================================
 
     def adl_required(self, account_id: int, market_id: int) -> bool:
-        """adlRequired: policy ADL, liquidatable, and the book or the fund cannot absorb the loss."""
+        """adlRequired: policy ADL, liquidatable, and the book or the fund cannot absorb the loss (never
+        the vault: false, not a VaultAccount revert)."""
         lp = self.liquidation_params(market_id)
+        if account_id == self.vault:
+            return False
         if lp.policy != BadDebtPolicy.ADL or not self.is_account_liquidatable(account_id):
             return False
         size, _, _ = self.position_of(account_id, market_id)
@@ -409,7 +413,7 @@ class LiquidationEngine(PerpEngine):
         for i in range(n):
             sizes[i], _ = self._checked_candidate(account_id, counterparties[i], market_id, plan)
             if i > 0 and counterparties[i] <= counterparties[i - 1]:
-                raise AdlOutOfOrder(i, counterparties[i - 1], counterparties[i])
+                raise AdlNotSortedById(i, counterparties[i - 1], counterparties[i])
             available += sizes[i]
         if available < total:
             raise AdlInsufficient(total - available)

@@ -342,6 +342,11 @@ class PerpEngine(ChainState):
         market = self._market(market_id)
         if depth2pct > self.MAX_DEPTH:
             raise InvalidParameter("depth2pct", depth2pct)
+        if market.book_block == self.block_number and market.book_consumed != 0:
+            # Requoting within a block keeps the walked price move: consumption scales with the
+            # book, so the marginal impact is unchanged and stays inside the new book's end.
+            old = market.params.depth2pct
+            market.book_consumed = 0 if old == 0 else fp.s_mul_div_down(market.book_consumed, depth2pct, old)
         market.params = replace(market.params, depth2pct=depth2pct)
         self._emit("DepthSet", market_id, depth2pct, self.owner if sender is None else sender)
 
@@ -495,12 +500,17 @@ class PerpEngine(ChainState):
 
     @transaction
     def settle_deficit(self, account_id: int, market_id: int, socialize: bool) -> tuple[int, int, int]:
-        """settleDeficit: the loss waterfall for an account below zero value.
+        """settleDeficit: the loss waterfall for a closed-out account below zero value (an account
+        that still holds a position is left as it is: returns (0, 0, 0)).
 
-        The insurance fund pays what it can; the rest is spread over the other open positions of
-        `market_id` when `socialize` (and there are any), else recorded as bad debt. The account ends
-        at zero value. Returns (fromFund, socialized, writtenOff)."""
+        The insurance fund pays what it can; the rest is spread over the open positions of
+        `market_id` (all someone else's) when `socialize` (and there are any), else recorded as bad
+        debt. The account ends at zero value. Returns (fromFund, socialized, writtenOff)."""
         market = self._market(market_id)
+        # The loss beyond bankruptcy is settled once the account is closed out: settling it while
+        # positions stay open would hand the owner any recovery of those positions.
+        if self.market_mask_of(account_id) != 0:
+            return 0, 0, 0
         value, _, _ = self._health(account_id)
         if value >= 0:
             return 0, 0, 0
@@ -510,19 +520,15 @@ class PerpEngine(ChainState):
         rest = deficit - from_fund
         socialized = 0
         if rest != 0 and socialize:
-            own = self._position(account_id, market_id)
+            # The account is closed out, so every open position of the market is someone else's.
             others = (
                 market.long_open_interest
                 + market.short_open_interest
                 + fp.abs(self._position(self._cross_id(self.vault), market_id).size)
-                - fp.abs(own.size)
             )
             if others != 0:
-                # The bankrupt account's own remaining position does not pay its own loss.
-                self._settle_social_loss(account_id, market_id)
                 delta = LiquidationMath.social_loss_index_delta(rest, others)
                 market.social_loss_index += delta
-                own.social_loss_index = market.social_loss_index
                 socialized = rest
                 rest = 0
                 self._emit("LossSocialized", market_id, account_id, socialized, delta)
@@ -831,6 +837,8 @@ class PerpEngine(ChainState):
 
     def _fill(self, account_id: int, market_id: int, size_delta: int, fill_price: int) -> int:
         """Settles the position's funding and social loss, applies the fill, realises PnL."""
+        # Every account holding a position is in the registry (balanceSheet, healthRange, ADL).
+        self._register(account_id)
         self._settle_funding(account_id, market_id)
         self._settle_social_loss(account_id, market_id)
         position = self._position(account_id, market_id)
