@@ -29,7 +29,7 @@ os.environ.setdefault("PERPSIM_ANVIL_NO_TRACING", "1")
 @click.option("--steps", type=int, default=None)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None)
 def cli(provider, scenario, seed, n_accounts, steps, out):
-    loaded = with_overrides(load_scenario(scenario), seed=seed, accounts=n_accounts, steps=steps, mode="chain")
+    loaded = with_overrides(load_scenario(scenario), seed=seed, accounts=n_accounts, mode="chain")
     out = (out or Path("runs") / f"{loaded.name}-chain-seed{loaded.seed}").resolve()
 
     @contextmanager
@@ -42,7 +42,7 @@ def cli(provider, scenario, seed, n_accounts, steps, out):
         finally:
             exchange.close()
 
-    result = run_scenario(loaded, out, connected_exchange)
+    result = run_scenario(loaded, out, connected_exchange, max_steps=steps)
     for key in ("status", "liquidations", "liquidated_notional_usd", "insurance_fund_end_usd", "bad_debt_usd",
                 "adl_fills", "adl_notional_usd", "wall_seconds"):
         click.echo(f"{key:<26}{result.summary[key]}")

@@ -58,18 +58,19 @@ def run(scenario, seed, accounts, steps, mode, out_dir, as_json, no_progress) ->
     from simulator.scenarios import load_scenario, with_overrides
 
     loaded = load_scenario(scenario)
-    loaded = with_overrides(loaded, seed=seed, accounts=accounts, steps=steps, mode=mode)
+    loaded = with_overrides(loaded, seed=seed, accounts=accounts, mode=mode)
     out_dir = (out_dir or Path("runs") / f"{loaded.name}-{loaded.mode}-seed{loaded.seed}").resolve()
     factory = _chain_exchange if loaded.mode == "chain" else _model_exchange
     if as_json or no_progress:
-        result = run_scenario(loaded, out_dir, factory)
+        result = run_scenario(loaded, out_dir, factory, max_steps=steps)
     else:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
         with Progress(TextColumn(f"{loaded.name} ({loaded.mode}, {loaded.account_count} accounts)"), BarColumn(),
                       MofNCompleteColumn(), TimeElapsedColumn(), transient=True) as bar:
-            task = bar.add_task("run", total=loaded.steps)
-            result = run_scenario(loaded, out_dir, factory, progress=lambda done, _: bar.update(task, completed=done))
+            task = bar.add_task("run", total=min(loaded.steps, steps or loaded.steps))
+            result = run_scenario(loaded, out_dir, factory, progress=lambda done, _: bar.update(task, completed=done),
+                                  max_steps=steps)
     if as_json:
         click.echo(json.dumps(result.summary, indent=2))
     else:

@@ -78,11 +78,14 @@ def run_scenario(
     out_dir: Path,
     exchange_factory: Callable[[Scenario], "contextmanager[Exchange]"],
     progress: Callable[[int, int], None] | None = None,
+    max_steps: int | None = None,
 ) -> RunResult:
-    """Runs `scenario` (seed, accounts and mode already applied) and writes its outputs. Whatever
-    was computed before an error is written too, with the error in summary.json."""
+    """Runs `scenario` (seed, accounts and mode already applied) and writes its outputs; with
+    `max_steps`, only the scenario's first steps. Whatever was computed before an error is written
+    too, with the error in summary.json."""
     started = time.perf_counter()
-    seed, accounts, steps = scenario.seed, scenario.account_count, scenario.steps
+    seed, accounts = scenario.seed, scenario.account_count
+    steps = min(scenario.steps, max_steps) if max_steps else scenario.steps
     metrics = Metrics(market_names=scenario.market_names)
     final: Snapshot | None = None
     status, error, setup_extra = "completed", None, {}

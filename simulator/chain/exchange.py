@@ -30,6 +30,8 @@ SCAN_CHUNK = 400
 SETUP_BATCH = 500
 # Depth set while the opening book is built, so opening it does not walk the real book.
 SETUP_DEPTH = 10**36
+# Token units the operator holds for traders' margin top-ups ($1e12: never the limit).
+AGENT_BUDGET = 10**18
 
 
 def contract_abi(name: str, contract) -> ContractAbi:
@@ -61,7 +63,8 @@ class ChainExchange:
         """Funds every trader, the vault and the insurance fund, and opens the traders' positions
         against the vault, in blocks of batched transactions."""
         clock = iter(range(timestamp, timestamp + 10**6))
-        total = sum(t.collateral for t in book.traders) + book.vault_collateral + book.insurance_fund
+        # The operator also keeps a budget for the traders' top-ups during the run (AddMargin).
+        total = sum(t.collateral for t in book.traders) + book.vault_collateral + book.insurance_fund + AGENT_BUDGET
         self._blocks([
             Tx(self.operator, "usdc", "mint", (self.operator, total)),
             Tx(self.operator, "usdc", "approve", (self.chain.contracts["engine"].address, MAX_UINT)),

@@ -1,0 +1,164 @@
+"""The simulator end to end: scenarios run in chain and model mode, agree, repeat, and fail with a
+clear message that keeps what was computed."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from simulator.chain.deploy import deploy_system
+from simulator.chain.exchange import ChainExchange
+from simulator.model.exchange import ModelExchange
+from simulator.runner import run_scenario
+from simulator.scenarios import load_scenario, with_overrides
+from simulator.toolchain import PROJECT_ROOT
+
+PERPSIM = [str(Path(sys.executable).with_name("perpsim"))]
+COMPARED = ("liquidations", "liquidated_notional_usd", "bad_debt_usd", "adl_fills", "adl_notional_usd",
+            "insurance_fund_end_usd", "socialized_loss_usd", "first_liquidation_step", "first_adl_step")
+
+
+@contextmanager
+def model_exchange(scenario):
+    yield ModelExchange(scenario.market_specs())
+
+
+@pytest.fixture
+def chain_exchange(project, accounts, chain, networks):
+    """Runs inside the test session's anvil, each run isolated."""
+
+    @contextmanager
+    def factory(scenario):
+        with chain.isolate():
+            system = deploy_system(project, accounts[0], accounts[9], scenario.market_specs(), vault_collateral_usd=0)
+            exchange = ChainExchange(system, networks.provider.uri)
+            try:
+                yield exchange
+            finally:
+                exchange.close()
+
+    return factory
+
+
+def scenario(name, **overrides):
+    return with_overrides(load_scenario(name), **overrides)
+
+
+def run(chosen, out, factory, steps=None):
+    return run_scenario(chosen, out, factory, max_steps=steps)
+
+
+def without_timing(summary):
+    return {k: v for k, v in summary.items() if k not in ("wall_seconds",)}
+
+
+def test_calm_has_no_liquidations_and_no_bad_debt(tmp_path):
+    result = run_scenario(scenario("calm", mode="model"), tmp_path, model_exchange)
+    summary = result.summary
+    assert summary["status"] == "completed"
+    assert summary["liquidations"] == 0 and summary["bad_debt_usd"] == 0 and summary["adl_fills"] == 0
+    assert summary["positions_opened"] > 0 and summary["positions_rejected"] == 0
+
+
+def test_calm_on_chain_has_no_liquidations(tmp_path, chain_exchange):
+    result = run(scenario("calm", accounts=40), tmp_path, chain_exchange, steps=600)
+    assert result.summary["status"] == "completed", result.summary.get("error")
+    assert result.summary["liquidations"] == 0 and result.summary["bad_debt_usd"] == 0
+
+
+def test_oct_2025_liquidates_and_draws_the_fund(tmp_path):
+    result = run_scenario(scenario("oct-2025", mode="model", accounts=300), tmp_path, model_exchange)
+    summary = result.summary
+    assert summary["liquidations"] > 50
+    assert summary["first_liquidation_step"] is not None
+    for name in ("summary.json", "timeseries.csv", "events.jsonl", "report.html", "prices.png", "liquidations.png",
+                 "insurance_and_bad_debt.png", "adl.png"):
+        assert (tmp_path / name).is_file(), name
+    # The fund pays losses beyond bankruptcy during the crash: it falls at some step.
+    events = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
+    assert any(e["event"] == "InsuranceFundPayment" for e in events)
+    funds = [float(line.split(",")[14]) for line in (tmp_path / "timeseries.csv").read_text().splitlines()[1:]]
+    assert any(later < earlier for earlier, later in zip(funds, funds[1:]))
+
+
+def test_same_seed_gives_the_same_summary(tmp_path):
+    first = run(scenario("oct-2025", mode="model", accounts=120), tmp_path / "a", model_exchange, steps=2600)
+    second = run(scenario("oct-2025", mode="model", accounts=120), tmp_path / "b", model_exchange, steps=2600)
+    assert without_timing(first.summary) == without_timing(second.summary)
+    assert (tmp_path / "a" / "events.jsonl").read_text() == (tmp_path / "b" / "events.jsonl").read_text()
+    other = run(scenario("oct-2025", mode="model", accounts=120, seed=1), tmp_path / "c", model_exchange, steps=2600)
+    assert without_timing(other.summary) != without_timing(first.summary)
+
+
+def test_same_seed_on_chain_gives_the_same_summary(tmp_path, chain_exchange):
+    runs = [run(scenario("oct-2025", accounts=40), tmp_path / str(i), chain_exchange, steps=2500) for i in range(2)]
+    assert runs[0].summary["status"] == "completed", runs[0].summary.get("error")
+    assert without_timing(runs[0].summary) == without_timing(runs[1].summary)
+
+
+def test_chain_and_model_agree_on_a_small_population(tmp_path, chain_exchange):
+    chosen = scenario("oct-2025", accounts=60)
+    on_chain = run(chosen, tmp_path / "chain", chain_exchange, steps=2700).summary
+    in_model = run(with_overrides(chosen, mode="model"), tmp_path / "model", model_exchange, steps=2700).summary
+    assert on_chain["status"] == in_model["status"] == "completed"
+    assert on_chain["liquidations"] > 0
+    assert {k: on_chain[k] for k in COMPARED} == {k: in_model[k] for k in COMPARED}
+    chain_events = (tmp_path / "chain" / "events.jsonl").read_text().splitlines()
+    model_events = (tmp_path / "model" / "events.jsonl").read_text().splitlines()
+    assert chain_events == model_events
+
+
+def test_bad_scenario_file_names_file_key_and_problem(tmp_path):
+    bad = tmp_path / "typo.yaml"
+    text = (PROJECT_ROOT / "simulator" / "scenarios" / "builtin" / "calm.yaml").read_text()
+    bad.write_text(text.replace("depth2pct:", "depht2pct:", 1))
+    done = subprocess.run(PERPSIM + ["run", str(bad), "--mode", "model", "--no-progress"], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 1
+    assert "typo.yaml" in done.stderr and "depht2pct" in done.stderr and "did you mean 'depth2pct'" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_missing_anvil_is_named_and_summary_written(tmp_path):
+    env = dict(os.environ, PERPSIM_ANVIL_NATIVE=str(tmp_path / "no-anvil"))
+    done = subprocess.run(PERPSIM + ["run", "calm", "--steps", "5", "--accounts", "5", "--no-progress", "--out",
+                                     str(tmp_path / "run")], capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 1
+    assert "anvil" in done.stderr and "make setup" in done.stderr
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["status"] == "failed" and "anvil" in summary["error"]
+
+
+def test_anvil_dying_mid_run_keeps_what_was_computed(tmp_path):
+    out = tmp_path / "run"
+    process = subprocess.Popen(PERPSIM + ["run", "oct-2025", "--accounts", "150", "--no-progress",
+                                          "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        anvil = None
+        for _ in range(600):
+            children = subprocess.run(["pgrep", "-P", str(process.pid), "anvil"], capture_output=True,
+                                      text=True).stdout.split()
+            if children:
+                anvil = int(children[0])
+                break
+            time.sleep(0.1)
+        assert anvil, "perpsim did not start anvil"
+        time.sleep(6)  # set-up and some steps (the whole run takes about 20 s)
+        os.kill(anvil, signal.SIGKILL)
+        stdout, stderr = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 1, stdout + stderr
+    assert "not reachable" in stderr or "did not answer" in stderr, stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "failed" and 0 < summary["steps"] < 3600
+    rows = (out / "timeseries.csv").read_text().splitlines()
+    assert len(rows) - 1 == summary["steps"] * 4  # four markets per step
+    assert (out / "report.html").is_file()
