@@ -4,11 +4,12 @@
 SHELL := /bin/bash
 VENV := .venv/bin
 
-.PHONY: help setup run test gas clean
+.PHONY: help setup run test gas bench clean
 help:
-	@echo "make run    deploy and run the main job on a fresh anvil"
+	@echo "make run    the main job: the oct-2025 cascade against the contracts on a fresh anvil"
 	@echo "make test   run the whole test suite (contracts on anvil, properties, simulator)"
 	@echo "make gas    print the gas cost of every public contract function"
+	@echo "make bench  measure the simulator's throughput (chain vs model, batched vs one call at a time)"
 	@echo "make setup  install the toolchain only (Python env, npm solc/anvil, compiler stand-in)"
 	@echo "make clean  remove build outputs and run folders (keeps the installed toolchain)"
 
@@ -16,13 +17,16 @@ setup:
 	@bash toolchain/setup.sh
 
 run: setup
-	$(VENV)/ape run deploy
+	$(VENV)/perpsim run oct-2025 $(ARGS)
 
 test: setup
 	$(VENV)/ape test $(ARGS)
 
 gas: setup
 	$(VENV)/ape run gas
+
+bench: setup
+	$(VENV)/python benchmarks/throughput.py $(ARGS)
 
 clean:
 	rm -rf .build runs .pytest_cache .hypothesis
