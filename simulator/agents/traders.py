@@ -31,6 +31,8 @@ class TraderAgents:
         self.whale_address = whale_address
         self.rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(3,))))
         self.panicked: set[int] = set()
+        self._aligned_ids = -1
+        self._alignment = None
 
     def plan(self, step: int, exchange: Exchange, scan: HealthScan | None, prices: list[float],
              api_outage: bool = False) -> list[Action]:
@@ -46,28 +48,47 @@ class TraderAgents:
         traders = self.scenario.agents.traders
         if traders is None or scan is None or not scan.ids:
             return actions
-        ids = [i for i in scan.ids if i in self.by_id]
-        values = {i: v for i, v in zip(scan.ids, scan.values)}
-        mms = {i: m for i, m in zip(scan.ids, scan.mms)}
-        draws = self.rng.random((len(ids), 2))  # drawn for every account every step: order-independent
+        known, start_values, isolated = self._aligned(scan.ids)
+        values = np.asarray(scan.values, dtype=float)
+        mms = np.asarray(scan.mms, dtype=float)
+        # One draw pair per account and step, whatever happens: the random stream does not depend
+        # on who acted before.
+        add_draws, close_draws = self.rng.random((len(scan.ids), 2)).T
+        active = known & (mms > 0)
+        if self.panicked:
+            active &= np.fromiter((i not in self.panicked for i in scan.ids), dtype=bool, count=len(scan.ids))
+        if traders.panic_threshold is not None:
+            panic = active & (values < start_values * (1 - traders.panic_threshold))
+        else:
+            panic = np.zeros(len(scan.ids), dtype=bool)
+        close = active & (panic | (close_draws < traders.close_prob))
+        add = active & ~close & ~isolated & (values < WARNING_MULTIPLE * mms) & (add_draws < traders.add_margin_prob)
         closing: list[int] = []
-        for account_id, (add_draw, close_draw) in zip(ids, draws):
-            account = self.by_id[account_id]
-            value, mm = values[account_id], mms[account_id]
-            if mm == 0 or account_id in self.panicked:
-                continue
-            panic = traders.panic_threshold is not None and value < account.start_value * (1 - traders.panic_threshold)
-            if panic or close_draw < traders.close_prob:
-                if panic:
-                    self.panicked.add(account_id)
-                if value >= 0:  # an account under water cannot close; keepers will
-                    closing.append(account_id)
-            elif value < WARNING_MULTIPLE * mm and add_draw < traders.add_margin_prob and account.isolated_market is None:
-                # Top up to twice the maintenance margin, in whole token units.
-                amount = max(int(2 * mm - value) // 10**12, 1)
-                actions.append(AddMargin(account.address, amount))
+        for index in np.flatnonzero(close):
+            account_id = scan.ids[index]
+            if panic[index]:
+                self.panicked.add(account_id)
+            if scan.values[index] >= 0:  # an account under water cannot close; keepers will
+                closing.append(account_id)
+        for index in np.flatnonzero(add):
+            # Top up to twice the maintenance margin, in whole token units.
+            amount = max(int(2 * scan.mms[index] - scan.values[index]) // 10**12, 1)
+            actions.append(AddMargin(self.by_id[scan.ids[index]].address, amount))
         actions += self._closes(exchange, closing)
         return actions
+
+    def _aligned(self, ids: list[int]):
+        """Per scanned account: is it a trader of ours, its starting value, is it isolated (cached
+        while the registry does not grow)."""
+        if self._aligned_ids != len(ids):
+            accounts = [self.by_id.get(i) for i in ids]
+            self._alignment = (
+                np.array([a is not None for a in accounts]),
+                np.array([float(a.start_value) if a else 0.0 for a in accounts]),
+                np.array([a is not None and a.isolated_market is not None for a in accounts]),
+            )
+            self._aligned_ids = len(ids)
+        return self._alignment
 
     def _closes(self, exchange: Exchange, account_ids: list[int]) -> list[Action]:
         if not account_ids:
