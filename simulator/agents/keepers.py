@@ -7,6 +7,20 @@ from simulator.chain.deploy import AdlRanking
 from simulator.exchange import Action, Deleverage, Exchange, HealthScan, Liquidate
 
 
+def adl_counterparties(ranking: list[int], sizes: list[int], size: int, pro_rata: bool) -> list[int]:
+    """What a keeper sends to `deleverage`: the whole canonical ranking under PRO_RATA, else its
+    shortest prefix whose positions cover `size`."""
+    if pro_rata:
+        return list(ranking)
+    chosen, covered = [], 0
+    for counterparty, held in zip(ranking, sizes):
+        if covered >= size:
+            break
+        chosen.append(counterparty)
+        covered += abs(held)
+    return chosen
+
+
 class Keepers:
     """Every liquidatable position is liquidated once per step (a slice per call); positions the
     book and the insurance fund cannot absorb are deleveraged, one per market and side per step
@@ -39,12 +53,6 @@ class Keepers:
     def _counterparties(self, exchange: Exchange, market: int, side: int, size: int) -> list[int]:
         """The canonical ranking's prefix that covers `size` (PNL_LEVERAGE), or all of it (PRO_RATA)."""
         ranking = exchange.adl_ranking(market, side)
-        if self.rankings[market] is AdlRanking.PRO_RATA or not ranking:
-            return ranking
-        chosen, covered = [], 0
-        for counterparty, held in zip(ranking, exchange.positions(ranking, market)):
-            if covered >= size:
-                break
-            chosen.append(counterparty)
-            covered += abs(held)
-        return chosen
+        pro_rata = self.rankings[market] is AdlRanking.PRO_RATA
+        sizes = [] if pro_rata or not ranking else exchange.positions(ranking, market)
+        return adl_counterparties(ranking, sizes, size, pro_rata)

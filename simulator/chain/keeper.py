@@ -8,6 +8,9 @@ from dataclasses import dataclass, field
 
 from ape.exceptions import ContractLogicError
 
+from simulator.agents.keepers import adl_counterparties
+from simulator.chain.deploy import AdlRanking
+
 MAX_UINT = 2**256 - 1
 
 
@@ -69,12 +72,6 @@ def canonical_counterparties(system, market_id: int, account_id: int, ranking) -
     of it (PRO_RATA)."""
     engine = system.engine
     size = abs(engine.positionOf(account_id, market_id)[0])
-    if system.liquidator.liquidationParams(market_id).ranking == 1:
-        return list(ranking)
-    chosen, covered = [], 0
-    for counterparty in ranking:
-        if covered >= size:
-            break
-        chosen.append(counterparty)
-        covered += abs(engine.positionOf(counterparty, market_id)[0])
-    return chosen
+    pro_rata = system.liquidator.liquidationParams(market_id).ranking == AdlRanking.PRO_RATA
+    sizes = [] if pro_rata else [engine.positionOf(c, market_id)[0] for c in ranking]
+    return adl_counterparties(list(ranking), sizes, size, pro_rata)
