@@ -19,6 +19,9 @@ from simulator.errors import ChainError
 # Each simulated transaction gets this much gas: the block gas limit is disabled on the devnet,
 # and ADL rankings or health scans over many accounts need more than a mainnet block would hold.
 TX_GAS = 30_000_000
+# Requests per HTTP batch: a step of a 10,000-account cascade sends thousands, and anvil answers
+# an oversized body with "Invalid request".
+BATCH_LIMIT = 500
 # Block gas limit below which a step's batch cannot fit in one block.
 MIN_BLOCK_GAS = 10**12
 # Ether given to impersonated senders (traders) for gas on devnets with a base fee.
@@ -121,6 +124,13 @@ class BatchedChain:
     # -- transport -- #
 
     def _batch(self, requests_: list[tuple[str, list]]) -> list[dict]:
+        """One HTTP request per BATCH_LIMIT requests (anvil refuses larger bodies as invalid)."""
+        responses = []
+        for start in range(0, len(requests_), BATCH_LIMIT):
+            responses += self._one_batch(requests_[start : start + BATCH_LIMIT])
+        return responses
+
+    def _one_batch(self, requests_: list[tuple[str, list]]) -> list[dict]:
         if not requests_:
             return []
         try:
