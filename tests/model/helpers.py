@@ -302,3 +302,23 @@ def apply_op(protocol: Protocol, op: tuple) -> bool:
     except ModelRevert:
         return False
     return True
+
+
+# --- hypothesis budgets -----------------------------------------------------------------------
+
+
+def examples(at_ci: int) -> int:
+    """`max_examples` for a test that runs `at_ci` examples under the "ci" profile (max_examples
+    100, hypothesis' default): scaled by the profile tests/conftest.py loaded (HYPOTHESIS_PROFILE:
+    "quick" 10 gives a tenth, "nightly" 1000 ten times as many), never fewer than 2."""
+    from hypothesis import settings
+
+    return max(2, at_ci * settings.default.max_examples // 100)
+
+
+def steps(at_ci: int) -> int:
+    """`stateful_step_count` for a machine that runs `at_ci` steps under "ci": twice as many under a
+    profile with more examples than "ci" ("nightly"), the same otherwise."""
+    from hypothesis import settings
+
+    return at_ci * 2 if settings.default.max_examples > 100 else at_ci

@@ -12,6 +12,7 @@ from simulator.model.errors import ModelRevert
 from tests.model.helpers import (
     SINGLE_TRANSACTION,
     KEEPER,
+    examples,
     apply_op,
     as_list,
     books,
@@ -22,10 +23,11 @@ from tests.model.helpers import (
     openings,
     operations,
     random_book,
+    steps,
 )
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(books())
 def test_conservation_and_open_interest_after_random_sequences(book):
     policy, ranking, ops = book
@@ -75,7 +77,10 @@ class ProtocolMachine(RuleBasedStateMachine):
         if protocol.position_of(account_id, market_id)[0] != 0:
             value_after, mm_after, _ = protocol.health(account_id)
             assert value_after - mm_after >= value - mm
-        assert protocol.health(account_id)[0] >= 0  # the waterfall leaves no negative account
+        if protocol.market_mask_of(account_id) == 0:
+            # The waterfall leaves no closed-out account negative; one that still holds positions
+            # keeps its deficit until it is closed out (settleDeficit returns (0, 0, 0)).
+            assert protocol.health(account_id)[0] >= 0
 
     @rule(pick=st.integers(0, 10**6), market_id=st.sampled_from([0, 1]))
     def deleverage_one(self, pick, market_id):
@@ -120,6 +125,7 @@ def test_protocol_machine():
     run_state_machine_as_test(
         ProtocolMachine,
         settings=settings(
-            max_examples=60, stateful_step_count=40, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+            max_examples=examples(60), stateful_step_count=steps(40), deadline=None,
+            suppress_health_check=[HealthCheck.too_slow],
         ),
     )

@@ -10,6 +10,7 @@ from simulator.model.errors import (
     AdlIneligible,
     AdlInsufficient,
     AdlNotRequired,
+    AdlNotSortedById,
     AdlOutOfOrder,
     AdlUnusedCounterparties,
     LiquidationWorsensHealth,
@@ -311,8 +312,9 @@ def test_pro_rata_adl_with_the_remainder_rule():
     protocol.set_price(BTC, wad(85_000))
     ranking, _ = protocol.adl_ranking(BTC, WAD)
     assert ranking == sorted([BOB, CAROL, DAVE])
-    with pytest.raises(AdlOutOfOrder):
+    with pytest.raises(AdlNotSortedById) as info:
         protocol.deleverage(ALICE, BTC, list(reversed(ranking)))
+    assert info.value.inputs == {"index": 1, "previousId": ranking[2], "id": ranking[1]}
     available = WAD // 2 + WAD // 2 + WAD // 3
     takes = {who: WAD * abs(protocol.get_position(who, BTC)[0]) // available for who in ranking}
     remainder = WAD - sum(takes.values())
