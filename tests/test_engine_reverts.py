@@ -1452,16 +1452,12 @@ def test_liquidation_hooks_unknown_market(engine, liquidator, alice, bob, hook):
         getattr(engine, hook)(*args, sender=liquidator)
 
 
-@pytest.mark.parametrize("hook", ["liquidationFill", "adlFill", "settleDeficit"])
+@pytest.mark.parametrize("hook", ["liquidationFill", "adlFill"])
 def test_liquidation_hooks_stale_price(system, chain, engine, deployer, liquidator, alice, bob, hook):
-    if hook == "settleDeficit":  # reads the price only for the positions the account holds
-        system.fund(alice, 100_000)
-        system.fund(bob, 100_000)
-        engine.settleMatchedFill(alice, bob, BTC, WAD, BTC_PRICE, sender=deployer)
+    # settleDeficit reads no price: it acts only on closed-out accounts (see below).
     args = {
         "liquidationFill": (cross_id(alice), BTC, -WAD),
         "adlFill": (cross_id(alice), cross_id(bob), BTC, -WAD, BTC_PRICE),
-        "settleDeficit": (cross_id(alice), BTC, True),
     }[hook]
     updated_at, now = make_stale(system, chain, BTC)
     with reverts(system.router.StalePrice, marketId=BTC, updatedAt=updated_at, nowTs=now, heartbeat=HEARTBEAT):
@@ -1549,9 +1545,26 @@ def test_settle_deficit_of_solvent_account_does_nothing(system, engine, deployer
     assert (engine.insuranceFund(), engine.badDebt()) == (0, 0)
 
 
+def _closed_out_underwater(system, engine, deployer, liquidator, alice, bob):
+    """alice's underwater long closed against the vault: no position left, value below -$900."""
+    _underwater_long(system, engine, deployer, alice, bob)
+    engine.liquidationFill(cross_id(alice), BTC, -WAD, sender=liquidator)
+    assert engine.marketMaskOf(cross_id(alice)) == 0
+    value = engine.accountValue(alice)
+    assert value < -900 * WAD
+    return value
+
+
+def test_settle_deficit_waits_while_a_position_is_open(system, engine, deployer, liquidator, alice, bob):
+    before = _underwater_long(system, engine, deployer, alice, bob)
+    receipt = engine.settleDeficit(cross_id(alice), BTC, False, sender=liquidator)
+    assert events(receipt, engine.InsuranceFundPayment) == events(receipt, engine.BadDebtRecorded) == []
+    assert engine.accountValue(alice) == before and engine.badDebt() == 0
+
+
 def test_settle_deficit_fund_then_bad_debt(system, engine, deployer, liquidator, alice, bob):
     system.fund_insurance(500)
-    before = _underwater_long(system, engine, deployer, alice, bob)
+    before = _closed_out_underwater(system, engine, deployer, liquidator, alice, bob)
     receipt = engine.settleDeficit(cross_id(alice), BTC, False, sender=liquidator)
     assert events(receipt, engine.InsuranceFundPayment) == expected_events(
         dict(accountId=cross_id(alice), marketId=BTC, amount=500 * WAD)
@@ -1559,23 +1572,23 @@ def test_settle_deficit_fund_then_bad_debt(system, engine, deployer, liquidator,
     assert events(receipt, engine.BadDebtRecorded) == expected_events(
         dict(accountId=cross_id(alice), marketId=BTC, amount=-before - 500 * WAD)
     )
-    assert (engine.insuranceFund(), engine.badDebt()) == (0, 400 * WAD)
+    assert (engine.insuranceFund(), engine.badDebt()) == (0, -before - 500 * WAD)
     assert engine.accountValue(alice) == 0
 
 
 def test_settle_deficit_socialized(system, engine, deployer, liquidator, alice, bob):
-    before = _underwater_long(system, engine, deployer, alice, bob)
+    before = _closed_out_underwater(system, engine, deployer, liquidator, alice, bob)
     bob_before = engine.accountValue(bob)
     receipt = engine.settleDeficit(cross_id(alice), BTC, True, sender=liquidator)
-    # spread over every other open position: bob's short 1 (the vault holds nothing)
-    delta = mul_div_up(-before, WAD, WAD)
+    # spread over every open position: bob's short 1 and the vault's long 1 (it took alice's sell)
+    delta = mul_div_up(-before, WAD, 2 * WAD)
     assert events(receipt, engine.LossSocialized) == expected_events(
         dict(marketId=BTC, accountId=cross_id(alice), amount=-before, indexDelta=delta)
     )
     assert events(receipt, engine.BadDebtRecorded) == []
     assert engine.marketView(BTC).socialLossIndex == delta
     assert engine.accountValue(alice) == 0
-    assert engine.accountValue(bob) == bob_before + before
+    assert engine.accountValue(bob) == bob_before - delta
     assert engine.badDebt() == 0
 
 
