@@ -73,18 +73,17 @@ def test_calm_on_chain_has_no_liquidations(tmp_path, chain_exchange):
 
 
 def test_oct_2025_liquidates_and_draws_the_fund(tmp_path):
-    result = run_scenario(scenario("oct-2025", mode="model", accounts=300), tmp_path, model_exchange)
+    result = run_scenario(scenario("oct-2025", mode="model", accounts=1000), tmp_path, model_exchange)
     summary = result.summary
-    assert summary["liquidations"] > 50
+    assert summary["liquidations"] > 500 and summary["adl_fills"] > 0
     assert summary["first_liquidation_step"] is not None
     for name in ("summary.json", "timeseries.csv", "events.jsonl", "report.html", "prices.png", "liquidations.png",
                  "insurance_and_bad_debt.png", "adl.png"):
         assert (tmp_path / name).is_file(), name
-    # The fund pays losses beyond bankruptcy during the crash: it falls at some step.
+    # The fund pays losses beyond bankruptcy during the crash and ends well below where it started.
     events = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
-    assert any(e["event"] == "InsuranceFundPayment" for e in events)
-    funds = [float(line.split(",")[14]) for line in (tmp_path / "timeseries.csv").read_text().splitlines()[1:]]
-    assert any(later < earlier for earlier, later in zip(funds, funds[1:]))
+    assert sum(e["amount"] for e in events if e["event"] == "InsuranceFundPayment") > 0
+    assert summary["insurance_fund_end_usd"] < summary["insurance_fund_start_usd"] / 2
 
 
 def test_same_seed_gives_the_same_summary(tmp_path):
