@@ -144,7 +144,8 @@ def run_scenario(
             setup_extra["claims_usd"] = sheet[1] / WAD
     except PerpsimError as exc:
         status, error = "failed", exc.user_message
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, SystemExit):
+        # Ape's SIGINT handler raises SystemExit, not KeyboardInterrupt: both mean the user stopped us.
         status, error = "interrupted", "interrupted by the user"
     except Exception as exc:  # keep what was computed; the traceback goes into the summary
         status, error = "failed", "".join(traceback.format_exception_only(type(exc), exc)).strip()

@@ -161,3 +161,37 @@ def test_anvil_dying_mid_run_keeps_what_was_computed(tmp_path):
     rows = (out / "timeseries.csv").read_text().splitlines()
     assert len(rows) - 1 == summary["steps"] * 4  # four markets per step
     assert (out / "report.html").is_file()
+
+
+def test_interrupting_a_chain_run_keeps_what_was_computed(tmp_path):
+    """Ctrl-C mid-run (Ape turns SIGINT into SystemExit): the steps done are written, status
+    "interrupted", and the devnet is stopped."""
+    out = tmp_path / "run"
+    process = subprocess.Popen(PERPSIM + ["run", "oct-2025", "--accounts", "150", "--no-progress",
+                                          "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        anvil = None
+        for _ in range(600):
+            children = subprocess.run(["pgrep", "-P", str(process.pid), "anvil"], capture_output=True,
+                                      text=True).stdout.split()
+            if children:
+                anvil = int(children[0])
+                break
+            time.sleep(0.1)
+        assert anvil, "perpsim did not start anvil"
+        time.sleep(6)
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 1, stdout + stderr
+    assert "interrupted" in stderr, stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and 0 < summary["steps"] < 3600
+    rows = (out / "timeseries.csv").read_text().splitlines()
+    assert len(rows) - 1 == summary["steps"] * 4
+    assert (out / "report.html").is_file()
+    time.sleep(0.5)
+    with pytest.raises(ProcessLookupError):
+        os.kill(anvil, 0)
