@@ -1,7 +1,8 @@
 """Fixtures shared by the contract tests (Ape on anvil).
 
 Ape isolates chain state per test. Hypothesis examples inside one test are not isolated by Ape:
-wrap each example in ``chain.isolate()``."""
+wrap each example in ``tests.isolation.isolated(chain)`` (not ``chain.isolate()``, which swallows
+failed assertions)."""
 
 import os
 

@@ -41,9 +41,16 @@ def check_open_interest(system) -> None:
 
 def check_insurance_fund(system) -> None:
     """Invariant 4: the insurance fund never goes negative (it is a uint256; this checks it is
-    backed: the fund alone never exceeds the tokens held)."""
-    tokens, _, fund = system.engine.balanceSheet()
+    backed: the fund alone never exceeds the tokens held). Its earmarks add up to the reserved
+    total and belong to accounts that still hold positions (a closed-out account's was settled)."""
+    engine = system.engine
+    tokens, _, fund = engine.balanceSheet()
     assert 0 <= fund <= tokens
+    assert fund == engine.insuranceFund() + engine.insuranceFundReserved()
+    reserves = {i: engine.fundReserveOf(i) for i in registered_accounts(engine)}
+    assert sum(reserves.values()) == engine.insuranceFundReserved()
+    for account_id, reserved in reserves.items():
+        assert reserved == 0 or engine.marketMaskOf(account_id) != 0, (account_id, reserved)
 
 
 def check_invariants(system) -> None:

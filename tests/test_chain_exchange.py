@@ -7,6 +7,7 @@ from simulator.chain.deploy import BadDebtPolicy, MarketSpec, deploy_system
 from simulator.chain.exchange import ChainExchange
 from simulator.exchange import BookSeed, Liquidate, PushPrice, SetDepth, TraderSeed
 from simulator.units import oracle_answer, usdc, wad
+from tests.isolation import isolated
 
 WAD = 10**18
 
@@ -17,7 +18,7 @@ def address(i):
 
 @pytest.fixture
 def exchange(project, deployer, vault_account, chain):
-    with chain.isolate():
+    with isolated(chain):
         system = deploy_system(project, deployer, vault_account,
                                [MarketSpec("BTC", 100_000, depth2pct=10_000_000, policy=BadDebtPolicy.NONE),
                                 MarketSpec("ETH", 4_000, depth2pct=5_000_000)], vault_collateral_usd=0)

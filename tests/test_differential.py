@@ -29,7 +29,6 @@ passes): examples are isolated with `isolated(chain)`, which snapshots, re-raise
 from __future__ import annotations
 
 import copy
-from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, is_dataclass
 from enum import IntEnum
 from typing import Any, Callable
@@ -48,9 +47,10 @@ from simulator.chain.rpc import BatchedChain, Tx, _abi_type
 from simulator.model import LiquidationParams, MarketParams, Protocol
 from simulator.model import funding as FundingMath
 from simulator.model.errors import InvalidPrice, ModelRevert
-from simulator.units import ORACLE_DECIMALS, WAD, oracle_answer, usdc, wad
+from simulator.units import ORACLE_DECIMALS, WAD, usdc, wad
 from tests.model.helpers import check_invariants as check_model_invariants
 from tests.model.helpers import examples
+from tests.isolation import isolated
 from tests.reverts import _raw_revert_data
 
 MAX_UINT = 2**256 - 1
@@ -94,16 +94,6 @@ def base_specs() -> list[MarketSpec]:
 # ================================================================================================
 # Isolation and normalisation
 # ================================================================================================
-
-
-@contextmanager
-def isolated(chain):
-    """chain.isolate() that re-raises: snapshot, run, restore (Ape 0.8.51's swallows exceptions)."""
-    snapshot = chain.snapshot()
-    try:
-        yield
-    finally:
-        chain.restore(snapshot)
 
 
 def norm(value: Any) -> Any:
@@ -833,11 +823,13 @@ class Twin:
             ("engine", "accountCount"),
             ("engine", "marketViews"),
             ("engine", "insuranceFund"),
+            ("engine", "insuranceFundReserved"),
             ("engine", "badDebt"),
             ("engine", "balanceSheet"),
         ]
         calls += [("liquidator", "rateWindows", m) for m in markets]
         calls += [("engine", "collateralOf", i) for i in ids]
+        calls += [("engine", "fundReserveOf", i) for i in ids]
         calls += [("engine", "marketMaskOf", i) for i in ids]
         calls += [("engine", "positionOf", i, m) for i in ids for m in markets]
         if usable:
@@ -865,6 +857,7 @@ class Twin:
                 view.social_loss_index,
             ))
         check("insuranceFund", next(results), model.insurance_fund)
+        check("insuranceFundReserved", next(results), model.insurance_fund_reserved)
         check("badDebt", next(results), model.bad_debt)
         check("balanceSheet", next(results), model.balance_sheet())
         for m in markets:
@@ -872,6 +865,8 @@ class Twin:
             check(f"rateWindows({m})", next(results), (window.start, window.used) if window else (0, 0))
         for i in ids:
             check(f"collateralOf({i:#x})", next(results), model.collateral_of(i))
+        for i in ids:
+            check(f"fundReserveOf({i:#x})", next(results), model.fund_reserve_of(i))
         for i in ids:
             check(f"marketMaskOf({i:#x})", next(results), model.market_mask_of(i))
         for i in ids:
@@ -1225,13 +1220,37 @@ def run_scenario(env: Env, scenario: Scenario) -> Twin:
 # ================================================================================================
 
 DIFFERENTIAL = settings(
-    max_examples=examples(25),
+    max_examples=examples(35),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 
 
+# A book through all three policies, run first every time: a liquidation with equity left (a
+# penalty), funding over an hour, then a crash with the ADL market's book pulled (ADL), a
+# socialised loss, bad debt under NONE.
+CRASH = Scenario(
+    specs=("adl-pnl", "socialize-tiers", "none-rate-limited"),
+    vault_usd=3_000_000,
+    insurance_usd=0,
+    collateral=(usdc("20000.123456"), usdc("300000.5"), usdc("35000.000001"), usdc(60_000), usdc("10000.25")),
+    openings=(
+        ("open", 0, 0, 1, 95, "cross", 0, 0, 123_456_789),  # 9.5x long BTC: liquidated with equity left
+        ("open", 3, 0, 1, 60, "matched", 1, 40, 987_654_321),  # 6x long BTC from trader 1: ADL'd
+        ("open", 1, 1, -1, 5, "cross", 0, 0, 3),  # a short ETH for the socialised loss to land on
+        ("open", 2, 1, 1, 140, "isolated", 0, 0, 55_555),  # 14x isolated long ETH: socialised
+        ("open", 4, 2, 1, 45, "isolated", 0, 0, 7),  # 4.5x isolated long SOL: bad debt
+    ),
+    steps=(
+        (3_600, [(9_350, 12_345), (9_900, 678), (9_800, 91_011)], [None, None, None], [("funding", 3, 0)]),
+        (30, [(7_000, 999_999), (8_000, 1), (6_500, 424_242)], [0, None, 5], []),
+        (61, [None, (11_000, 17), None], [10, None, None], [("close", 1, 1, False, 2)]),
+    ),
+)
+
+
 @DIFFERENTIAL
+@example(scenario=CRASH)
 @given(scenario=scenarios())
 def test_books_and_shocks_agree(env, chain, scenario):
     with isolated(chain):
@@ -1328,7 +1347,7 @@ def block_txs(twin: Twin, traders: list, ops: tuple) -> list[tuple]:
     return txs
 
 
-@settings(DIFFERENTIAL, max_examples=examples(10))
+@settings(DIFFERENTIAL, max_examples=examples(12))
 @given(case=block_scenarios())
 def test_blocks_of_several_transactions_agree(env, chain, case):
     """Trades, closes, depth requotes, liquidations and price answers mined together: consumption

@@ -204,7 +204,11 @@ def test_funding_paid_equals_received(project, deployer, vault_account, alice, b
     settlements = list(engine.FundingSettled.range(0, chain.blocks.height + 1))
     total = sum(log.amount for log in settlements)
     assert {log.accountId for log in settlements} == set(ids + [vault_id])
-    receipt = engine.settleFunding(ids[0], 0, sender=deployer)  # second settlement in the same block: nothing
+    # A second settlement at the same timestamp pays nothing (pinned: automine would otherwise
+    # stamp the next block a second later whenever the wall clock ticks, and funding accrues).
+    chain.pending_timestamp = chain.blocks.head.timestamp
+    receipt = engine.settleFunding(ids[0], 0, sender=deployer)
+    assert receipt.timestamp == chain.blocks[-2].timestamp
     assert not receipt.events.filter(engine.FundingSettled)
     # Takers were net long all along: longs paid, the vault and the short received.
     assert engine.marketView(0).fundingIndex > 0

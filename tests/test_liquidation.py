@@ -8,6 +8,7 @@ from simulator.chain.keeper import MAX_UINT, canonical_counterparties, run_keepe
 from simulator.units import wad
 from tests.conftest import WAD
 from tests.invariants import check_invariants
+from tests.isolation import isolated
 from tests.reverts import reverts
 
 BTC = 0
@@ -257,9 +258,9 @@ def cascade(project, deployer, vault_account, accounts, chain, rate_limit):
 
 
 def test_rate_limit_leaves_at_least_as_much_bad_debt(project, deployer, vault_account, accounts, chain):
-    with chain.isolate():
+    with isolated(chain):
         without = cascade(project, deployer, vault_account, accounts, chain, rate_limit=0)
-    with chain.isolate():
+    with isolated(chain):
         limited = cascade(project, deployer, vault_account, accounts, chain, rate_limit=200_000)
     assert limited >= without
     assert limited > 0

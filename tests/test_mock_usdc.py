@@ -4,6 +4,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import USDC
+from tests.isolation import isolated
 
 
 def test_metadata(usdc):
@@ -46,7 +47,7 @@ def test_zero_address_rejected(usdc, deployer, target):
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(minted=st.integers(0, 10**15), sent=st.integers(0, 10**15))
 def test_transfer_conserves_supply(chain, usdc, deployer, alice, bob, minted, sent):
-    with chain.isolate():
+    with isolated(chain):
         usdc.mint(alice, minted, sender=deployer)
         if sent > minted:
             with ape.reverts(usdc.InsufficientBalance):

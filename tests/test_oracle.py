@@ -14,6 +14,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from web3.exceptions import ContractCustomError
 
+from tests.isolation import isolated
+
 WAD = 10**18
 ZERO = "0x" + "00" * 20
 
@@ -566,7 +568,7 @@ FULL_CYCLE = [
 @example(steps=FULL_CYCLE)
 @given(steps=steps)
 def test_property_router_matches_model(chain, router, feed, market, deployer, alice, steps):
-    with chain.isolate():
+    with isolated(chain):
         answer, updated = P0, updated_at(feed)
         last, until = wad(P0), 0
         for action, new_answer, gap in steps:

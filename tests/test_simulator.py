@@ -18,6 +18,7 @@ from simulator.model.exchange import ModelExchange
 from simulator.runner import run_scenario
 from simulator.scenarios import load_scenario, with_overrides
 from simulator.toolchain import PROJECT_ROOT
+from tests.isolation import isolated
 
 PERPSIM = [str(Path(sys.executable).with_name("perpsim"))]
 COMPARED = ("liquidations", "liquidated_notional_usd", "bad_debt_usd", "adl_fills", "adl_notional_usd",
@@ -35,7 +36,7 @@ def chain_exchange(project, accounts, chain, networks):
 
     @contextmanager
     def factory(scenario):
-        with chain.isolate():
+        with isolated(chain):
             system = deploy_system(project, accounts[0], accounts[9], scenario.market_specs(), vault_collateral_usd=0)
             exchange = ChainExchange(system, networks.provider.uri)
             try:

@@ -75,8 +75,14 @@ contract PerpEngine is IPerpEngine {
     mapping(uint256 accountId => mapping(uint256 marketId => Position)) internal positions;
     uint256[] public accountIds;
 
-    /// @notice Insurance fund balance (WAD USD). Funded by deposits and liquidation penalties.
+    /// @notice Insurance fund balance free to pay new losses (WAD USD). Funded by deposits and
+    /// liquidation penalties.
     uint256 public insuranceFund;
+    /// @notice Part of the fund earmarked for deficits of accounts still holding positions (WAD
+    /// USD): paid out or released when each account is closed out. Not in `insuranceFund`.
+    uint256 public insuranceFundReserved;
+    /// @notice The earmark of one account (WAD USD).
+    mapping(uint256 accountId => uint256) public fundReserveOf;
     /// @notice Losses no one has covered (WAD USD): claims exceed the tokens by this much.
     uint256 public badDebt;
 
@@ -326,11 +332,15 @@ contract PerpEngine is IPerpEngine {
         emit PenaltyCharged(accountId, keeper, toKeeper, toFund);
     }
 
-    /// @notice The loss waterfall for a closed-out account whose value is below zero (an account
-    /// that still holds a position is left as it is): the insurance fund pays
-    /// what it can (it never goes negative); the rest is spread over the other open positions of
-    /// `marketId` pro rata to size when `socialize` is set and there are any, else recorded as bad
-    /// debt, by which the protocol's claims then exceed its tokens. The account ends at zero value.
+    /// @notice The loss waterfall. For an account that still holds a position the fund only
+    /// earmarks what it can of the account's deficit now (`fundReserveOf`, raised or lowered to
+    /// it), so later losses elsewhere cannot spend money already promised to this one; nothing is
+    /// paid to the account yet, which would hand its owner any recovery of the open positions.
+    /// Once the account is closed out (its earmark went back to the fund with its last position)
+    /// the deficit is settled: the fund pays what it can (it never
+    /// goes negative); the rest is spread over the other open positions of `marketId` pro rata to
+    /// size when `socialize` is set and there are any, else recorded as bad debt, by which the
+    /// protocol's claims then exceed its tokens. The account ends at zero value.
     function settleDeficit(uint256 accountId, uint256 marketId, bool socialize)
         external
         nonReentrant
@@ -338,12 +348,14 @@ contract PerpEngine is IPerpEngine {
         returns (uint256 fromFund, uint256 socialized, uint256 writtenOff)
     {
         Market storage market = _market(marketId);
-        // The loss beyond bankruptcy is settled once the account is closed out: settling it while
-        // positions stay open would hand the owner any recovery of those positions.
-        if (accounts[accountId].marketMask != 0) return (0, 0, 0);
         (int256 value,,) = _health(accountId, _emptyPrices());
-        if (value >= 0) return (0, 0, 0);
-        uint256 deficit = uint256(-value);
+        uint256 deficit = value < 0 ? uint256(-value) : 0;
+        if (accounts[accountId].marketMask != 0) {
+            _earmarkDeficit(accountId, marketId, deficit);
+            return (0, 0, 0);
+        }
+        // The close-out fill (`_fill`) has already released the account's earmark to the fund.
+        if (deficit == 0) return (0, 0, 0);
         fromFund = FixedPointMath.min(deficit, insuranceFund);
         insuranceFund -= fromFund;
         uint256 rest = deficit - fromFund;
@@ -372,13 +384,16 @@ contract PerpEngine is IPerpEngine {
         return bankruptcyPriceOf(_crossId(account), marketId);
     }
 
-    /// @notice P - AV / size for the account's position in `marketId`, other prices fixed.
+    /// @notice P - (AV + fund earmark) / size for the account's position in `marketId`, other
+    /// prices fixed: the part of the deficit the fund has already promised is not the ADL
+    /// counterparties' to cover.
     function bankruptcyPriceOf(uint256 accountId, uint256 marketId) public view returns (uint256) {
         _market(marketId);
         int256 size = positions[accountId][marketId].size;
         if (size == 0) revert ZeroAmount();
         uint256[] memory prices = _emptyPrices();
         (int256 value,,) = _health(accountId, prices);
+        value += FixedPointMath.toInt(fundReserveOf[accountId]);
         return LiquidationMath.bankruptcyPrice(prices[marketId], value, size);
     }
 
@@ -556,11 +571,11 @@ contract PerpEngine is IPerpEngine {
     /// @notice The protocol's balance sheet (WAD): what it holds in tokens, and what it owes.
     /// `claims` is the sum over accounts of collateral - open notional - pending funding, which
     /// equals the sum of account values at any common price (sizes sum to zero). Conservation:
-    /// tokens = claims + insuranceFund + dust, with dust >= 0; under the NONE policy claims exceed
+    /// tokens = claims + fund + dust, with dust >= 0 (`fund` includes the earmarked part); under the NONE policy claims exceed
     /// tokens by the bad debt.
     function balanceSheet() external view returns (uint256 tokens, int256 claims, uint256 fund) {
         tokens = collateralToken.balanceOf(address(this)) * tokenScale;
-        fund = insuranceFund;
+        fund = insuranceFund + insuranceFundReserved;
         for (uint256 i; i < accountIds.length; ++i) {
             uint256 id = accountIds[i];
             Account storage account = accounts[id];
@@ -679,6 +694,9 @@ contract PerpEngine is IPerpEngine {
             if (valueAfter < FixedPointMath.toInt(im)) revert InsufficientMargin(id, valueAfter, im);
         } else if (valueAfter < 0 && valueAfter < valueBefore) {
             revert WorsensBadDebt(id, valueBefore, valueAfter);
+        } else if (valueAfter < 0 && accounts[id].marketMask == 0) {
+            // Only the liquidation engine closes out an account in deficit: it runs the waterfall.
+            revert DeficitCloseOut(id, valueAfter);
         }
     }
 
@@ -712,8 +730,31 @@ contract PerpEngine is IPerpEngine {
         account.collateral += realizedPnl;
         if (newSize == 0) account.marketMask &= ~(uint256(1) << marketId);
         else account.marketMask |= uint256(1) << marketId;
+        // A closed-out account's earmark goes back to the fund, which then pays what is owed.
+        if (account.marketMask == 0 && fundReserveOf[id] != 0) _setFundReserve(id, marketId, 0);
         if (id != _crossId(vault)) _updateOpenInterest(marketId, sizeDelta, newSize);
         emit PositionChanged(id, marketId, sizeDelta, fillPrice, newSize, newOpenNotional, realizedPnl);
+    }
+
+    /// @dev The account's earmark becomes its deficit, as far as the free fund reaches.
+    function _earmarkDeficit(uint256 id, uint256 marketId, uint256 deficit) internal {
+        _setFundReserve(id, marketId, FixedPointMath.min(deficit, fundReserveOf[id] + insuranceFund));
+    }
+
+    /// @dev Moves the account's earmark to `target`, between the free fund and the reserved part.
+    function _setFundReserve(uint256 id, uint256 marketId, uint256 target) internal {
+        uint256 reserved = fundReserveOf[id];
+        if (target == reserved) return;
+        fundReserveOf[id] = target;
+        if (target > reserved) {
+            insuranceFund -= target - reserved;
+            insuranceFundReserved += target - reserved;
+            emit InsuranceFundReserved(id, marketId, target - reserved, target);
+        } else {
+            insuranceFund += reserved - target;
+            insuranceFundReserved -= reserved - target;
+            emit InsuranceFundReleased(id, marketId, reserved - target, target);
+        }
     }
 
     function _increases(int256 oldSize, int256 newSize) internal pure returns (bool) {

@@ -54,8 +54,9 @@ interface ILiquidationEngine {
     /// SOCIALIZE and NONE the position stays open until depth returns.
     error LiquidityVoid(uint256 marketId, uint256 size);
     /// @notice Under ADL: the book and the insurance fund cannot absorb this liquidation; call
-    /// `deleverage`. `shortfall` is the loss beyond bankruptcy (type(uint256).max: no book at all).
-    error UseDeleverage(uint256 accountId, uint256 marketId, uint256 shortfall, uint256 insuranceFund);
+    /// `deleverage`. `shortfall` is the loss beyond bankruptcy (type(uint256).max: no book at all);
+    /// `fundAvailable` is the free insurance fund plus what it earmarked for this account.
+    error UseDeleverage(uint256 accountId, uint256 marketId, uint256 shortfall, uint256 fundAvailable);
     /// @notice `deleverage` while the book and the fund can still absorb the loss, or under
     /// another policy.
     error AdlNotRequired(uint256 accountId, uint256 marketId);

@@ -63,6 +63,9 @@ interface IPerpEngine {
     /// @notice A reduction would leave the account below zero value and worse than before: closing
     /// into bad debt is the liquidation engine's job.
     error WorsensBadDebt(uint256 accountId, int256 valueBefore, int256 valueAfter);
+    /// @notice The trade would close the account's last position with its value below zero: an
+    /// account in deficit is closed out by the liquidation engine, which settles the deficit.
+    error DeficitCloseOut(uint256 accountId, int256 valueAfter);
     /// @notice The fill price is past the trader's limit.
     error PriceLimitExceeded(uint256 marketId, uint256 fillPrice, uint256 priceLimit);
     /// @notice The vault cannot take the other side: its value would be below its initial margin.
@@ -108,6 +111,12 @@ interface IPerpEngine {
     event InsuranceFundDeposit(address indexed from, uint256 amount);
     event PenaltyCharged(uint256 indexed accountId, address indexed keeper, uint256 toKeeper, uint256 toFund);
     event InsuranceFundPayment(uint256 indexed accountId, uint256 indexed marketId, uint256 amount);
+    /// @notice The fund earmarked `amount` more for the deficit of an account that still holds
+    /// positions; `total` is the account's earmark now.
+    event InsuranceFundReserved(uint256 indexed accountId, uint256 indexed marketId, uint256 amount, uint256 total);
+    /// @notice `amount` of the account's earmark went back to the fund: its deficit shrank, or it
+    /// was closed out (then `total` is 0 and the fund pays what is owed from there).
+    event InsuranceFundReleased(uint256 indexed accountId, uint256 indexed marketId, uint256 amount, uint256 total);
     event LossSocialized(uint256 indexed marketId, uint256 indexed accountId, uint256 amount, uint256 indexDelta);
     event BadDebtRecorded(uint256 indexed accountId, uint256 indexed marketId, uint256 amount);
 
@@ -179,6 +188,8 @@ interface IPerpEngine {
     function isolatedAccountId(address owner, uint256 marketId) external pure returns (uint256);
 
     function insuranceFund() external view returns (uint256);
+    function insuranceFundReserved() external view returns (uint256);
+    function fundReserveOf(uint256 accountId) external view returns (uint256);
     function badDebt() external view returns (uint256);
     function bankruptcyPrice(address account, uint256 marketId) external view returns (uint256);
 }

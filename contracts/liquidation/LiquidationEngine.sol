@@ -111,7 +111,7 @@ contract LiquidationEngine is ILiquidationEngine {
         Plan memory plan = _plan(accountId, marketId, maxSize, lp);
         if (plan.action == Action.USE_ADL) {
             uint256 shortfall = plan.size == 0 || plan.valueAfter >= 0 ? type(uint256).max : uint256(-plan.valueAfter);
-            revert UseDeleverage(accountId, marketId, shortfall, engine.insuranceFund());
+            revert UseDeleverage(accountId, marketId, shortfall, _fundFor(accountId));
         }
         if (plan.action == Action.LIQUIDITY_VOID) revert LiquidityVoid(marketId, plan.size);
         if (plan.action == Action.RATE_LIMITED) revert RateLimited(marketId, plan.windowEnd);
@@ -253,10 +253,14 @@ contract LiquidationEngine is ILiquidationEngine {
             }
             if (plan.action != Action.FILL) return plan;
         }
-        if (lp.policy == BadDebtPolicy.ADL && plan.valueAfter < 0 && uint256(-plan.valueAfter) > engine.insuranceFund())
-        {
+        if (lp.policy == BadDebtPolicy.ADL && plan.valueAfter < 0 && uint256(-plan.valueAfter) > _fundFor(accountId)) {
             plan.action = Action.USE_ADL;
         }
+    }
+
+    /// @dev What the fund can pay for this account: the free fund plus what it earmarked for it.
+    function _fundFor(uint256 accountId) internal view returns (uint256) {
+        return engine.insuranceFund() + engine.fundReserveOf(accountId);
     }
 
     function _preview(uint256 accountId, uint256 marketId, Plan memory plan) internal view {

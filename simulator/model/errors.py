@@ -115,6 +115,12 @@ class WorsensBadDebt(ModelRevert):
     fields = ("accountId", "valueBefore", "valueAfter")
 
 
+class DeficitCloseOut(ModelRevert):
+    """The trade would close the account's last position with its value below zero."""
+
+    fields = ("accountId", "valueAfter")
+
+
 class PriceLimitExceeded(ModelRevert):
     """The fill price is past the trader's limit."""
 
@@ -185,7 +191,7 @@ class LiquidityVoid(ModelRevert):
 class UseDeleverage(ModelRevert):
     """Under ADL: the book and the insurance fund cannot absorb this liquidation; call `deleverage`."""
 
-    fields = ("accountId", "marketId", "shortfall", "insuranceFund")
+    fields = ("accountId", "marketId", "shortfall", "fundAvailable")
 
 
 class AdlNotRequired(ModelRevert):

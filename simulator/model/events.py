@@ -27,6 +27,8 @@ EVENT_FIELDS: dict[str, tuple[str, ...]] = {
     "InsuranceFundDeposit": ("from", "amount"),
     "PenaltyCharged": ("accountId", "keeper", "toKeeper", "toFund"),
     "InsuranceFundPayment": ("accountId", "marketId", "amount"),
+    "InsuranceFundReserved": ("accountId", "marketId", "amount", "total"),
+    "InsuranceFundReleased": ("accountId", "marketId", "amount", "total"),
     "LossSocialized": ("marketId", "accountId", "amount", "indexDelta"),
     "BadDebtRecorded": ("accountId", "marketId", "amount"),
     # ILiquidationEngine

@@ -169,7 +169,7 @@ class LiquidationEngine(PerpEngine):
         plan = self._plan(account_id, market_id, max_size, lp)
         if plan.action == Action.USE_ADL:
             shortfall = fp.MAX_UINT256 if plan.size == 0 or plan.value_after >= 0 else -plan.value_after
-            raise UseDeleverage(account_id, market_id, shortfall, self.insurance_fund)
+            raise UseDeleverage(account_id, market_id, shortfall, self._fund_for(account_id))
         if plan.action == Action.LIQUIDITY_VOID:
             raise LiquidityVoid(market_id, plan.size)
         if plan.action == Action.RATE_LIMITED:
@@ -332,9 +332,13 @@ class LiquidationEngine(PerpEngine):
                 self._preview(account_id, market_id, plan)
             if plan.action != Action.FILL:
                 return plan
-        if lp.policy == BadDebtPolicy.ADL and plan.value_after < 0 and -plan.value_after > self.insurance_fund:
+        if lp.policy == BadDebtPolicy.ADL and plan.value_after < 0 and -plan.value_after > self._fund_for(account_id):
             plan.action = Action.USE_ADL
         return plan
+
+    def _fund_for(self, account_id: int) -> int:
+        """What the fund can pay for this account: the free fund plus what it earmarked for it."""
+        return self.insurance_fund + self.fund_reserve_of(account_id)
 
     def _preview(self, account_id: int, market_id: int, plan: Plan) -> None:
         plan.size_delta = -plan.size if plan.position_size > 0 else plan.size

@@ -31,6 +31,7 @@ from simulator.model import liquidation as LiquidationMath
 from simulator.model import margin as MarginMath
 from simulator.model import position as PositionMath
 from simulator.model.errors import (
+    DeficitCloseOut,
     InsufficientCollateral,
     InsufficientMargin,
     InvalidCounterparty,
@@ -188,6 +189,8 @@ class PerpEngine(ChainState):
         self.tiers: list[tuple[Tier, ...]] = []
         self.account_ids: list[int] = []  # accountIds: registered ids in registration order
         self.insurance_fund = 0
+        self.insurance_fund_reserved = 0
+        self.fund_reserve: dict[int, int] = {}  # fundReserveOf: the fund's earmark per account id
         self.bad_debt = 0
 
         # Rows of the account arrays: one per account id ever written (registered or not).
@@ -252,7 +255,9 @@ class PerpEngine(ChainState):
     def _snapshot(self) -> dict:
         snapshot = super()._snapshot()
         snapshot.update(
-            engine_scalars=(self.vault, self.insurance_fund, self.bad_debt, self.token_balance, self.owner),
+            engine_scalars=(self.vault, self.insurance_fund, self.insurance_fund_reserved, self.bad_debt,
+                            self.token_balance, self.owner),
+            fund_reserve=dict(self.fund_reserve),
             markets=[replace(market) for market in self.markets],
             tiers=list(self.tiers),
             accounts=(len(self.account_ids), len(self._row_ids)),
@@ -261,7 +266,9 @@ class PerpEngine(ChainState):
 
     def _restore(self, snapshot: dict) -> None:
         super()._restore(snapshot)
-        self.vault, self.insurance_fund, self.bad_debt, self.token_balance, self.owner = snapshot["engine_scalars"]
+        (self.vault, self.insurance_fund, self.insurance_fund_reserved, self.bad_debt, self.token_balance,
+         self.owner) = snapshot["engine_scalars"]
+        self.fund_reserve = snapshot["fund_reserve"]
         saved_markets = snapshot["markets"]
         for live, saved in zip(self.markets, saved_markets):
             live.__dict__.update(saved.__dict__)
@@ -500,21 +507,22 @@ class PerpEngine(ChainState):
 
     @transaction
     def settle_deficit(self, account_id: int, market_id: int, socialize: bool) -> tuple[int, int, int]:
-        """settleDeficit: the loss waterfall for a closed-out account below zero value (an account
-        that still holds a position is left as it is: returns (0, 0, 0)).
-
-        The insurance fund pays what it can; the rest is spread over the open positions of
-        `market_id` (all someone else's) when `socialize` (and there are any), else recorded as bad
-        debt. The account ends at zero value. Returns (fromFund, socialized, writtenOff)."""
+        """settleDeficit: the loss waterfall. For an account that still holds a position the fund
+        only earmarks what it can of the deficit now (fund_reserve, raised or lowered to it) and
+        (0, 0, 0) is returned. Once the account is closed out (its earmark went back to the fund
+        with its last position) the fund pays what it can; the
+        rest is spread over the open positions of `market_id` (all someone else's) when `socialize`
+        (and there are any), else recorded as bad debt. The account ends at zero value. Returns
+        (fromFund, socialized, writtenOff)."""
         market = self._market(market_id)
-        # The loss beyond bankruptcy is settled once the account is closed out: settling it while
-        # positions stay open would hand the owner any recovery of those positions.
-        if self.market_mask_of(account_id) != 0:
-            return 0, 0, 0
         value, _, _ = self._health(account_id)
-        if value >= 0:
+        deficit = -value if value < 0 else 0
+        if self.market_mask_of(account_id) != 0:
+            self._earmark_deficit(account_id, market_id, deficit)
             return 0, 0, 0
-        deficit = -value
+        # The close-out fill (_fill) has already released the account's earmark to the fund.
+        if deficit == 0:
+            return 0, 0, 0
         from_fund = fp.min(deficit, self.insurance_fund)
         self.insurance_fund -= from_fund
         rest = deficit - from_fund
@@ -550,12 +558,13 @@ class PerpEngine(ChainState):
         return self.bankruptcy_price_of(self._cross_id(account), market_id)
 
     def bankruptcy_price_of(self, account_id: int, market_id: int) -> int:
-        """bankruptcyPriceOf: P - AV / size for the account's position in `market_id`."""
+        """bankruptcyPriceOf: P - (AV + fund earmark) / size for the account's position in `market_id`."""
         self._market(market_id)
         size = self._position(account_id, market_id).size
         if size == 0:
             raise ZeroAmount()
         value, _, _ = self._health(account_id)
+        value += fp.to_int(self.fund_reserve_of(account_id))
         return LiquidationMath.bankruptcy_price(self._price_of(market_id), value, size)
 
     def book_capacity(self, market_id: int, is_buy: bool) -> int:
@@ -617,6 +626,10 @@ class PerpEngine(ChainState):
         """positionOf: (size, openNotional, fundingIndex) of any account id."""
         position = self._position(account_id, market_id)
         return position.size, position.open_notional, position.funding_index
+
+    def fund_reserve_of(self, account_id: int) -> int:
+        """fundReserveOf: the fund's earmark for the account's deficit."""
+        return self.fund_reserve.get(account_id, 0)
 
     def collateral_of(self, account_id: int) -> int:
         """collateralOf."""
@@ -734,7 +747,7 @@ class PerpEngine(ChainState):
             claims -= int(FundingMath.owed(size, market.funding_index, self._funding_index[rows, m]).sum())
             pending = LiquidationMath.social_loss_owed(size, market.social_loss_index, self._social_loss_index[rows, m])
             claims -= int(fp.to_int(pending).sum())
-        return tokens, claims, self.insurance_fund
+        return tokens, claims, self.insurance_fund + self.insurance_fund_reserved
 
     def isolated_account_id(self, account: int, market_id: int) -> int:
         """isolatedAccountId: address | (marketId + 1) << 160."""
@@ -825,6 +838,9 @@ class PerpEngine(ChainState):
                 raise InsufficientMargin(account_id, value_after, im)
         elif value_after < 0 and value_after < value_before:
             raise WorsensBadDebt(account_id, value_before, value_after)
+        elif value_after < 0 and self.market_mask_of(account_id) == 0:
+            # Only the liquidation engine closes out an account in deficit: it runs the waterfall.
+            raise DeficitCloseOut(account_id, value_after)
 
     def _fill_vault(self, vault_id: int, market_id: int, size_delta: int, fill_price: int) -> None:
         """The vault's side of a taker fill: it must stay >= its IM when its exposure grows."""
@@ -850,12 +866,37 @@ class PerpEngine(ChainState):
         position.open_notional = new_open_notional
         account.collateral += realized_pnl
         # marketMask: derived from the size (see the module docstring).
+        # A closed-out account's earmark goes back to the fund, which then pays what is owed.
+        if self.fund_reserve_of(account_id) != 0 and self.market_mask_of(account_id) == 0:
+            self._set_fund_reserve(account_id, market_id, 0)
         if account_id != self._cross_id(self.vault):
             self._update_open_interest(market_id, size_delta, new_size)
         self._emit(
             "PositionChanged", account_id, market_id, size_delta, fill_price, new_size, new_open_notional, realized_pnl
         )
         return new_size
+
+    def _earmark_deficit(self, account_id: int, market_id: int, deficit: int) -> None:
+        """The account's earmark becomes its deficit, as far as the free fund reaches."""
+        self._set_fund_reserve(account_id, market_id, fp.min(deficit, self.fund_reserve_of(account_id) + self.insurance_fund))
+
+    def _set_fund_reserve(self, account_id: int, market_id: int, target: int) -> None:
+        """Moves the account's earmark to `target`, between the free fund and the reserved part."""
+        reserved = self.fund_reserve_of(account_id)
+        if target == reserved:
+            return
+        if target:
+            self.fund_reserve[account_id] = target
+        else:
+            del self.fund_reserve[account_id]
+        if target > reserved:
+            self.insurance_fund -= target - reserved
+            self.insurance_fund_reserved += target - reserved
+            self._emit("InsuranceFundReserved", account_id, market_id, target - reserved, target)
+        else:
+            self.insurance_fund += reserved - target
+            self.insurance_fund_reserved -= reserved - target
+            self._emit("InsuranceFundReleased", account_id, market_id, reserved - target, target)
 
     @staticmethod
     def _increases(old_size: int, new_size: int) -> bool:

@@ -55,9 +55,14 @@ def check_open_interest(protocol: Protocol) -> None:
 
 
 def check_insurance_fund(protocol: Protocol) -> None:
-    """Invariant 4: the fund never goes negative and is backed by tokens."""
+    """Invariant 4: the fund never goes negative and is backed by tokens; its earmarks add up and
+    belong to accounts that still hold positions (a closed-out account's earmark was settled)."""
     tokens, _, fund = protocol.balance_sheet()
     assert 0 <= fund <= tokens
+    assert protocol.insurance_fund >= 0 and protocol.insurance_fund_reserved >= 0
+    assert sum(protocol.fund_reserve.values()) == protocol.insurance_fund_reserved
+    for account_id, reserved in protocol.fund_reserve.items():
+        assert reserved > 0 and protocol.market_mask_of(account_id) != 0, (account_id, reserved)
 
 
 def check_invariants(protocol: Protocol) -> None:
@@ -81,6 +86,8 @@ def fingerprint(protocol: Protocol) -> tuple:
         tuple(repr(m) for m in protocol.markets),
         tuple(protocol.tiers),
         protocol.insurance_fund,
+        protocol.insurance_fund_reserved,
+        tuple(sorted(protocol.fund_reserve.items())),
         protocol.bad_debt,
         protocol.token_balance,
         protocol.vault,

@@ -1,7 +1,8 @@
 """The contract changes of "settle deficits only on closed-out accounts, register on fill, depth
 requote scales consumption" in the model:
 
-- settleDeficit does nothing while the account holds any position; once closed out, the socialised
+- settleDeficit pays nothing while the account holds any position, only earmarks the fund for its
+  deficit; once closed out, the earmark is released to the fund, which pays, and the socialised
   loss is spread over longOI + shortOI + |vault size| and the account's own snapshot is untouched;
 - every filled account is registered first (AccountRegistered before FundingSettled);
 - setDepth within a block that walked the book rescales the block's consumption;
@@ -43,14 +44,19 @@ def test_deficit_waits_until_the_account_is_closed_out(policy):
     protocol.liquidate(ALICE, BTC, keeper=KEEPER)
     [first] = protocol.events_named("Liquidation")
     assert (first.fundPaid, first.socialized, first.badDebt, first.penalty) == (0, 0, 0, 0)
-    assert protocol.insurance_fund == fund and protocol.bad_debt == 0
+    assert protocol.bad_debt == 0
     assert protocol.market_view(BTC).social_loss_index == index_before
     assert not protocol.events_named("InsuranceFundPayment") and not protocol.events_named("LossSocialized")
     value, _, _ = protocol.health(ALICE)
     assert value < 0 and protocol.market_mask_of(ALICE) == 1 << ETH  # the deficit stays, ETH open
-    # settleDeficit itself is a no-op on an account with a position.
+    # The whole fund ($1,000 < the ~$3,000 deficit) is earmarked for alice, nothing paid to her.
+    [reserved] = protocol.events_named("InsuranceFundReserved")
+    assert (reserved.accountId, reserved.amount, reserved.total) == (ALICE, fund, fund)
+    assert protocol.insurance_fund == 0 and protocol.insurance_fund_reserved == fund
+    assert protocol.fund_reserve_of(ALICE) == fund
+    # settleDeficit itself pays nothing on an account with a position (and the fund has no more).
     assert protocol.settle_deficit(ALICE, BTC, policy == BadDebtPolicy.SOCIALIZE) == (0, 0, 0)
-    assert protocol.health(ALICE)[0] == value
+    assert protocol.health(ALICE)[0] == value and protocol.fund_reserve_of(ALICE) == fund
     check_invariants(protocol)
 
     # Closing the last position closes the account out: now the waterfall runs.
@@ -59,6 +65,8 @@ def test_deficit_waits_until_the_account_is_closed_out(policy):
     protocol.liquidate(ALICE, ETH, keeper=KEEPER)
     [second] = protocol.events_named("Liquidation", since)
     deficit = -value_after
+    [released] = protocol.events_named("InsuranceFundReleased", since)
+    assert (released.amount, released.total) == (fund, 0) and protocol.insurance_fund_reserved == 0 and protocol.fund_reserve_of(ALICE) == 0
     assert second.fundPaid == fund
     if policy == BadDebtPolicy.NONE:
         assert (second.socialized, second.badDebt) == (0, deficit - fund)

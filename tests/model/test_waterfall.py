@@ -91,7 +91,7 @@ def test_adl_leaves_no_bad_debt_and_hits_the_top_of_the_ranking():
     before = fingerprint(protocol)
     with pytest.raises(UseDeleverage) as info:
         protocol.liquidate(ALICE, BTC)
-    assert info.value.shortfall == wad("5007.225") and info.value.insuranceFund == wad(1_000)
+    assert info.value.shortfall == wad("5007.225") and info.value.fundAvailable == wad(1_000)
     assert fingerprint(protocol) == before
     assert protocol.adl_required(ALICE, BTC)
     ranking, scores = protocol.adl_ranking(BTC, WAD)
