@@ -122,7 +122,8 @@ class Snapshot:
     long_open_interest: list[int]
     short_open_interest: list[int]
     vault_size: list[int]
-    insurance_fund: int
+    insurance_fund: int  # free to pay new losses
+    insurance_fund_reserved: int  # earmarked for deficits of accounts still holding positions
     bad_debt: int
 
 

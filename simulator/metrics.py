@@ -21,11 +21,13 @@ LOGGED_EVENTS = {
     "BadDebtRecorded": ("accountId", "marketId", "amount"),
     "LossSocialized": ("marketId", "accountId", "amount", "indexDelta"),
     "InsuranceFundPayment": ("accountId", "marketId", "amount"),
+    "InsuranceFundReserved": ("accountId", "marketId", "amount", "total"),
+    "InsuranceFundReleased": ("accountId", "marketId", "amount", "total"),
 }
 SERIES_FIELDS = (
     "step", "market", "fundamental", "external_price", "oracle_price", "oracle_status", "depth2pct_usd",
     "depth_factor", "long_oi", "short_oi", "vault_size", "liquidations", "liquidated_notional_usd",
-    "adl_notional_usd", "insurance_fund_usd", "bad_debt_usd", "socialized_usd",
+    "adl_notional_usd", "insurance_fund_usd", "insurance_fund_reserved_usd", "bad_debt_usd", "socialized_usd",
 )
 
 
@@ -114,6 +116,7 @@ class Metrics:
                 "liquidated_notional_usd": float(flow["liquidated"][m]),
                 "adl_notional_usd": float(flow["adl"][m]),
                 "insurance_fund_usd": usd(snapshot.insurance_fund),
+                "insurance_fund_reserved_usd": usd(snapshot.insurance_fund_reserved),
                 "bad_debt_usd": usd(snapshot.bad_debt),
                 "socialized_usd": float(flow["socialized"][m]),
             })
@@ -132,6 +135,7 @@ class Metrics:
             "liquidated_notional_usd": usd(self.liquidated_notional),
             "insurance_fund_start_usd": usd(self.insurance_fund_start),
             "insurance_fund_end_usd": usd(final.insurance_fund) if final else None,
+            "insurance_fund_reserved_end_usd": usd(final.insurance_fund_reserved) if final else None,
             "bad_debt_usd": usd(bad_debt),
             "insolvent": bad_debt > 0,
             "adl_fills": self.adl_fills,

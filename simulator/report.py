@@ -105,7 +105,10 @@ def render_report(out_dir: Path) -> Path:
     fig, ax = plt.subplots(figsize=(11, 3.5))
     first = series[markets[0]] if markets else []
     steps = column(first, "step")
-    ax.plot(steps, column(first, "insurance_fund_usd"), color="tab:blue", label="insurance fund")
+    ax.plot(steps, column(first, "insurance_fund_usd"), color="tab:blue", label="insurance fund (free)")
+    if first and "insurance_fund_reserved_usd" in first[0]:  # runs before the earmark have no column
+        ax.plot(steps, column(first, "insurance_fund_reserved_usd"), color="tab:blue", ls="--",
+                label="earmarked for open deficits")
     ax.plot(steps, column(first, "bad_debt_usd"), color="tab:red", label="bad debt")
     ax.set_xlabel("step")
     ax.set_ylabel("USD")

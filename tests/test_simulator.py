@@ -22,7 +22,8 @@ from tests.isolation import isolated
 
 PERPSIM = [str(Path(sys.executable).with_name("perpsim"))]
 COMPARED = ("liquidations", "liquidated_notional_usd", "bad_debt_usd", "adl_fills", "adl_notional_usd",
-            "insurance_fund_end_usd", "socialized_loss_usd", "first_liquidation_step", "first_adl_step")
+            "insurance_fund_end_usd", "insurance_fund_reserved_end_usd", "socialized_loss_usd", "first_liquidation_step",
+            "first_adl_step")
 
 
 @contextmanager

@@ -176,10 +176,11 @@ class ChainExchange:
         return [] if isinstance(result, Reverted) else list(result[0])
 
     def snapshot(self) -> Snapshot:
-        prices, views, fund, bad_debt = self.chain.call([
+        prices, views, fund, reserved, bad_debt = self.chain.call([
             Call("router", "prices", (list(range(self.n_markets)),)),
             Call("engine", "marketViews"),
             Call("engine", "insuranceFund"),
+            Call("engine", "insuranceFundReserved"),
             Call("engine", "badDebt"),
         ])
         return Snapshot(
@@ -190,6 +191,7 @@ class ChainExchange:
             short_open_interest=[v[2] for v in views],
             vault_size=[v[3] for v in views],
             insurance_fund=fund,
+            insurance_fund_reserved=reserved,
             bad_debt=bad_debt,
         )
 

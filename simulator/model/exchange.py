@@ -169,6 +169,7 @@ class ModelExchange:
             short_open_interest=[v.short_open_interest for v in views],
             vault_size=[v.vault_size for v in views],
             insurance_fund=self.protocol.insurance_fund,
+            insurance_fund_reserved=self.protocol.insurance_fund_reserved,
             bad_debt=self.protocol.bad_debt,
         )
 
