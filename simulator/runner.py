@@ -109,7 +109,7 @@ def run_scenario(
             metrics.insurance_fund_start = final.insurance_fund
             depths = list(final.depth2pct)
             scan = exchange.scan()
-            keeper_actions = keepers.plan(exchange, scan)
+            keeper_actions = keepers.plan(exchange, scan, final.insurance_fund)
             last_flow = None  # last step's liquidation flow, fed back into the external market
             for step in range(steps):
                 timestamp = clock + (step + 1) * scenario.step_seconds
@@ -133,13 +133,14 @@ def run_scenario(
                     final = exchange.snapshot()
                 if acted or step % RESCAN_EVERY == 0:
                     scan = exchange.scan()
-                    keeper_actions = keepers.plan(exchange, scan)
+                    keeper_actions = keepers.plan(exchange, scan, final.insurance_fund)
                 metrics.record_step(step, fundamentals, market, final, flow)
                 completed_steps = step + 1
                 if progress:
                     progress(step + 1, steps)
             final = exchange.snapshot()
             sheet = exchange.balance_sheet()
+            setup_extra["keeper_liquidations_held"] = keepers.held
             setup_extra["tokens_usd"] = sheet[0] / WAD
             setup_extra["claims_usd"] = sheet[1] / WAD
     except PerpsimError as exc:

@@ -1220,7 +1220,7 @@ def run_scenario(env: Env, scenario: Scenario) -> Twin:
 # ================================================================================================
 
 DIFFERENTIAL = settings(
-    max_examples=examples(35),
+    max_examples=examples(25),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
 )
@@ -1347,7 +1347,7 @@ def block_txs(twin: Twin, traders: list, ops: tuple) -> list[tuple]:
     return txs
 
 
-@settings(DIFFERENTIAL, max_examples=examples(12))
+@settings(DIFFERENTIAL, max_examples=examples(10))
 @given(case=block_scenarios())
 def test_blocks_of_several_transactions_agree(env, chain, case):
     """Trades, closes, depth requotes, liquidations and price answers mined together: consumption

@@ -434,9 +434,9 @@ def machine_settings(runs: int, step_count: int) -> settings:
 
 def test_static_machine(env):
     StaticMachine.env = env
-    run_state_machine_as_test(StaticMachine, settings=machine_settings(10, 25))
+    run_state_machine_as_test(StaticMachine, settings=machine_settings(8, 25))
 
 
 def test_dynamic_machine(env):
     DynamicMachine.env = env
-    run_state_machine_as_test(DynamicMachine, settings=machine_settings(10, 35))
+    run_state_machine_as_test(DynamicMachine, settings=machine_settings(8, 30))

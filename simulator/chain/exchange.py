@@ -171,6 +171,9 @@ class ChainExchange:
         results = self.chain.call([Call("liquidator", "adlRequired", (i, m)) for i, m in pairs])
         return [r is True for r in results]
 
+    def fund_reserves(self, account_ids: Sequence[int]) -> list[int]:
+        return self.chain.call([Call("engine", "fundReserveOf", (i,)) for i in account_ids])
+
     def adl_ranking(self, market: int, bankrupt_side: int) -> list[int]:
         [result] = self.chain.call([Call("liquidator", "adlRanking", (market, bankrupt_side))])
         return [] if isinstance(result, Reverted) else list(result[0])

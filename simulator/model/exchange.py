@@ -156,6 +156,9 @@ class ModelExchange:
                 answers.append(False)
         return answers
 
+    def fund_reserves(self, account_ids: Sequence[int]) -> list[int]:
+        return [self.protocol.fund_reserve_of(i) for i in account_ids]
+
     def adl_ranking(self, market: int, bankrupt_side: int) -> list[int]:
         return list(self.protocol.adl_ranking(market, bankrupt_side)[0])
 
