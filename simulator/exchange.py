@@ -149,3 +149,12 @@ class Exchange(Protocol):
     def snapshot(self) -> Snapshot: ...
 
     def close(self) -> None: ...
+
+
+def position_sizes(exchange: Exchange, pairs: Sequence[tuple[int, int]]) -> dict[tuple[int, int], int]:
+    """Position sizes of (account, market) pairs, one batched read per market."""
+    sizes: dict[tuple[int, int], int] = {}
+    for market in sorted({m for _, m in pairs}):
+        accounts = [a for a, m in pairs if m == market]
+        sizes.update(((a, market), s) for a, s in zip(accounts, exchange.positions(accounts, market)))
+    return sizes

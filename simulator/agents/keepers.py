@@ -4,7 +4,7 @@ canonical ADL ranking when the waterfall needs ADL."""
 from __future__ import annotations
 
 from simulator.chain.deploy import AdlRanking
-from simulator.exchange import Action, Deleverage, Exchange, HealthScan, Liquidate
+from simulator.exchange import Action, Deleverage, Exchange, HealthScan, Liquidate, position_sizes
 
 
 def adl_counterparties(ranking: list[int], sizes: list[int], size: int, pro_rata: bool) -> list[int]:
@@ -48,7 +48,9 @@ class Keepers:
         drawn = self._fund_draws(exchange, scan, candidates) if insurance_fund is not None else {}
         budget = insurance_fund or 0
         budgeted: set[int] = set()
-        for (account, market), needs_adl in zip(pairs, exchange.adl_required(pairs)):
+        needs = exchange.adl_required(pairs)
+        sizes = position_sizes(exchange, [pair for pair, need in zip(pairs, needs) if need])
+        for (account, market), needs_adl in zip(pairs, needs):
             if not needs_adl:
                 draw = drawn.get(account, 0)
                 if draw and account not in budgeted:
@@ -59,7 +61,7 @@ class Keepers:
                     budgeted.add(account)
                 actions.append(Liquidate(account, market))
                 continue
-            [size] = exchange.positions([account], market)
+            size = sizes[account, market]
             side = 1 if size > 0 else -1
             if size == 0 or (market, side) in adl_sides_used:
                 continue

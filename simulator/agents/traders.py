@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from simulator.exchange import Action, AddMargin, Exchange, HealthScan, Trade
+from simulator.exchange import Action, AddMargin, Exchange, HealthScan, Trade, position_sizes
 from simulator.scenarios.schema import Scenario
 from simulator.units import WAD
 
@@ -93,11 +93,12 @@ class TraderAgents:
     def _closes(self, exchange: Exchange, account_ids: list[int]) -> list[Action]:
         if not account_ids:
             return []
+        pairs = [(a, m) for a, markets in zip(account_ids, exchange.open_markets(account_ids)) for m in markets]
+        sizes = position_sizes(exchange, pairs)
         closes: list[Action] = []
-        for account_id, markets in zip(account_ids, exchange.open_markets(account_ids)):
+        for account_id, market in pairs:
             account = self.by_id[account_id]
-            for market in markets:
-                [size] = exchange.positions([account_id], market)
-                if size:
-                    closes.append(Trade(account.address, market, -size, isolated=account.isolated_market is not None))
+            if sizes[account_id, market]:
+                closes.append(Trade(account.address, market, -sizes[account_id, market],
+                                    isolated=account.isolated_market is not None))
         return closes

@@ -55,33 +55,54 @@ class TxResult:
 
 
 class ContractAbi:
-    """Encoding, decoding and error names of one contract, from its ABI."""
+    """Encoding, decoding and error names of one contract, from its ABI.
+
+    Selectors and types are worked out once per function: web3's `encode_abi` validates the whole
+    ABI and hashes every function's signature on each call, which was two thirds of a chain run."""
 
     def __init__(self, name: str, address: str, abi: list[dict]):
         self.name = name
         self.address = to_checksum_address(address)
-        self.contract = Web3().eth.contract(address=self.address, abi=abi)
         self.codec = Web3().codec
+        # name -> (selector, input types, output types); perpsim's contracts overload no function.
+        self.functions: dict[str, tuple[bytes, list[str], list[str]]] = {}
+        for item in abi:
+            if item.get("type") != "function":
+                continue
+            if item["name"] in self.functions:
+                raise ValueError(f"{name}: function {item['name']} is overloaded; call it by signature")
+            inputs = [_abi_type(i) for i in item["inputs"]]
+            outputs = [_abi_type(o) for o in item.get("outputs", [])]
+            selector = keccak(text=f"{item['name']}({','.join(inputs)})")[:4]
+            self.functions[item["name"]] = (selector, inputs, outputs)
         self.errors: dict[bytes, tuple[str, list[str], list[str]]] = {}
         for item in abi:
             if item.get("type") == "error":
                 types = [i["type"] for i in item["inputs"]]
                 selector = keccak(text=f"{item['name']}({','.join(types)})")[:4]
                 self.errors[selector] = (item["name"], types, [i["name"] for i in item["inputs"]])
-        self.events: dict[bytes, str] = {
-            keccak(text=f"{item['name']}({','.join(_abi_type(i) for i in item['inputs'])})"): item["name"]
+        # topic0 -> (name, [(input name, type, indexed)])
+        self.events: dict[bytes, tuple[str, list[tuple[str, str, bool]]]] = {
+            keccak(text=f"{item['name']}({','.join(_abi_type(i) for i in item['inputs'])})"): (
+                item["name"], [(i["name"], _abi_type(i), bool(i.get("indexed"))) for i in item["inputs"]])
             for item in abi
             if item.get("type") == "event"
         }
 
+    def _function(self, function: str) -> tuple[bytes, list[str], list[str]]:
+        try:
+            return self.functions[function]
+        except KeyError:
+            raise ValueError(f"{self.name} has no function {function!r}") from None
+
     def encode(self, function: str, args: Sequence) -> str:
-        return self.contract.encode_abi(function, args=list(args))
+        selector, inputs, _ = self._function(function)
+        return "0x" + (selector + self.codec.encode(inputs, list(args))).hex()
 
     def decode(self, function: str, data: str | bytes):
-        fn = self.contract.get_function_by_name(function)
-        values = fn.abi["outputs"]
+        _, _, outputs = self._function(function)
         raw = bytes.fromhex(data[2:]) if isinstance(data, str) else data
-        decoded = self.codec.decode([_abi_type(o) for o in values], raw)
+        decoded = self.codec.decode(outputs, raw)
         return decoded[0] if len(decoded) == 1 else decoded
 
     def error_name(self, data: str | bytes | None) -> str | None:
@@ -269,22 +290,22 @@ class Reverted:
 
 
 def _decode_log(contract: ContractAbi, log: dict):
-    """(event name, args) of a log emitted by `contract`, or None for an event it does not declare."""
-    name = contract.events.get(bytes.fromhex(log["topics"][0][2:]))
-    if name is None:
+    """(event name, args) of a log emitted by `contract`, or None for an event it does not declare.
+    Indexed values come from the topics, the rest from the data; addresses are checksummed."""
+    topics = log["topics"]
+    found = contract.events.get(bytes.fromhex(topics[0][2:]))
+    if found is None:
         return None
-    processed = getattr(contract.contract.events, name)().process_log(_normalise_log(log))
-    return name, dict(processed["args"])
-
-
-def _normalise_log(log: dict) -> dict:
-    return {
-        "address": to_checksum_address(log["address"]),
-        "topics": [bytes.fromhex(t[2:]) for t in log["topics"]],
-        "data": bytes.fromhex(log["data"][2:]),
-        "blockNumber": int(log["blockNumber"], 16),
-        "transactionHash": bytes.fromhex(log["transactionHash"][2:]),
-        "transactionIndex": int(log["transactionIndex"], 16),
-        "blockHash": bytes.fromhex(log["blockHash"][2:]),
-        "logIndex": int(log["logIndex"], 16),
-    }
+    name, inputs = found
+    indexed = [(n, t) for n, t, is_indexed in inputs if is_indexed]
+    plain = [(n, t) for n, t, is_indexed in inputs if not is_indexed]
+    values = {}
+    for (arg, kind), topic in zip(indexed, topics[1:]):
+        [values[arg]] = contract.codec.decode([kind], bytes.fromhex(topic[2:]))
+    for (arg, kind), value in zip(plain, contract.codec.decode([t for _, t in plain], bytes.fromhex(log["data"][2:]))):
+        values[arg] = value
+    args = {}
+    for arg, kind, _ in inputs:  # declaration order, as web3 gives them
+        value = values[arg]
+        args[arg] = to_checksum_address(value) if kind == "address" else value
+    return name, args
