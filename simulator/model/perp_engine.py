@@ -510,10 +510,10 @@ class PerpEngine(ChainState):
         """settleDeficit: the loss waterfall. For an account that still holds a position the fund
         only earmarks what it can of the deficit now (fund_reserve, raised or lowered to it) and
         (0, 0, 0) is returned. Once the account is closed out (its earmark went back to the fund
-        with its last position) the fund pays what it can; the
-        rest is spread over the open positions of `market_id` (all someone else's) when `socialize`
-        (and there are any), else recorded as bad debt. The account ends at zero value. Returns
-        (fromFund, socialized, writtenOff)."""
+        with its last position) the fund pays what it can; the rest is spread over the open
+        positions of `market_id` (all someone else's) when `socialize` (and there are any), else
+        recorded as bad debt. The account ends at zero value. Returns (fromFund, socialized,
+        writtenOff)."""
         market = self._market(market_id)
         value, _, _ = self._health(account_id)
         deficit = -value if value < 0 else 0

@@ -1,0 +1,72 @@
+"""The simulator's keepers on the model backend: the free insurance fund is budgeted over a block, so
+liquidations the fund cannot pay once earlier ones have drawn it are held, not sent to revert."""
+
+from __future__ import annotations
+
+from simulator.agents.keepers import Keepers
+from simulator.chain.deploy import AdlRanking, MarketSpec
+from simulator.exchange import Liquidate
+from simulator.model.exchange import ModelExchange
+from simulator.units import WAD, wad
+
+BTC = 0
+TRADERS = [0xA11CE, 0xB0B, 0xCA201]
+WINNER = 0xD0D0
+
+
+def underwater_book(fund_usd: int) -> ModelExchange:
+    """Three 1 BTC longs from $100,000 on $14,400 each; BTC at $85,000 leaves each $600 under water.
+    The winner holds the other side; the book is deep enough that impact is negligible."""
+    exchange = ModelExchange([MarketSpec("BTC", 100_000, depth2pct=10**12)])
+    protocol = exchange.protocol
+    protocol.fund(WINNER, 1_000_000)
+    for trader in TRADERS:
+        protocol.fund(trader, 14_400)
+        protocol.settle_matched_fill(trader, WINNER, BTC, WAD, wad(100_000))
+    if fund_usd:
+        protocol.fund_insurance(fund_usd)
+    protocol.set_price(BTC, wad(85_000))
+    return exchange
+
+
+def test_the_fund_is_budgeted_over_the_block():
+    exchange = underwater_book(fund_usd=1_000)
+    keepers = Keepers([AdlRanking.PNL_LEVERAGE])
+    scan = exchange.scan()
+    # Each liquidation alone fits the $1,000 fund ...
+    assert exchange.adl_required([(t, BTC) for t in TRADERS]) == [False, False, False]
+    # ... but only one fits it after the others: the rest wait.
+    actions = keepers.plan(exchange, scan, exchange.snapshot().insurance_fund)
+    assert actions == [Liquidate(TRADERS[0], BTC)] and keepers.held == 2
+    results = exchange.execute(actions, exchange.timestamp + 1)
+    assert all(result.ok for result in results)
+    # Next step the fund ($400 left) cannot pay either of them: both go to ADL, one per side a step.
+    scan = exchange.scan()
+    assert exchange.adl_required([(t, BTC) for t in TRADERS[1:]]) == [True, True]
+    [deleverage] = keepers.plan(exchange, scan, exchange.snapshot().insurance_fund)
+    assert deleverage.account_id == TRADERS[1] and deleverage.counterparties == (WINNER,)
+    assert all(result.ok for result in exchange.execute([deleverage], exchange.timestamp + 1))
+
+
+def test_without_a_budget_the_block_sends_liquidations_that_revert():
+    exchange = underwater_book(fund_usd=1_000)
+    actions = Keepers([AdlRanking.PNL_LEVERAGE]).plan(exchange, exchange.scan())
+    assert actions == [Liquidate(t, BTC) for t in TRADERS]
+    results = exchange.execute(actions, exchange.timestamp + 1)
+    assert [r.ok for r in results] == [True, False, False]
+    assert all(r.error.startswith("UseDeleverage") for r in results[1:])
+
+
+def test_an_earmarked_deficit_is_not_charged_to_the_budget():
+    """A cross account whose deficit the fund has already earmarked draws nothing more."""
+    exchange = underwater_book(fund_usd=0)
+    protocol = exchange.protocol
+    protocol.fund_insurance(1_300)
+    protocol.fund_reserve[TRADERS[2]] = 600 * WAD  # as settleDeficit leaves it: moved out of the free fund
+    protocol.insurance_fund -= 600 * WAD
+    protocol.insurance_fund_reserved += 600 * WAD
+    keepers = Keepers([AdlRanking.PNL_LEVERAGE])
+    actions = keepers.plan(exchange, exchange.scan(), exchange.snapshot().insurance_fund)
+    # $700 free: the first trader fits, the second no longer; the earmarked third draws nothing.
+    assert actions == [Liquidate(TRADERS[0], BTC), Liquidate(TRADERS[2], BTC)] and keepers.held == 1
+    assert all(result.ok for result in exchange.execute(actions, exchange.timestamp + 1))
