@@ -23,8 +23,16 @@ def adl_counterparties(ranking: list[int], sizes: list[int], size: int, pro_rata
 
 class Keepers:
     """Every liquidatable position is liquidated once per step (a slice per call); positions the
-    book and the insurance fund cannot absorb are deleveraged, one per market and side per step
-    (a second ADL in the same block would see a stale ranking).
+    book and the insurance fund cannot absorb are deleveraged.
+
+    Several bankrupt positions of one market and side are deleveraged in the same block on disjoint
+    stretches of the ranking read at the start of the step: each ADL takes the next winners in
+    ranking order, skipping accounts an earlier action of the block has touched (liquidated,
+    deleveraged, or a counterparty: their scores may have changed, so a list with them could be out
+    of order); they head the next step's ranking if they still rank first. An account is
+    deleveraged at most once per block: after one ADL its value is back at its earmark, and its
+    other positions may no longer need ADL. Under PRO_RATA every ADL takes the whole ranking, so
+    one per market and side per step.
 
     The keepers budget the free insurance fund over the block: each `adlRequired` answer assumes
     the whole fund, so without a budget a step with many underwater accounts sends liquidations the
@@ -44,32 +52,48 @@ class Keepers:
             return []
         pairs = [(a, m) for a, markets in zip(candidates, exchange.open_markets(candidates)) for m in markets]
         actions: list[Action] = []
-        adl_sides_used: set[tuple[int, int]] = set()
-        drawn = self._fund_draws(exchange, scan, candidates) if insurance_fund is not None else {}
-        budget = insurance_fund or 0
-        budgeted: set[int] = set()
+        queues: dict[tuple[int, int], _AdlQueue] = {}
+        touched: set[int] = set()  # accounts an earlier action of this block changes
+        deleveraged: set[int] = set()
+        if insurance_fund is not None:
+            pairs = self._within_budget(pairs, self._fund_draws(exchange, scan, candidates), insurance_fund)
         needs = exchange.adl_required(pairs)
         sizes = position_sizes(exchange, [pair for pair, need in zip(pairs, needs) if need])
         for (account, market), needs_adl in zip(pairs, needs):
             if not needs_adl:
-                draw = drawn.get(account, 0)
-                if draw and account not in budgeted:
-                    if draw > budget:
-                        self.held += 1
-                        continue
-                    budget -= draw
-                    budgeted.add(account)
                 actions.append(Liquidate(account, market))
+                touched.add(account)
                 continue
             size = sizes[account, market]
-            side = 1 if size > 0 else -1
-            if size == 0 or (market, side) in adl_sides_used:
+            if size == 0 or account in deleveraged:
                 continue
-            counterparties = self._counterparties(exchange, market, side, abs(size))
+            side = 1 if size > 0 else -1
+            if (market, side) not in queues:
+                queues[market, side] = self._queue(exchange, market, side)
+            counterparties = queues[market, side].take(abs(size), touched | {account})
             if counterparties:
-                adl_sides_used.add((market, side))
                 actions.append(Deleverage(account, market, tuple(counterparties)))
+                deleveraged.add(account)
+                touched.add(account)
+                touched.update(counterparties)
         return actions
+
+    def _within_budget(self, pairs: list[tuple[int, int]], draws: dict[int, int], fund: int) -> list[tuple[int, int]]:
+        """The pairs to act on: an account whose draw fits the free fund but no longer what earlier
+        accounts of the block left of it waits (not even asked about ADL: the fund would pay it
+        alone). One whose draw exceeds the whole fund is kept: it is headed for ADL."""
+        budget, kept, budgeted, waiting = fund, [], set(), set()
+        for account, market in pairs:
+            draw = draws.get(account, 0)
+            if 0 < draw <= fund and account not in budgeted:
+                if account in waiting or draw > budget:
+                    waiting.add(account)
+                    self.held += 1
+                    continue
+                budget -= draw
+                budgeted.add(account)
+            kept.append((account, market))
+        return kept
 
     @staticmethod
     def _fund_draws(exchange: Exchange, scan: HealthScan, candidates: list[int]) -> dict[int, int]:
@@ -82,9 +106,35 @@ class Keepers:
         return {a: max(-int(value_of[a]) - reserved, 0)
                 for a, reserved in zip(underwater, exchange.fund_reserves(underwater))}
 
-    def _counterparties(self, exchange: Exchange, market: int, side: int, size: int) -> list[int]:
-        """The canonical ranking's prefix that covers `size` (PNL_LEVERAGE), or all of it (PRO_RATA)."""
+    def _queue(self, exchange: Exchange, market: int, side: int) -> "_AdlQueue":
         ranking = exchange.adl_ranking(market, side)
         pro_rata = self.rankings[market] is AdlRanking.PRO_RATA
         sizes = [] if pro_rata or not ranking else exchange.positions(ranking, market)
-        return adl_counterparties(ranking, sizes, size, pro_rata)
+        return _AdlQueue(ranking, sizes, pro_rata)
+
+
+class _AdlQueue:
+    """The winners of one market and side for this step's ADLs, in ranking order."""
+
+    def __init__(self, ranking: list[int], sizes: list[int], pro_rata: bool):
+        self.ranking, self.sizes, self.pro_rata = ranking, sizes, pro_rata
+        self.next = 0  # first winner no ADL of this block has touched
+
+    def take(self, size: int, touched: set[int]) -> list[int]:
+        """Counterparties for an ADL of `size`: the shortest run of untouched winners from where the
+        last ADL stopped that covers it, or [] when what is left cannot."""
+        if self.pro_rata:
+            if self.next or touched.intersection(self.ranking):  # whole ranking, once, untouched
+                return []
+            self.next = len(self.ranking)
+            return list(self.ranking)
+        chosen, covered, index = [], 0, self.next
+        while covered < size and index < len(self.ranking):
+            if self.ranking[index] not in touched:
+                chosen.append(self.ranking[index])
+                covered += abs(self.sizes[index])
+            index += 1
+        if covered < size:
+            return []
+        self.next = index
+        return chosen

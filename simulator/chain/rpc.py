@@ -97,10 +97,15 @@ class ContractAbi:
 
     def encode(self, function: str, args: Sequence) -> str:
         selector, inputs, _ = self._function(function)
+        if all(kind in _WORDS for kind in inputs) and len(args) == len(inputs):
+            # Static words (the hot loop's ids, markets, sizes): no codec needed.
+            return "0x" + selector.hex() + "".join(_WORDS[kind](value) for kind, value in zip(inputs, args))
         return "0x" + (selector + self.codec.encode(inputs, list(args))).hex()
 
     def decode(self, function: str, data: str | bytes):
         _, _, outputs = self._function(function)
+        if len(outputs) == 1 and outputs[0] in _READ_WORD and isinstance(data, str) and len(data) == 66:
+            return _READ_WORD[outputs[0]](int(data, 16))
         raw = bytes.fromhex(data[2:]) if isinstance(data, str) else data
         decoded = self.codec.decode(outputs, raw)
         return decoded[0] if len(decoded) == 1 else decoded
@@ -115,6 +120,37 @@ class ContractAbi:
         name, types, names = self.errors[raw[:4]]
         values = self.codec.decode(types, raw[4:])
         return f"{name}({', '.join(f'{n}={v}' for n, v in zip(names, values))})"
+
+
+def _uint_word(value: int) -> str:
+    if not 0 <= value < 2**256:
+        raise ValueError(f"{value} is not a uint256")
+    return f"{value:064x}"
+
+
+def _int_word(value: int) -> str:
+    if not -(2**255) <= value < 2**255:
+        raise ValueError(f"{value} is not an int256")
+    return f"{value % 2**256:064x}"
+
+
+def _address_word(value: str) -> str:
+    raw = value[2:] if value.startswith("0x") else value
+    if len(raw) != 40:
+        raise ValueError(f"{value!r} is not an address")
+    return raw.lower().rjust(64, "0")
+
+
+# One 32-byte word each, written and read without the codec (the hot loop's types).
+def _bool_word(value: bool) -> str:
+    if not isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a bool")
+    return _uint_word(int(value))
+
+
+_WORDS = {"uint256": _uint_word, "int256": _int_word, "address": _address_word, "bool": _bool_word}
+_READ_WORD = {"uint256": lambda word: word, "int256": lambda word: word - 2**256 if word >= 2**255 else word,
+              "bool": bool}
 
 
 def _abi_type(output: dict) -> str:
