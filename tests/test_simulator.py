@@ -136,39 +136,10 @@ def test_missing_anvil_is_named_and_summary_written(tmp_path):
     assert summary["status"] == "failed" and "anvil" in summary["error"]
 
 
-def test_anvil_dying_mid_run_keeps_what_was_computed(tmp_path):
-    out = tmp_path / "run"
-    process = subprocess.Popen(PERPSIM + ["run", "oct-2025", "--accounts", "150", "--no-progress",
-                                          "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        anvil = None
-        for _ in range(600):
-            children = subprocess.run(["pgrep", "-P", str(process.pid), "anvil"], capture_output=True,
-                                      text=True).stdout.split()
-            if children:
-                anvil = int(children[0])
-                break
-            time.sleep(0.1)
-        assert anvil, "perpsim did not start anvil"
-        time.sleep(6)  # set-up and some steps (the whole run takes about 20 s)
-        os.kill(anvil, signal.SIGKILL)
-        stdout, stderr = process.communicate(timeout=120)
-    finally:
-        if process.poll() is None:
-            process.kill()
-    assert process.returncode == 1, stdout + stderr
-    assert "not reachable" in stderr or "did not answer" in stderr, stderr
-    summary = json.loads((out / "summary.json").read_text())
-    assert summary["status"] == "failed" and 0 < summary["steps"] < 3600
-    rows = (out / "timeseries.csv").read_text().splitlines()
-    assert len(rows) - 1 == summary["steps"] * 4  # four markets per step
-    assert (out / "report.html").is_file()
-
-
-def test_interrupting_a_chain_run_keeps_what_was_computed(tmp_path):
-    """Ctrl-C mid-run (Ape turns SIGINT into SystemExit): the steps done are written, status
-    "interrupted", and the devnet is stopped."""
-    out = tmp_path / "run"
+def interrupted_run(out: Path, interrupt) -> tuple[subprocess.CompletedProcess, int, dict]:
+    """Runs oct-2025 (150 accounts, about 20 s) on its own devnet, calls `interrupt(anvil pid,
+    perpsim process)` after set-up and some steps, and checks that what was computed is written.
+    Returns the finished process, anvil's pid and the summary."""
     process = subprocess.Popen(PERPSIM + ["run", "oct-2025", "--accounts", "150", "--no-progress",
                                           "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -182,18 +153,32 @@ def test_interrupting_a_chain_run_keeps_what_was_computed(tmp_path):
             time.sleep(0.1)
         assert anvil, "perpsim did not start anvil"
         time.sleep(6)
-        process.send_signal(signal.SIGINT)
+        interrupt(anvil, process)
         stdout, stderr = process.communicate(timeout=120)
     finally:
         if process.poll() is None:
             process.kill()
     assert process.returncode == 1, stdout + stderr
-    assert "interrupted" in stderr, stderr
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["status"] == "interrupted" and 0 < summary["steps"] < 3600
+    assert 0 < summary["steps"] < 3600
     rows = (out / "timeseries.csv").read_text().splitlines()
-    assert len(rows) - 1 == summary["steps"] * 4
+    assert len(rows) - 1 == summary["steps"] * 4  # four markets per step
     assert (out / "report.html").is_file()
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr), anvil, summary
+
+
+def test_anvil_dying_mid_run_keeps_what_was_computed(tmp_path):
+    done, _, summary = interrupted_run(tmp_path / "run", lambda anvil, _: os.kill(anvil, signal.SIGKILL))
+    assert "not reachable" in done.stderr or "did not answer" in done.stderr, done.stderr
+    assert summary["status"] == "failed"
+
+
+def test_interrupting_a_chain_run_keeps_what_was_computed(tmp_path):
+    """Ctrl-C mid-run (Ape turns SIGINT into SystemExit): the steps done are written, status
+    "interrupted", and the devnet is stopped."""
+    done, anvil, summary = interrupted_run(tmp_path / "run", lambda _, perpsim: perpsim.send_signal(signal.SIGINT))
+    assert "interrupted" in done.stderr, done.stderr
+    assert summary["status"] == "interrupted"
     time.sleep(0.5)
     with pytest.raises(ProcessLookupError):
         os.kill(anvil, 0)
