@@ -337,10 +337,10 @@ contract PerpEngine is IPerpEngine {
     /// it), so later losses elsewhere cannot spend money already promised to this one; nothing is
     /// paid to the account yet, which would hand its owner any recovery of the open positions.
     /// Once the account is closed out (its earmark went back to the fund with its last position)
-    /// the deficit is settled: the fund pays what it can (it never
-    /// goes negative); the rest is spread over the other open positions of `marketId` pro rata to
-    /// size when `socialize` is set and there are any, else recorded as bad debt, by which the
-    /// protocol's claims then exceed its tokens. The account ends at zero value.
+    /// the deficit is settled: the fund pays what it can (it never goes negative); the rest is
+    /// spread over the other open positions of `marketId` pro rata to size when `socialize` is set
+    /// and there are any, else recorded as bad debt, by which the protocol's claims then exceed
+    /// its tokens. The account ends at zero value.
     function settleDeficit(uint256 accountId, uint256 marketId, bool socialize)
         external
         nonReentrant
@@ -571,8 +571,8 @@ contract PerpEngine is IPerpEngine {
     /// @notice The protocol's balance sheet (WAD): what it holds in tokens, and what it owes.
     /// `claims` is the sum over accounts of collateral - open notional - pending funding, which
     /// equals the sum of account values at any common price (sizes sum to zero). Conservation:
-    /// tokens = claims + fund + dust, with dust >= 0 (`fund` includes the earmarked part); under the NONE policy claims exceed
-    /// tokens by the bad debt.
+    /// tokens = claims + fund + dust, with dust >= 0 (`fund` includes the earmarked part); under
+    /// the NONE policy claims exceed tokens by the bad debt.
     function balanceSheet() external view returns (uint256 tokens, int256 claims, uint256 fund) {
         tokens = collateralToken.balanceOf(address(this)) * tokenScale;
         fund = insuranceFund + insuranceFundReserved;
