@@ -49,7 +49,7 @@ from simulator.model import funding as FundingMath
 from simulator.model.errors import InvalidPrice, ModelRevert
 from simulator.units import ORACLE_DECIMALS, WAD, usdc, wad
 from tests.model.helpers import check_invariants as check_model_invariants
-from tests.model.helpers import examples
+from tests.model.helpers import canonical_counterparties, examples
 from tests.isolation import isolated
 from tests.reverts import _raw_revert_data
 
@@ -919,16 +919,7 @@ class Twin:
 
     def canonical_counterparties(self, m: int, account_id: int, ranking: list[int]) -> list[int]:
         """simulator/chain/keeper.canonical_counterparties."""
-        size = abs(self.model.position_of(account_id, m)[0])
-        if self.model.liquidation_params(m).ranking == AdlRanking.PRO_RATA:
-            return list(ranking)
-        chosen, covered = [], 0
-        for counterparty in ranking:
-            if covered >= size:
-                break
-            chosen.append(counterparty)
-            covered += abs(self.model.position_of(counterparty, m)[0])
-        return chosen
+        return canonical_counterparties(self.model, m, account_id, ranking)
 
     def keeper_act(self, account_id: int, m: int, on_action: Callable | None = None) -> Outcome | None:
         """One decision of the reference keeper on (account, market), compared on both sides."""
