@@ -204,10 +204,12 @@ def test_funding_paid_equals_received(project, deployer, vault_account, alice, b
     settlements = list(engine.FundingSettled.range(0, chain.blocks.height + 1))
     total = sum(log.amount for log in settlements)
     assert {log.accountId for log in settlements} == set(ids + [vault_id])
-    # A second settlement at the same timestamp pays nothing (pinned: automine would otherwise
-    # stamp the next block a second later whenever the wall clock ticks, and funding accrues).
+    # A second settlement at the same timestamp pays nothing. The vault was settled last, in the
+    # head block; the next block is pinned to its timestamp (automine would otherwise stamp it a
+    # second later whenever the wall clock ticks, and funding accrues). An earlier account would
+    # not do: the wall clock may have ticked between its settlement and the head block.
     chain.pending_timestamp = chain.blocks.head.timestamp
-    receipt = engine.settleFunding(ids[0], 0, sender=deployer)
+    receipt = engine.settleFunding(vault_id, 0, sender=deployer)
     assert receipt.timestamp == chain.blocks[-2].timestamp
     assert not receipt.events.filter(engine.FundingSettled)
     # Takers were net long all along: longs paid, the vault and the short received.
