@@ -837,6 +837,11 @@ class Twin:
         else:
             calls += [("engine", "health", i) for i in ids]
         calls += [("engine", "isAccountLiquidatable", i) for i in ids]
+        pairs = [(i, m) for i in ids for m in markets]
+        if usable:  # the keepers' many-account views (adlRequired fails on a refused price)
+            calls += [("liquidator", "marketMasksAndReserves", ids)]
+            calls += [("liquidator", "positionSizes", ids, m) for m in markets]
+            calls += [("liquidator", "adlRequiredMany", [i for i, _ in pairs], [m for _, m in pairs])]
         results = self.reader.batch(calls, [("eth_getBlockByNumber", ["latest", False])])
         block = results[-1]
         results = iter(results[:-1])
@@ -903,6 +908,12 @@ class Twin:
                       getattr(model_value, "key", lambda: model_value)())
             else:
                 check(f"isAccountLiquidatable({i:#x})", chain_value, model_value)
+        if usable:
+            check("marketMasksAndReserves", next(results), model.market_masks_and_reserves(ids))
+            for m in markets:
+                check(f"positionSizes({m})", next(results), model.position_sizes(ids, m))
+            check("adlRequiredMany", next(results),
+                  [bool(r) for r in model.adl_required_many([i for i, _ in pairs], [m for _, m in pairs])])
 
     # --- keepers ------------------------------------------------------------------------------
 

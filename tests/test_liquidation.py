@@ -5,7 +5,7 @@ import pytest
 
 from simulator.chain.deploy import AdlRanking, BadDebtPolicy, MarketSpec, deploy_system
 from simulator.chain.keeper import MAX_UINT, canonical_counterparties, run_keepers
-from simulator.units import wad
+from simulator.units import usdc, wad
 from tests.conftest import WAD
 from tests.invariants import check_invariants
 from tests.isolation import isolated
@@ -264,3 +264,50 @@ def test_rate_limit_leaves_at_least_as_much_bad_debt(project, deployer, vault_ac
         limited = cascade(project, deployer, vault_account, accounts, chain, rate_limit=200_000)
     assert limited >= without
     assert limited > 0
+
+
+def test_keeper_views_answer_for_many_accounts_and_name_bad_input(project, deployer, vault_account, accounts):
+    """The many-account views equal the single-account views (the differential suite compares them
+    with the model after every operation); mismatched lists and unknown markets are named."""
+    system, alice, bob, carol, dave = book(project, deployer, vault_account, accounts, BadDebtPolicy.ADL)
+    liquidator, engine = system.liquidator, system.engine
+    system.set_price(BTC, 85_000)  # alice needs ADL; bob and carol are winners, dave is flat
+    ids = [account_id(who) for who in (alice, bob, carol, dave)]
+    assert list(liquidator.adlRequiredMany(ids, [BTC] * 4)) == [True, False, False, False]
+    assert list(liquidator.positionSizes(ids, BTC)) == [engine.positionOf(i, BTC)[0] for i in ids]
+    assert list(liquidator.positionSizes(ids, BTC)) == [WAD, -WAD // 2, -WAD // 2, 0]
+    masks, reserves = liquidator.marketMasksAndReserves(ids)
+    assert (list(masks), list(reserves)) == ([1, 1, 1, 0], [0, 0, 0, 0])
+    assert list(liquidator.adlRequiredMany([], [])) == []
+    with reverts(liquidator.LengthMismatch, accountIds=2, marketIds=1):
+        liquidator.adlRequiredMany(ids[:2], [BTC])
+    with reverts(liquidator.UnknownMarket, marketId=1):
+        liquidator.positionSizes(ids, 1)
+    with reverts(liquidator.UnknownMarket, marketId=1):
+        liquidator.adlRequiredMany(ids[:1], [1])
+
+
+@pytest.mark.parametrize("ranking", [AdlRanking.PNL_LEVERAGE, AdlRanking.PRO_RATA])
+def test_adl_ranking_sorts_many_winners_with_ties(project, deployer, vault_account, accounts, ranking):
+    """adlRanking's heapsort over 24 winners in three groups of equal score: by score descending
+    then id ascending (PNL_LEVERAGE), or by id ascending (PRO_RATA); every winner once."""
+    system = deploy_system(project, deployer, vault_account,
+                           [MarketSpec("BTC", 100_000, depth2pct=10**9, ranking=ranking)])
+    engine = system.engine
+    whale = accounts[1]
+    system.fund(whale, 10_000_000)
+    shorts = [f"0x{(i * 0x9E3779B97F4A7C15 + 12345) % 2**160:040x}" for i in range(1, 25)]
+    system.usdc.mint(deployer, usdc(24 * 30_000), sender=deployer)
+    system.usdc.approve(engine, usdc(24 * 30_000), sender=deployer)
+    for k, short in enumerate(shorts):
+        engine.depositFor(short, usdc((10_000, 20_000, 30_000)[k % 3]), sender=deployer)
+        engine.settleMatchedFill(whale, short, BTC, WAD // 10, wad(100_000), sender=deployer)
+    system.set_price(BTC, 90_000)
+    ids, scores = system.liquidator.adlRanking(BTC, WAD)
+    assert sorted(ids) == sorted(int(s, 16) for s in shorts)
+    pairs = list(zip(scores, ids))
+    if ranking == AdlRanking.PNL_LEVERAGE:
+        assert len(set(scores)) == 3 and min(scores) > 0
+        assert pairs == sorted(pairs, key=lambda p: (-p[0], p[1]))
+    else:
+        assert list(ids) == sorted(ids)

@@ -73,6 +73,8 @@ interface ILiquidationEngine {
     error LiquidationWorsensHealth(uint256 accountId, int256 healthBefore, int256 healthAfter);
     /// @notice Counterparties are listed after the size was already covered.
     error AdlUnusedCounterparties(uint256 firstUnused);
+    /// @notice A many-pair view was given lists of different lengths.
+    error LengthMismatch(uint256 accountIds, uint256 marketIds);
 
     /* EVENTS */
 
@@ -140,4 +142,23 @@ interface ILiquidationEngine {
         external
         view
         returns (uint256[] memory accountIds, uint256[] memory scores);
+
+    /* KEEPER VIEWS: many accounts in one call (a node answers each call at a fixed cost) */
+
+    /// @notice `adlRequired` of each pair (accountIds[i], marketIds[i]).
+    function adlRequiredMany(uint256[] calldata accountIds, uint256[] calldata marketIds)
+        external
+        view
+        returns (bool[] memory required);
+    /// @notice Each account's position size in `marketId` (signed WAD).
+    function positionSizes(uint256[] calldata accountIds, uint256 marketId)
+        external
+        view
+        returns (int256[] memory sizes);
+    /// @notice Each account's open markets (bit m for market m) and the insurance fund's earmark for
+    /// its carried deficit (WAD).
+    function marketMasksAndReserves(uint256[] calldata accountIds)
+        external
+        view
+        returns (uint256[] memory marketMasks, uint256[] memory fundReserves);
 }

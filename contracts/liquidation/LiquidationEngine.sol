@@ -180,7 +180,7 @@ contract LiquidationEngine is ILiquidationEngine {
 
     /* VIEWS */
 
-    function adlRequired(uint256 accountId, uint256 marketId) external view returns (bool) {
+    function adlRequired(uint256 accountId, uint256 marketId) public view returns (bool) {
         LiquidationParams memory lp = liquidationParams(marketId);
         if (accountId == uint256(uint160(engine.vault()))) return false;
         if (lp.policy != BadDebtPolicy.ADL || !engine.isAccountLiquidatable(accountId)) return false;
@@ -214,6 +214,45 @@ contract LiquidationEngine is ILiquidationEngine {
         }
         bool byScore = liquidationParams(marketId).ranking == AdlRanking.PNL_LEVERAGE;
         _sort(ids, scores, byScore);
+    }
+
+    /* KEEPER VIEWS */
+
+    function adlRequiredMany(uint256[] calldata accountIds, uint256[] calldata marketIds)
+        external
+        view
+        returns (bool[] memory required)
+    {
+        if (accountIds.length != marketIds.length) revert LengthMismatch(accountIds.length, marketIds.length);
+        required = new bool[](accountIds.length);
+        for (uint256 i; i < accountIds.length; ++i) {
+            required[i] = adlRequired(accountIds[i], marketIds[i]);
+        }
+    }
+
+    function positionSizes(uint256[] calldata accountIds, uint256 marketId)
+        external
+        view
+        returns (int256[] memory sizes)
+    {
+        _checkMarket(marketId);
+        sizes = new int256[](accountIds.length);
+        for (uint256 i; i < accountIds.length; ++i) {
+            (sizes[i],,) = engine.positionOf(accountIds[i], marketId);
+        }
+    }
+
+    function marketMasksAndReserves(uint256[] calldata accountIds)
+        external
+        view
+        returns (uint256[] memory marketMasks, uint256[] memory fundReserves)
+    {
+        marketMasks = new uint256[](accountIds.length);
+        fundReserves = new uint256[](accountIds.length);
+        for (uint256 i; i < accountIds.length; ++i) {
+            marketMasks[i] = engine.marketMaskOf(accountIds[i]);
+            fundReserves[i] = engine.fundReserveOf(accountIds[i]);
+        }
     }
 
     /* INTERNAL: PLANNING */
@@ -399,16 +438,35 @@ contract LiquidationEngine is ILiquidationEngine {
     }
 
     /// @dev In-place sort of (ids, scores): by score descending then id ascending, or by id only.
+    /// Heapsort: the ranking holds every eligible winner of a market side (thousands in a cascade),
+    /// and ids are unique, so the order is total and any correct sort gives the same ranking.
     function _sort(uint256[] memory ids, uint256[] memory scores, bool byScore) internal pure {
-        // Insertion sort: rankings are computed off the hot path, in views.
-        for (uint256 i = 1; i < ids.length; ++i) {
-            (uint256 id, uint256 score) = (ids[i], scores[i]);
-            uint256 j = i;
-            while (j > 0 && _before(id, score, ids[j - 1], scores[j - 1], byScore)) {
-                (ids[j], scores[j]) = (ids[j - 1], scores[j - 1]);
-                --j;
+        uint256 n = ids.length;
+        for (uint256 root = n / 2; root > 0; --root) {
+            _siftDown(ids, scores, root - 1, n, byScore);
+        }
+        for (uint256 end = n; end > 1; --end) {
+            (ids[0], ids[end - 1]) = (ids[end - 1], ids[0]);
+            (scores[0], scores[end - 1]) = (scores[end - 1], scores[0]);
+            _siftDown(ids, scores, 0, end - 1, byScore);
+        }
+    }
+
+    /// @dev Restores the heap below `root` within [0, end): each parent ranks after its children.
+    function _siftDown(uint256[] memory ids, uint256[] memory scores, uint256 root, uint256 end, bool byScore)
+        internal
+        pure
+    {
+        while (true) {
+            uint256 child = 2 * root + 1;
+            if (child >= end) return;
+            if (child + 1 < end && _before(ids[child], scores[child], ids[child + 1], scores[child + 1], byScore)) {
+                ++child;
             }
-            (ids[j], scores[j]) = (id, score);
+            if (!_before(ids[root], scores[root], ids[child], scores[child], byScore)) return;
+            (ids[root], ids[child]) = (ids[child], ids[root]);
+            (scores[root], scores[child]) = (scores[child], scores[root]);
+            root = child;
         }
     }
 

@@ -9,6 +9,7 @@ import numpy as np
 
 from simulator.chain.deploy import System
 from simulator.chain.rpc import BatchedChain, Call, ContractAbi, Reverted, Tx
+from simulator.errors import ChainError
 from simulator.exchange import (
     MAX_UINT,
     Action,
@@ -25,7 +26,7 @@ from simulator.exchange import (
     Trade,
 )
 
-# Accounts per healthRange call, and transactions per setup block.
+# Accounts per healthRange call and per keeper view call, and transactions per setup block.
 SCAN_CHUNK = 400
 SETUP_BATCH = 500
 # Depth set while the opening book is built, so opening it does not walk the real book.
@@ -161,18 +162,37 @@ class ChainExchange:
         return HealthScan(ids=ids, values=np.array(values, dtype=object), mms=np.array(mms, dtype=object))
 
     def open_markets(self, account_ids: Sequence[int]) -> list[list[int]]:
-        masks = self.chain.call([Call("engine", "marketMaskOf", (i,)) for i in account_ids])
+        masks = [mask for masks, _ in self._per_chunk(account_ids, "marketMasksAndReserves") for mask in masks]
         return [[m for m in range(self.n_markets) if mask >> m & 1] for mask in masks]
 
     def positions(self, account_ids: Sequence[int], market: int) -> list[int]:
-        return [p[0] for p in self.chain.call([Call("engine", "positionOf", (i, market)) for i in account_ids])]
+        return [size for sizes in self._per_chunk(account_ids, "positionSizes", market) for size in sizes]
 
     def adl_required(self, pairs: Sequence[tuple[int, int]]) -> list[bool]:
-        results = self.chain.call([Call("liquidator", "adlRequired", (i, m)) for i, m in pairs])
-        return [r is True for r in results]
+        calls = [
+            Call("liquidator", "adlRequiredMany", ([a for a, _ in chunk], [m for _, m in chunk]))
+            for chunk in _chunks(pairs)
+        ]
+        answers = []
+        for chunk, result in zip(_chunks(pairs), self.chain.call(calls)):
+            # A refused price fails the whole call; a single adlRequired would fail too.
+            answers += [False] * len(chunk) if isinstance(result, Reverted) else [bool(r) for r in result]
+        return answers
 
     def fund_reserves(self, account_ids: Sequence[int]) -> list[int]:
-        return self.chain.call([Call("engine", "fundReserveOf", (i,)) for i in account_ids])
+        return [r for _, reserves in self._per_chunk(account_ids, "marketMasksAndReserves") for r in reserves]
+
+    def _per_chunk(self, account_ids: Sequence[int], function: str, *args) -> list:
+        """One keeper view (LiquidationEngine's many-account views) over the accounts, a chunk per
+        call, every chunk in one batch."""
+        return self._all([Call("liquidator", function, (chunk, *args)) for chunk in _chunks(list(account_ids))])
+
+    def _all(self, calls: list[Call]) -> list:
+        results = self.chain.call(calls)
+        for result in results:
+            if isinstance(result, Reverted):
+                raise ChainError(self.chain.uri, f"refused a keeper view: {result.reason}")
+        return results
 
     def adl_ranking(self, market: int, bankrupt_side: int) -> list[int]:
         [result] = self.chain.call([Call("liquidator", "adlRanking", (market, bankrupt_side))])
@@ -204,6 +224,10 @@ class ChainExchange:
 
     def close(self) -> None:
         self.chain.request("evm_setAutomine", [True])
+
+
+def _chunks(items: list) -> list[list]:
+    return [items[start : start + SCAN_CHUNK] for start in range(0, len(items), SCAN_CHUNK)]
 
 
 def _limit(size: int) -> int:

@@ -268,8 +268,9 @@ class BatchedChain:
                 raise ChainError(self.uri, f"refused {tx.contract}.{tx.function}: {response['error']}")
             hashes.append(response["result"])
         self.mine(timestamp)
-        receipts = self._batch([("eth_getTransactionReceipt", [h]) for h in hashes])
-        results = [self._result(tx, r.get("result")) for tx, r in zip(txs, receipts)]
+        # One request for the block's receipts, not one per transaction.
+        receipts = {r["transactionHash"]: r for r in self.request("eth_getBlockReceipts", ["latest"]) or []}
+        results = [self._result(tx, receipts.get(h)) for tx, h in zip(txs, hashes)]
         failed = [i for i, r in enumerate(results) if not r.ok]
         if failed:
             # Receipts carry no revert data: replay the failed calls on the block's final state

@@ -234,3 +234,9 @@ class AdlUnusedCounterparties(ModelRevert):
     """Counterparties are listed after the size was already covered."""
 
     fields = ("firstUnused",)
+
+
+class LengthMismatch(ModelRevert):
+    """A many-pair view was given lists of different lengths."""
+
+    fields = ("accountIds", "marketIds")

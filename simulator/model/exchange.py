@@ -141,23 +141,23 @@ class ModelExchange:
                           mms=np.asarray(mms, dtype=object)[keep])
 
     def open_markets(self, account_ids: Sequence[int]) -> list[list[int]]:
-        masks = [self.protocol.market_mask_of(i) for i in account_ids]
+        masks, _ = self.protocol.market_masks_and_reserves(account_ids)
         return [[m for m in range(self.n_markets) if mask >> m & 1] for mask in masks]
 
     def positions(self, account_ids: Sequence[int], market: int) -> list[int]:
-        return [self.protocol.position_of(i, market)[0] for i in account_ids]
+        return self.protocol.position_sizes(account_ids, market)
 
     def adl_required(self, pairs: Sequence[tuple[int, int]]) -> list[bool]:
         answers = []
         for account, market in pairs:
-            try:
+            try:  # a refused price answers False, as on chain (whose scan then finds nobody)
                 answers.append(bool(self.protocol.adl_required(account, market)))
             except ModelRevert:
                 answers.append(False)
         return answers
 
     def fund_reserves(self, account_ids: Sequence[int]) -> list[int]:
-        return [self.protocol.fund_reserve_of(i) for i in account_ids]
+        return self.protocol.market_masks_and_reserves(account_ids)[1]
 
     def adl_ranking(self, market: int, bankrupt_side: int) -> list[int]:
         return list(self.protocol.adl_ranking(market, bankrupt_side)[0])

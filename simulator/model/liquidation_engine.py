@@ -25,6 +25,7 @@ from simulator.model.errors import (
     AdlOutOfOrder,
     AdlUnusedCounterparties,
     InvalidParameter,
+    LengthMismatch,
     LiquidationWorsensHealth,
     LiquidityVoid,
     NoPosition,
@@ -294,6 +295,22 @@ class LiquidationEngine(PerpEngine):
         return self._sort(ids, scores, by_score)
 
     # ==========================================================================================
+    # KEEPER VIEWS: many accounts in one call
+    # ==========================================================================================
+
+    def adl_required_many(self, account_ids: Sequence[int], market_ids: Sequence[int]) -> list[bool]:
+        if len(account_ids) != len(market_ids):
+            raise LengthMismatch(len(account_ids), len(market_ids))
+        return [self.adl_required(a, m) for a, m in zip(account_ids, market_ids)]
+
+    def position_sizes(self, account_ids: Sequence[int], market_id: int) -> list[int]:
+        self._check_market(market_id)
+        return [self.position_of(a, market_id)[0] for a in account_ids]
+
+    def market_masks_and_reserves(self, account_ids: Sequence[int]) -> tuple[list[int], list[int]]:
+        return [self.market_mask_of(a) for a in account_ids], [self.fund_reserve_of(a) for a in account_ids]
+
+    # ==========================================================================================
     # INTERNAL: PLANNING
     # ==========================================================================================
 
@@ -453,7 +470,7 @@ class LiquidationEngine(PerpEngine):
 
     @staticmethod
     def _sort(ids: list[int], scores: list[int], by_score: bool) -> tuple[list[int], list[int]]:
-        """By score descending then id ascending, or by id only. The contract's insertion sort with
+        """By score descending then id ascending, or by id only. The contract's heapsort with
         `_before` yields the same order: ids are unique, so the order is total."""
         order = sorted(range(len(ids)), key=(lambda i: (-scores[i], ids[i])) if by_score else (lambda i: ids[i]))
         return [ids[i] for i in order], [scores[i] for i in order]

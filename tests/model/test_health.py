@@ -1,11 +1,13 @@
-"""The vectorised views (health_all, health_of, liquidatable_accounts, adl_ranking) against their
-one-account-at-a-time definitions, on random books."""
+"""The vectorised views (health_all, health_of, liquidatable_accounts, adl_ranking) and the keepers'
+many-account views against their one-account-at-a-time definitions, on random books."""
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from simulator.chain.deploy import AdlRanking
+from simulator.chain.deploy import AdlRanking, BadDebtPolicy
 from simulator.model import Protocol
+from simulator.model.errors import LengthMismatch, UnknownMarket
 from tests.model.helpers import as_list, books, health_by_loop, random_book
 
 def build(policy, ranking, ops) -> Protocol:
@@ -13,7 +15,8 @@ def build(policy, ranking, ops) -> Protocol:
 
 
 def reference_ranking(protocol: Protocol, market_id: int, side: int):
-    """adlRanking as the contract writes it: `_candidate` per account, then the insertion sort."""
+    """adlRanking as the contract writes it: `_candidate` per account, then its heapsort
+    (`_sort`, `_siftDown`, `_before`), line for line."""
     price = protocol.prices[market_id]
     ids, scores = [], []
     for account_id in protocol.account_ids:
@@ -22,15 +25,34 @@ def reference_ranking(protocol: Protocol, market_id: int, side: int):
             ids.append(account_id)
             scores.append(score)
     by_score = protocol.liquidation_params(market_id).ranking == AdlRanking.PNL_LEVERAGE
-    for i in range(1, len(ids)):
-        account_id, score = ids[i], scores[i]
-        j = i
-        while j > 0 and (
-            (score > scores[j - 1]) if by_score and score != scores[j - 1] else account_id < ids[j - 1]
-        ):
-            ids[j], scores[j] = ids[j - 1], scores[j - 1]
-            j -= 1
-        ids[j], scores[j] = account_id, score
+
+    def before(a: int, b: int) -> bool:
+        if by_score and scores[a] != scores[b]:
+            return scores[a] > scores[b]
+        return ids[a] < ids[b]
+
+    def swap(a: int, b: int) -> None:
+        ids[a], ids[b] = ids[b], ids[a]
+        scores[a], scores[b] = scores[b], scores[a]
+
+    def sift_down(root: int, end: int) -> None:
+        while True:
+            child = 2 * root + 1
+            if child >= end:
+                return
+            if child + 1 < end and before(child, child + 1):
+                child += 1
+            if not before(root, child):
+                return
+            swap(root, child)
+            root = child
+
+    n = len(ids)
+    for root in range(n // 2, 0, -1):
+        sift_down(root - 1, n)
+    for end in range(n, 1, -1):
+        swap(0, end - 1)
+        sift_down(0, end - 1)
     return ids, scores
 
 
@@ -58,3 +80,29 @@ def test_health_all_equals_health_of_each_account(book):
 def test_adl_ranking_equals_the_contracts_candidate_loop_and_sort(book, market_id, side):
     protocol = build(*book)
     assert protocol.adl_ranking(market_id, side) == reference_ranking(protocol, market_id, side)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(books())
+def test_keeper_views_equal_the_single_account_views(book):
+    protocol = build(*book)
+    ids = protocol.account_ids + [0x5EED]  # an id with no row: flat, no earmark
+    pairs = [(i, m) for i in ids for m in (0, 1)]
+    assert protocol.adl_required_many([i for i, _ in pairs], [m for _, m in pairs]) == [
+        protocol.adl_required(i, m) for i, m in pairs
+    ]
+    for m in (0, 1):
+        assert protocol.position_sizes(ids, m) == [protocol.position_of(i, m)[0] for i in ids]
+    assert protocol.market_masks_and_reserves(ids) == (
+        [protocol.market_mask_of(i) for i in ids], [protocol.fund_reserve_of(i) for i in ids])
+
+
+def test_keeper_views_name_bad_input():
+    protocol = build(BadDebtPolicy.ADL, AdlRanking.PNL_LEVERAGE, [])
+    ids = protocol.account_ids[:2]
+    with pytest.raises(LengthMismatch) as mismatch:
+        protocol.adl_required_many(ids, [0])
+    assert mismatch.value.inputs == {"accountIds": 2, "marketIds": 1}
+    with pytest.raises(UnknownMarket) as unknown:
+        protocol.position_sizes(ids, 2)
+    assert unknown.value.inputs == {"marketId": 2}
