@@ -83,6 +83,54 @@ def run(scenario, seed, accounts, steps, mode, out_dir, as_json, no_progress) ->
 
 
 @cli.command()
+@click.argument("scenario", default=DEFAULT_SCENARIO)
+@click.option("--vary", "vary", multiple=True, metavar="KEY.PATH=V1,V2",
+              help="A setting to vary, by its dotted key path in the scenario file (repeatable; "
+                   "every combination runs). Default: the scenario's sweep: section.")
+@click.option("--seeds", type=click.IntRange(min=1), default=None,
+              help="Seeds per combination, counted up from the scenario's (default: the sweep section's, else 1).")
+@click.option("--seed", type=int, default=None, help="First seed (default: the scenario's).")
+@click.option("--accounts", type=click.IntRange(min=1), default=None, help="Trader accounts (default: the scenario's).")
+@click.option("--steps", type=click.IntRange(min=1), default=None, help="Run only the first N steps.")
+@click.option("--mode", type=click.Choice(["chain", "model"]), default="model", show_default=True,
+              help="model: the numpy model (fast); chain: contracts on anvil, one devnet per run.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Output folder (default: runs/sweep-<scenario>-<mode>).")
+@click.option("--json", "as_json", is_flag=True, help="Print sweep.json instead of a table.")
+def sweep(scenario, vary, seeds, seed, accounts, steps, mode, out_dir, as_json) -> None:
+    """Run SCENARIO over a grid of settings and seeds; compare them in one table (sweep.csv,
+    sweep.json, sweep.png), each run's own report in its folder."""
+    from simulator.scenarios import load_scenario, with_overrides
+    from simulator.sweep import SweepError, parse_vary, plan_sweep, run_sweep
+
+    loaded = with_overrides(load_scenario(scenario), seed=seed, accounts=accounts, mode=mode)
+    grid = dict(parse_vary(option) for option in vary)
+    variants = plan_sweep(loaded, grid or None, seeds)
+    out_dir = (out_dir or Path("runs") / f"sweep-{loaded.name}-{loaded.mode}").resolve()
+    factory = _chain_exchange if loaded.mode == "chain" else _model_exchange
+    if as_json:
+        result = run_sweep(variants, out_dir, factory, max_steps=steps)
+        click.echo((out_dir / "sweep.json").read_text())
+    else:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      transient=True) as bar:
+            task = bar.add_task("sweep", total=len(variants))
+
+            def show(done, total, variant):
+                bar.update(task, completed=done, description=f"{loaded.name} ({loaded.mode}) {variant.label}")
+
+            result = run_sweep(variants, out_dir, factory, progress=show, max_steps=steps)
+        _print_sweep(result.rows)
+        click.echo(f"\ntable: {out_dir / 'sweep.csv'}\nplot:  {out_dir / 'sweep.png'}\nruns:  {out_dir}/<run>/report.html")
+    if result.failed or len(result.rows) < len(variants):
+        failed = ", ".join(f"{row['run']} ({row['status']}: {row.get('error')})" for row in result.failed)
+        raise SweepError(f"{len(result.rows)} of {len(variants)} runs finished"
+                         f"{'; not completed: ' + failed if failed else ''} (results so far are in {out_dir})")
+
+
+@cli.command()
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 def report(run_dir: Path) -> None:
     """Render the plots and report.html of a run folder again."""
@@ -116,6 +164,40 @@ def _print_summary(summary: dict) -> None:
             continue
         table.add_row(key, f"{value:,.2f}" if isinstance(value, float) else str(value))
     Console().print(table)
+
+
+def _print_sweep(rows: list[dict]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from simulator.sweep import COLUMNS
+
+    shown = {"liquidations": "liqs", "liquidated_notional_usd": "liq. $", "insurance_fund_end_usd": "fund end $",
+             "bad_debt_usd": "bad debt $", "adl_fills": "ADL fills", "adl_notional_usd": "ADL $",
+             "socialized_loss_usd": "socialised $", "status": "status"}
+    varied = [k for k in (rows[0] if rows else {}) if k not in ("run", "seed", "error", *COLUMNS)]
+    table = Table()
+    table.add_column("run")
+    for path in varied:
+        table.add_column(path, overflow="fold")
+    for key, header in shown.items():
+        table.add_column(header, justify="left" if key == "status" else "right")
+    for row in rows:
+        table.add_row(row["run"], *(str(row[k]) for k in varied), *(_compact(row[k]) for k in shown))
+    console = Console()
+    if not console.is_terminal:
+        console.width = 160  # piped or captured: no terminal to fit, keep rows on one line
+    console.print(table)
+
+
+def _compact(value) -> str:
+    """12,345,678.9 -> 12.3M: a sweep table has many columns."""
+    if not isinstance(value, float):
+        return str(value)
+    for limit, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= limit:
+            return f"{value / limit:.3g}{suffix}"
+    return f"{value:.3g}"
 
 
 def main() -> None:

@@ -22,7 +22,7 @@ class ReportError(PerpsimError, FileNotFoundError):
         super().__init__(f"{folder}: {problem}")
 
 
-def _atomic_write(path: Path, text: str) -> None:
+def atomic_write(path: Path, text: str) -> None:
     # A run that dies while writing never leaves a half file behind the previous good one.
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(text)
@@ -34,10 +34,10 @@ def write_data(out_dir: Path, metrics: Metrics, summary: dict) -> None:
     rows = [",".join(SERIES_FIELDS)]
     for row in metrics.series:
         rows.append(",".join(_cell(row[k]) for k in SERIES_FIELDS))
-    _atomic_write(out_dir / "timeseries.csv", "\n".join(rows) + "\n")
-    _atomic_write(out_dir / "events.jsonl", "".join(json.dumps(e) + "\n" for e in metrics.events))
-    _atomic_write(out_dir / "failed_actions.jsonl", "".join(json.dumps(e) + "\n" for e in metrics.failed_actions))
-    _atomic_write(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+    atomic_write(out_dir / "timeseries.csv", "\n".join(rows) + "\n")
+    atomic_write(out_dir / "events.jsonl", "".join(json.dumps(e) + "\n" for e in metrics.events))
+    atomic_write(out_dir / "failed_actions.jsonl", "".join(json.dumps(e) + "\n" for e in metrics.failed_actions))
+    atomic_write(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
 
 
 def _cell(value) -> str:
@@ -130,7 +130,7 @@ def render_report(out_dir: Path) -> Path:
     _save(fig, out_dir / "adl.png")
 
     report = out_dir / "report.html"
-    _atomic_write(report, _html(summary, out_dir))
+    atomic_write(report, _html(summary, out_dir))
     return report
 
 

@@ -12,6 +12,7 @@ from simulator.scenarios.loader import (
     load_scenario,
     scenario_from_dict,
     with_overrides,
+    with_settings,
 )
 from simulator.scenarios.schema import (
     Agents,
@@ -30,6 +31,7 @@ from simulator.scenarios.schema import (
     Scenario,
     ScriptedPath,
     StepWindow,
+    Sweep,
     Wick,
 )
 
@@ -52,9 +54,11 @@ __all__ = [
     "ScenarioInfo",
     "ScriptedPath",
     "StepWindow",
+    "Sweep",
     "Wick",
     "list_scenarios",
     "load_scenario",
     "scenario_from_dict",
     "with_overrides",
+    "with_settings",
 ]

@@ -6,6 +6,7 @@ importlib.resources so they work from an installed package as well as from the c
 
 from __future__ import annotations
 
+import copy
 import re
 from importlib import resources
 from pathlib import Path
@@ -307,3 +308,58 @@ def with_overrides(scenario: Scenario, source: str = "command line", **changes: 
         raise _scenario_error(exc, source, {}) from None
     updated._source = scenario.source
     return updated
+
+
+def with_settings(scenario: Scenario, settings: Mapping[str, Any], source: str = "command line") -> Scenario:
+    """A copy of `scenario` with each dotted-path setting applied, validated again.
+
+    A path walks the file's keys: ``population.cross_fraction``; list items by index, by `name`
+    (``markets.BTC.policy``) or all of them with ``*`` (``markets.*.policy``); ``*`` on a mapping
+    means every key it has (``price_paths.*.noise_vol``). Keys the file leaves at their default
+    may be set; a path that cannot be followed, or a value the schema refuses, is a ScenarioError
+    naming the setting."""
+    data = copy.deepcopy(scenario.model_dump(exclude_unset=True))
+    for path, value in settings.items():
+        parts = path.split(".")
+        if not path or any(not part for part in parts):
+            raise ScenarioError(f"'{path}' is not a dotted key path (e.g. markets.*.policy)", source=source)
+        _assign(data, parts, value, (), path, source)
+    try:
+        updated = Scenario.model_validate(data, context={"base_dir": None})
+    except ValidationError as exc:
+        raise _scenario_error(exc, f"{source} ({', '.join(f'{k}={v!r}' for k, v in settings.items())})", {}) from None
+    updated._source = scenario.source
+    return updated
+
+
+def _assign(node: Any, parts: list[str], value: Any, at: tuple, path: str, source: str) -> None:
+    part, rest = parts[0], parts[1:]
+
+    def problem(text: str) -> ScenarioError:
+        where = format_key_path(at) or "the scenario"
+        return ScenarioError(f"setting {path}: {where} {text}", source=source)
+
+    if isinstance(node, list):
+        if part == "*":
+            keys = list(range(len(node)))
+        elif part.isdigit():
+            if int(part) >= len(node):
+                raise problem(f"has {len(node)} entries, no [{part}]")
+            keys = [int(part)]
+        else:
+            names = [item.get("name") for item in node if isinstance(item, dict)]
+            keys = [i for i, item in enumerate(node) if isinstance(item, dict) and item.get("name") == part]
+            if not keys:
+                raise problem(f"has no entry named '{part}'{did_you_mean(part, names)}; "
+                              f"use an index, '*' or one of: {', '.join(map(str, names))}")
+    elif isinstance(node, dict):
+        keys = list(node) if part == "*" else [part]
+    else:
+        raise problem(f"is a value ({_show(node)}), not a mapping or list: cannot follow '{part}'")
+    for key in keys:
+        if not rest:
+            node[key] = copy.deepcopy(value)
+            continue
+        if isinstance(node, dict) and key not in node:
+            node[key] = {}  # a section the file leaves at its defaults
+        _assign(node[key], rest, value, at + (key,), path, source)

@@ -591,6 +591,20 @@ class Agents(SchemaModel):
 
 
 # ---------------------------------------------------------------------------------------------
+# Sweep
+
+
+class Sweep(SchemaModel):
+    """What `perpsim sweep` varies when the command line names nothing: each key is a setting's
+    dotted path in this file (``markets.*.policy``, ``population.cross_fraction``,
+    ``markets.BTC.max_deviation``), each value the list of values to try. Every combination runs,
+    for `seeds` seeds counted up from the scenario's."""
+
+    vary: dict[str, Annotated[list[Any], Field(min_length=1)]] = Field(min_length=1)
+    seeds: PositiveInt = 1
+
+
+# ---------------------------------------------------------------------------------------------
 # Scenario
 
 
@@ -611,6 +625,7 @@ class Scenario(SchemaModel):
     oracle: Oracle = Field(default_factory=Oracle)
     population: PopulationSpec = Field(default_factory=PopulationSpec)
     agents: Agents = Field(default_factory=Agents)
+    sweep: Optional[Sweep] = None
 
     _source: Optional[str] = PrivateAttr(default=None)
 
