@@ -64,6 +64,17 @@ def main() -> None:
         ape_calls, _ = timed(lambda: [system.engine.health(i) for i in ids[:50]])
         rows.append(("  ... one Ape call per account (50 accounts)", ape_calls, f"{50 / ape_calls:,.0f} accounts/s"))
 
+        pairs = [(i, m) for i in scan.ids for m in (0, 1)]
+        views, _ = timed(lambda: (exchange.adl_required(pairs), exchange.positions(scan.ids, 0),
+                                  exchange.open_markets(scan.ids)))
+        rows.append((f"keeper questions on {len(scan.ids)} accounts, many-account views", views,
+                     f"{len(scan.ids) / views:,.0f} accounts/s"))
+        per_account, _ = timed(lambda: exchange.chain.call(
+            [Call("liquidator", "adlRequired", pair) for pair in pairs]
+            + [Call("engine", "positionOf", (i, 0)) for i in scan.ids]
+            + [Call("engine", "marketMaskOf", (i,)) for i in scan.ids]))
+        rows.append(("  ... one eth_call per question, batched", per_account, f"{len(scan.ids) / per_account:,.0f} accounts/s"))
+
         pushes = [PushPrice(m, oracle_answer(price)) for m, price in ((0, 99_000), (1, 3_990))] * 100
         batch_tx, _ = timed(lambda: exchange.execute(pushes, exchange.timestamp + 1))
         tx_count = 2 * len(pushes)
@@ -103,6 +114,7 @@ def main() -> None:
     print()
     print(f"batched scan vs one eth_call per account: {(single / len(ids)) / (batched / len(scan.ids)):,.1f}x faster")
     print(f"batched scan vs one Ape call per account: {(ape_calls / 50) / (batched / len(scan.ids)):,.1f}x faster")
+    print(f"many-account keeper views vs one eth_call per question: {per_account / views:,.1f}x faster")
     print(f"batched transactions vs Ape one at a time: {(ape_tx / 50) / (batch_tx / tx_count):,.1f}x faster")
     print(f"model mode vs chain mode on oct-2025: {chain_run['wall_seconds'] / model_run['wall_seconds']:,.1f}x faster")
 

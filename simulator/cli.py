@@ -92,8 +92,9 @@ def run(scenario, seed, accounts, steps, mode, out_dir, as_json, no_progress) ->
 @click.option("--seed", type=int, default=None, help="First seed (default: the scenario's).")
 @click.option("--accounts", type=click.IntRange(min=1), default=None, help="Trader accounts (default: the scenario's).")
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Run only the first N steps.")
-@click.option("--mode", type=click.Choice(["chain", "model"]), default="model", show_default=True,
-              help="model: the numpy model (fast); chain: contracts on anvil, one devnet per run.")
+@click.option("--mode", type=click.Choice(["chain", "model"]), default=None,
+              help="model: the numpy model (fast); chain: contracts on anvil, one devnet per run "
+                   "(default: the sweep section's, else model).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Output folder (default: runs/sweep-<scenario>-<mode>).")
 @click.option("--json", "as_json", is_flag=True, help="Print sweep.json instead of a table.")
@@ -103,7 +104,9 @@ def sweep(scenario, vary, seeds, seed, accounts, steps, mode, out_dir, as_json) 
     from simulator.scenarios import load_scenario, with_overrides
     from simulator.sweep import SweepError, parse_vary, plan_sweep, run_sweep
 
-    loaded = with_overrides(load_scenario(scenario), seed=seed, accounts=accounts, mode=mode)
+    loaded = load_scenario(scenario)
+    mode = mode or (loaded.sweep.mode if loaded.sweep is not None else "model")
+    loaded = with_overrides(loaded, seed=seed, accounts=accounts, mode=mode)
     grid = dict(parse_vary(option) for option in vary)
     variants = plan_sweep(loaded, grid or None, seeds)
     out_dir = (out_dir or Path("runs") / f"sweep-{loaded.name}-{loaded.mode}").resolve()

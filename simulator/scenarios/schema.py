@@ -598,10 +598,12 @@ class Sweep(SchemaModel):
     """What `perpsim sweep` varies when the command line names nothing: each key is a setting's
     dotted path in this file (``markets.*.policy``, ``population.cross_fraction``,
     ``markets.BTC.max_deviation``), each value the list of values to try. Every combination runs,
-    for `seeds` seeds counted up from the scenario's."""
+    for `seeds` seeds counted up from the scenario's, in `mode` (default model: sweeps are many
+    runs; chain for what only the contracts have, such as the oracle router's circuit breaker)."""
 
     vary: dict[str, Annotated[list[Any], Field(min_length=1)]] = Field(min_length=1)
     seeds: PositiveInt = 1
+    mode: Literal["chain", "model"] = "model"
 
 
 # ---------------------------------------------------------------------------------------------

@@ -99,6 +99,7 @@ def test_the_scenario_sweep_section_is_the_default(write_scenario):
     assert len(variants) == 12
     assert {v.scenario.account_count for v in variants} == {10, 20}
     assert len(plan_sweep(scenario, seeds=1)) == 4
+    assert scenario.sweep.mode == "model"
     del data["sweep"]
     with pytest.raises(SweepError, match="has no sweep: section"):
         plan_sweep(load_scenario(write_scenario(data, "plain.yaml")))
@@ -174,3 +175,24 @@ def test_the_command_line_sweeps_and_reports_bad_input(tmp_path):
     done = subprocess.run(PERPSIM + ["sweep", "calm", "--out", str(tmp_path / "none")], capture_output=True, text=True,
                           timeout=300)
     assert done.returncode == 1 and "has no sweep: section" in done.stderr
+
+
+def test_a_sweep_section_can_ask_for_chain_mode(tmp_path, write_scenario):
+    """One fresh anvil per run, none left behind."""
+    data = base_scenario()
+    data["steps"] = 5
+    data["population"] = {"accounts": 5}
+    data["sweep"] = {"vary": {"markets.*.policy": ["ADL", "NONE"]}, "mode": "chain"}
+    anvils_before = set(_anvil_pids())
+    done = subprocess.run(PERPSIM + ["sweep", str(write_scenario(data)), "--json", "--out", str(tmp_path / "out")],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    document = json.loads(done.stdout)
+    assert (document["mode"], document["finished"]) == ("chain", 2)
+    assert [row["status"] for row in document["runs"]] == ["completed", "completed"]
+    assert json.loads((tmp_path / "out" / "v02-seed0" / "summary.json").read_text())["mode"] == "chain"
+    assert set(_anvil_pids()) <= anvils_before
+
+
+def _anvil_pids() -> list[str]:
+    return subprocess.run(["pgrep", "-x", "anvil"], capture_output=True, text=True).stdout.split()
