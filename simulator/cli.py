@@ -38,8 +38,9 @@ def scenarios(as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps([{"name": s.name, "description": s.description} for s in found], indent=2))
         return
+    width = max((len(info.name) for info in found), default=0)
     for info in found:
-        click.echo(f"{info.name:<14} {info.description}")
+        click.echo(f"{info.name:<{width}}  {info.description}")
 
 
 @cli.command()
@@ -104,13 +105,12 @@ def sweep(scenario, vary, seeds, seed, accounts, steps, mode, out_dir, as_json) 
     from simulator.scenarios import load_scenario, with_overrides
     from simulator.sweep import SweepError, parse_vary, plan_sweep, run_sweep
 
-    loaded = load_scenario(scenario)
-    mode = mode or (loaded.sweep.mode if loaded.sweep is not None else "model")
-    loaded = with_overrides(loaded, seed=seed, accounts=accounts, mode=mode)
+    loaded = with_overrides(load_scenario(scenario), seed=seed, accounts=accounts)
     grid = dict(parse_vary(option) for option in vary)
-    variants = plan_sweep(loaded, grid or None, seeds)
-    out_dir = (out_dir or Path("runs") / f"sweep-{loaded.name}-{loaded.mode}").resolve()
-    factory = _chain_exchange if loaded.mode == "chain" else _model_exchange
+    variants = plan_sweep(loaded, grid or None, seeds, mode)
+    mode = variants[0].scenario.mode
+    out_dir = (out_dir or Path("runs") / f"sweep-{loaded.name}-{mode}").resolve()
+    factory = _chain_exchange if mode == "chain" else _model_exchange
     if as_json:
         result = run_sweep(variants, out_dir, factory, max_steps=steps)
         click.echo((out_dir / "sweep.json").read_text())
@@ -122,7 +122,7 @@ def sweep(scenario, vary, seeds, seed, accounts, steps, mode, out_dir, as_json) 
             task = bar.add_task("sweep", total=len(variants))
 
             def show(done, total, variant):
-                bar.update(task, completed=done, description=f"{loaded.name} ({loaded.mode}) {variant.label}")
+                bar.update(task, completed=done, description=f"{loaded.name} ({mode}) {variant.label}")
 
             result = run_sweep(variants, out_dir, factory, progress=show, max_steps=steps)
         _print_sweep(result.rows)

@@ -129,9 +129,13 @@ def run_scenario(
                 flow = metrics.record_results(step, results)
                 last_flow = flow["signed_notional"]
                 acted = bool(results)
-                if acted:
+                # A refused price (breaker, staleness) can clear with time alone: read it again
+                # every step until it does, so the series shows when, and the keepers rescan then.
+                refused = any(final.price_status)
+                if acted or refused:
                     final = exchange.snapshot()
-                if acted or step % RESCAN_EVERY == 0:
+                cleared = refused and not any(final.price_status)
+                if acted or cleared or step % RESCAN_EVERY == 0:
                     scan = exchange.scan()
                     keeper_actions = keepers.plan(exchange, scan, final.insurance_fund)
                 metrics.record_step(step, fundamentals, market, final, flow)

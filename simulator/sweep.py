@@ -81,9 +81,9 @@ def parse_vary(option: str) -> tuple[str, list[Any]]:
 
 
 def plan_sweep(scenario: Scenario, vary: Mapping[str, Sequence[Any]] | None = None, seeds: int | None = None,
-               source: str = "command line") -> list[Variant]:
+               mode: str | None = None, source: str = "command line") -> list[Variant]:
     """Every (settings, seed) of the sweep, validated. Without `vary`, the scenario's own `sweep:`
-    section; `seeds` defaults to that section's (else 1)."""
+    section; `seeds` and `mode` default to that section's (else 1 seed, model mode)."""
     if not vary:
         if scenario.sweep is None:
             raise SweepError(f"scenario '{scenario.name}' has no sweep: section; name what to vary with "
@@ -91,6 +91,8 @@ def plan_sweep(scenario: Scenario, vary: Mapping[str, Sequence[Any]] | None = No
         vary, source = scenario.sweep.vary, f"{scenario.source or scenario.name}, sweep"
     if seeds is None:
         seeds = scenario.sweep.seeds if scenario.sweep is not None else 1
+    if mode is None:
+        mode = scenario.sweep.mode if scenario.sweep is not None else "model"
     if seeds < 1:
         raise SweepError(f"seeds must be at least 1, got {seeds}")
     paths = list(vary)
@@ -99,7 +101,8 @@ def plan_sweep(scenario: Scenario, vary: Mapping[str, Sequence[Any]] | None = No
         settings = dict(zip(paths, values))
         varied = with_settings(scenario, settings, source=source)
         for seed in range(scenario.seed, scenario.seed + seeds):
-            variants.append(Variant(f"v{number:02d}-seed{seed}", settings, seed, with_overrides(varied, seed=seed)))
+            variants.append(Variant(f"v{number:02d}-seed{seed}", settings, seed,
+                                    with_overrides(varied, seed=seed, mode=mode)))
     return variants
 
 

@@ -99,7 +99,8 @@ def test_the_scenario_sweep_section_is_the_default(write_scenario):
     assert len(variants) == 12
     assert {v.scenario.account_count for v in variants} == {10, 20}
     assert len(plan_sweep(scenario, seeds=1)) == 4
-    assert scenario.sweep.mode == "model"
+    assert scenario.sweep.mode == "model" and {v.scenario.mode for v in variants} == {"model"}
+    assert {v.scenario.mode for v in plan_sweep(scenario, mode="chain")} == {"chain"}
     del data["sweep"]
     with pytest.raises(SweepError, match="has no sweep: section"):
         plan_sweep(load_scenario(write_scenario(data, "plain.yaml")))
