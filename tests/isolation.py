@@ -20,3 +20,22 @@ def isolated(chain):
     finally:
         chain.restore(snapshot)
         chain.pending_timestamp = pending
+
+
+def isolated_chain_exchanges(project, accounts, chain, networks):
+    """An exchange factory for `run_scenario` inside the test session's anvil: each run deploys the
+    scenario's markets on a snapshot, which is reverted afterwards."""
+    from simulator.chain.deploy import deploy_system
+    from simulator.chain.exchange import ChainExchange
+
+    @contextmanager
+    def factory(scenario):
+        with isolated(chain):
+            system = deploy_system(project, accounts[0], accounts[9], scenario.market_specs(), vault_collateral_usd=0)
+            exchange = ChainExchange(system, networks.provider.uri)
+            try:
+                yield exchange
+            finally:
+                exchange.close()
+
+    return factory

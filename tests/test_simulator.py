@@ -11,14 +11,14 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import requests
+from eth_utils import keccak
 
-from simulator.chain.deploy import deploy_system
-from simulator.chain.exchange import ChainExchange
 from simulator.model.exchange import ModelExchange
 from simulator.runner import run_scenario
 from simulator.scenarios import load_scenario, with_overrides
 from simulator.toolchain import PROJECT_ROOT
-from tests.isolation import isolated
+from tests.isolation import isolated_chain_exchanges
 
 PERPSIM = [str(Path(sys.executable).with_name("perpsim"))]
 COMPARED = ("liquidations", "liquidated_notional_usd", "bad_debt_usd", "adl_fills", "adl_notional_usd",
@@ -34,18 +34,7 @@ def model_exchange(scenario):
 @pytest.fixture
 def chain_exchange(project, accounts, chain, networks):
     """Runs inside the test session's anvil, each run isolated."""
-
-    @contextmanager
-    def factory(scenario):
-        with isolated(chain):
-            system = deploy_system(project, accounts[0], accounts[9], scenario.market_specs(), vault_collateral_usd=0)
-            exchange = ChainExchange(system, networks.provider.uri)
-            try:
-                yield exchange
-            finally:
-                exchange.close()
-
-    return factory
+    return isolated_chain_exchanges(project, accounts, chain, networks)
 
 
 def scenario(name, **overrides):
@@ -152,7 +141,8 @@ def interrupted_run(out: Path, interrupt) -> tuple[subprocess.CompletedProcess, 
                 break
             time.sleep(0.1)
         assert anvil, "perpsim did not start anvil"
-        time.sleep(6)
+        _wait_for_setup(anvil)  # however loaded the machine, then a few seconds of steps
+        time.sleep(3)
         interrupt(anvil, process)
         stdout, stderr = process.communicate(timeout=120)
     finally:
@@ -165,6 +155,29 @@ def interrupted_run(out: Path, interrupt) -> tuple[subprocess.CompletedProcess, 
     assert len(rows) - 1 == summary["steps"] * 4  # four markets per step
     assert (out / "report.html").is_file()
     return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr), anvil, summary
+
+
+def _wait_for_setup(anvil: int, timeout: float = 180) -> None:
+    """Waits until the run on the anvil with pid `anvil` has opened its book: a block after the
+    first one with the traders' `openPosition`s. Walks every block, so none is missed."""
+    arguments = Path(f"/proc/{anvil}/cmdline").read_bytes().split(b"\0")
+    port = int(arguments[arguments.index(b"--port") + 1])
+    open_position = "0x" + keccak(text="openPosition(uint256,int256,uint256)")[:4].hex()
+    deadline, number, opened = time.monotonic() + timeout, 0, False
+    while time.monotonic() < deadline:
+        try:
+            block = requests.post(f"http://127.0.0.1:{port}", timeout=5, json={
+                "jsonrpc": "2.0", "id": 1, "method": "eth_getBlockByNumber", "params": [hex(number), True]}).json()["result"]
+        except requests.exceptions.RequestException:
+            block = None  # not listening yet
+        if block is None:
+            time.sleep(0.1)
+            continue
+        if opened:
+            return
+        opened = any(tx["input"].startswith(open_position) for tx in block["transactions"])
+        number += 1
+    raise AssertionError(f"the run did not open its book in {timeout} s")
 
 
 def test_anvil_dying_mid_run_keeps_what_was_computed(tmp_path):

@@ -227,24 +227,10 @@ def chain_exchange(request):
     pytest plugin (`-p no:ape_test`)."""
     if not request.config.pluginmanager.hasplugin("ape_test"):
         pytest.skip("needs the chain: run under `ape test`")
-    from simulator.chain.deploy import deploy_system
-    from simulator.chain.exchange import ChainExchange
-    from tests.isolation import isolated
+    from tests.isolation import isolated_chain_exchanges
 
-    project, accounts, chain, networks = (request.getfixturevalue(name)
-                                          for name in ("project", "accounts", "chain", "networks"))
-
-    @contextmanager
-    def factory(chosen):
-        with isolated(chain):
-            system = deploy_system(project, accounts[0], accounts[9], chosen.market_specs(), vault_collateral_usd=0)
-            exchange = ChainExchange(system, networks.provider.uri)
-            try:
-                yield exchange
-            finally:
-                exchange.close()
-
-    return factory
+    return isolated_chain_exchanges(*(request.getfixturevalue(name)
+                                      for name in ("project", "accounts", "chain", "networks")))
 
 
 def test_circuit_breaker_on_chain_refuses_the_wick(tmp_path, chain_exchange):
