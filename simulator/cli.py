@@ -51,14 +51,19 @@ def scenarios(as_json: bool) -> None:
 @click.option("--mode", type=click.Choice(["chain", "model"]), default=None, help="chain: contracts on anvil; model: the numpy model.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Output folder (default: runs/<scenario>-<mode>-seed<seed>).")
+@click.option("--set", "settings", multiple=True, metavar="KEY.PATH=VALUE", callback=lambda _c, _p, v: _settings(v),
+              help="Change a setting by its dotted key path in the scenario file, e.g. "
+                   "population.reference_accounts=1000 (repeatable; the value is read as YAML).")
 @click.option("--json", "as_json", is_flag=True, help="Print summary.json instead of a table.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
-def run(scenario, seed, accounts, steps, mode, out_dir, as_json, no_progress) -> None:
+def run(scenario, seed, accounts, steps, mode, out_dir, settings, as_json, no_progress) -> None:
     """Run SCENARIO (a built-in name or a YAML file; default oct-2025) and write its report."""
     from simulator.runner import run_scenario
-    from simulator.scenarios import load_scenario, with_overrides
+    from simulator.scenarios import load_scenario, with_overrides, with_settings
 
     loaded = load_scenario(scenario)
+    if settings:
+        loaded = with_settings(loaded, settings, source="--set")
     loaded = with_overrides(loaded, seed=seed, accounts=accounts, mode=mode)
     out_dir = (out_dir or Path("runs") / f"{loaded.name}-{loaded.mode}-seed{loaded.seed}").resolve()
     factory = _chain_exchange if loaded.mode == "chain" else _model_exchange
@@ -155,6 +160,23 @@ def _model_exchange(scenario):
     from simulator.model.exchange import ModelExchange
 
     yield ModelExchange(scenario.market_specs())
+
+
+def _settings(options: tuple[str, ...]) -> dict:
+    """--set options as {key path: value}, each value read as YAML."""
+    import yaml
+
+    settings = {}
+    for option in options:
+        path, sep, text = option.partition("=")
+        if not sep or not path.strip():
+            raise click.BadParameter(f"{option!r}: expected KEY.PATH=VALUE, e.g. population.reference_accounts=1000",
+                                     param_hint="--set")
+        try:
+            settings[path.strip()] = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise click.BadParameter(f"{option!r}: cannot read the value: {exc}", param_hint="--set") from None
+    return settings
 
 
 def _print_summary(summary: dict) -> None:

@@ -10,7 +10,8 @@ How an account is drawn (all vectorised, in this order, from one generator
 3. which markets: drawn without replacement with probability proportional to ``market_weights``
    (Gumbel top-k); the first drawn is the account's main market;
 4. side: long with probability ``long_fraction``;
-5. gross notional: lognormal(median, sigma), clipped to [min, max];
+5. gross notional: lognormal(median, sigma), clipped to [min, max], then times
+   ``reference_accounts`` / N when the spec sets ``reference_accounts``;
 6. split: in proportion to the weights of the markets held, all on the account's side; a hedged
    account puts half on its main market and the other half, opposite, on the others;
 7. leverage (gross notional / collateral): lognormal(median, sigma), clipped to [1, cap], cap =
@@ -137,6 +138,8 @@ def generate_population(
     gross = np.clip(
         _lognormal(rng, notional_spec.median, notional_spec.sigma, n), notional_spec.min, notional_spec.max or np.inf
     )
+    if spec.reference_accounts is not None:
+        gross = gross * (spec.reference_accounts / n)
 
     # 6. split over the markets held
     held_weights = np.where(held, weights[None, :], 0.0)

@@ -549,9 +549,15 @@ class PopulationSpec(SchemaModel):
     uses cross margin and spreads its notional over 1..`markets_per_account` markets picked by
     `market_weights` (equal when omitted); the others are isolated, one market each. A share
     `hedged_fraction` of the cross accounts is hedged: its main market on its side, the others
-    opposite, for equal notional."""
+    opposite, for equal notional.
+
+    With `reference_accounts`, the notional distribution describes an exchange of that many
+    accounts, and a run with N accounts scales every account's size (and so its collateral) by
+    reference_accounts / N: more accounts sample the same exchange more finely instead of making it
+    bigger on the same books."""
 
     accounts: PositiveInt = 1000
+    reference_accounts: Optional[PositiveInt] = None
     long_fraction: Fraction = 0.5
     leverage: LeverageDistribution = Field(default_factory=LeverageDistribution)
     notional: NotionalDistribution = Field(default_factory=NotionalDistribution)

@@ -105,6 +105,22 @@ def test_market_weights_pick_markets():
     assert np.all(btc_only.notional_usd[:, 1:] == 0)
 
 
+def test_reference_accounts_sample_the_same_exchange_more_finely():
+    """Scaled by reference / N: the same draws, smaller accounts, the same leverage; the total
+    stays that of the reference size (in expectation) instead of growing with N."""
+    spec = dict(notional={"median": 10_000, "sigma": 0.5}, leverage={"median": 5, "sigma": 0.3})
+    _, plain = _population(n=8_000, **spec)
+    _, scaled = _population(n=8_000, reference_accounts=2_000, **spec)
+    np.testing.assert_allclose(scaled.notional_usd, plain.notional_usd / 4)
+    np.testing.assert_allclose(scaled.collateral_usd, plain.collateral_usd / 4)
+    np.testing.assert_array_equal(scaled.leverage, plain.leverage)
+    _, reference = _population(n=2_000, **spec)
+    assert scaled.gross_notional_usd.sum() == pytest.approx(reference.gross_notional_usd.sum(), rel=0.05)
+    assert plain.gross_notional_usd.sum() == pytest.approx(4 * reference.gross_notional_usd.sum(), rel=0.05)
+    _, same = _population(n=2_000, reference_accounts=2_000, **spec)
+    np.testing.assert_array_equal(same.notional_usd, reference.notional_usd)
+
+
 def test_vault_and_insurance_fund_sizing():
     scenario, population = _population(
         n=1000,

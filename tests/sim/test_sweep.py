@@ -197,3 +197,17 @@ def test_a_sweep_section_can_ask_for_chain_mode(tmp_path, write_scenario):
 
 def _anvil_pids() -> list[str]:
     return subprocess.run(["pgrep", "-x", "anvil"], capture_output=True, text=True).stdout.split()
+
+
+def test_run_takes_settings_by_key_path(tmp_path):
+    done = subprocess.run(PERPSIM + ["run", "calm", "--mode", "model", "--accounts", "20", "--steps", "5", "--json",
+                                     "--set", "population.reference_accounts=10", "--set", "markets.BTC.imr=0.2",
+                                     "--out", str(tmp_path / "ok")], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["status"] == "completed"
+    done = subprocess.run(PERPSIM + ["run", "calm", "--mode", "model", "--set", "population.refrence_accounts=10",
+                                     "--out", str(tmp_path / "bad")], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1 and not (tmp_path / "bad").exists()
+    assert "--set" in done.stderr and "did you mean 'reference_accounts'?" in done.stderr
+    done = subprocess.run(PERPSIM + ["run", "calm", "--set", "population"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and "expected KEY.PATH=VALUE" in done.stderr
