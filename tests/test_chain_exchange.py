@@ -65,3 +65,35 @@ def test_open_book_scan_and_liquidate(exchange):
     assert not again.ok and "NoPosition" in again.error
     tokens, claims, fund = exchange.balance_sheet()
     assert tokens - claims - fund >= 0
+
+
+def test_a_tripped_breaker_hides_only_the_accounts_that_hold_its_market(project, deployer, vault_account, chain):
+    """healthRange fails for a chunk holding an account in a market whose price is refused; the
+    scan then asks that chunk's accounts one by one, so the others stay visible to the keepers."""
+    with isolated(chain):
+        system = deploy_system(project, deployer, vault_account,
+                               [MarketSpec("BTC", 100_000, depth2pct=10_000_000, max_deviation="0.05", cooldown=600),
+                                MarketSpec("ETH", 4_000, depth2pct=5_000_000)], vault_collateral_usd=0)
+        exchange = ChainExchange(system, chain.provider.uri)
+        try:
+            traders = [
+                TraderSeed(address(0), usdc(10_000), {0: wad("0.5")}),  # BTC only
+                TraderSeed(address(1), usdc(10_000), {1: wad("24")}),  # 9.6x long ETH only
+                TraderSeed(address(2), usdc(20_000), {0: wad("0.5"), 1: wad(5)}),  # both
+            ]
+            exchange.open_book(BookSeed(traders, vault_collateral=usdc(5_000_000), insurance_fund=usdc(1_000)),
+                               exchange.timestamp + 1)
+            assert len(exchange.scan().ids) == 3
+            # ETH falls 7% (ETH-only long now below maintenance); BTC prints a wick the breaker refuses.
+            results = exchange.execute([PushPrice(1, oracle_answer(3_720)), PushPrice(0, oracle_answer(80_000))],
+                                       exchange.timestamp + 1)
+            assert all(r.ok for r in results)
+            assert any(name == "CircuitBreakerTripped" for r in results for name, _ in r.events)
+            assert exchange.snapshot().price_status[0] == 4  # BTC tripped
+            scan = exchange.scan()
+            assert scan.ids == [int(address(1), 16)]
+            assert scan.liquidatable() == [int(address(1), 16)]
+            [result] = exchange.execute([Liquidate(int(address(1), 16), 1)], exchange.timestamp + 1)
+            assert result.ok, result.error
+        finally:
+            exchange.close()

@@ -147,19 +147,25 @@ class ChainExchange:
 
     def scan(self) -> HealthScan:
         [count] = self.chain.call([Call("engine", "accountCount")])
-        calls = [Call("engine", "healthRange", (start, SCAN_CHUNK)) for start in range(0, count, SCAN_CHUNK)]
-        ids, values, mms = [], [], []
-        for result in self.chain.call(calls):
+        starts = list(range(0, count, SCAN_CHUNK))
+        results = self.chain.call([Call("engine", "healthRange", (start, SCAN_CHUNK)) for start in starts])
+        rows: list[tuple[int, int, int]] = []
+        for start, result in zip(starts, results):
             if isinstance(result, Reverted):
-                # An unusable price makes health unknowable; keepers can do nothing on it either.
-                return HealthScan(ids=[], values=np.array([], dtype=object), mms=np.array([], dtype=object))
-            chunk_ids, chunk_values, chunk_mms = result
-            for account_id, value, mm in zip(chunk_ids, chunk_values, chunk_mms):
-                if account_id != self.vault_id:
-                    ids.append(account_id)
-                    values.append(value)
-                    mms.append(mm)
-        return HealthScan(ids=ids, values=np.array(values, dtype=object), mms=np.array(mms, dtype=object))
+                # A refused price (breaker, staleness) fails the whole chunk: ask its accounts one
+                # by one, so those without the refused market stay in the keepers' view.
+                rows += self._health_one_by_one(start, min(SCAN_CHUNK, count - start))
+            else:
+                rows += zip(*result)
+        rows = [row for row in rows if row[0] != self.vault_id]
+        return HealthScan(ids=[row[0] for row in rows], values=np.array([row[1] for row in rows], dtype=object),
+                          mms=np.array([row[2] for row in rows], dtype=object))
+
+    def _health_one_by_one(self, start: int, count: int) -> list[tuple[int, int, int]]:
+        """(id, AV, MM) of the accounts start..start+count-1 whose health can be computed now."""
+        ids = self.chain.call([Call("engine", "accountIds", (i,)) for i in range(start, start + count)])
+        healths = self.chain.call([Call("engine", "health", (i,)) for i in ids])
+        return [(i, h[0], h[1]) for i, h in zip(ids, healths) if not isinstance(h, Reverted)]
 
     def open_markets(self, account_ids: Sequence[int]) -> list[list[int]]:
         masks = [mask for masks, _ in self._per_chunk(account_ids, "marketMasksAndReserves") for mask in masks]
