@@ -125,6 +125,7 @@ class Snapshot:
     insurance_fund: int  # free to pay new losses
     insurance_fund_reserved: int  # earmarked for deficits of accounts still holding positions
     bad_debt: int
+    vault_value: int | None = None  # the vault's account value; None while a price it needs is refused
 
 
 class Exchange(Protocol):

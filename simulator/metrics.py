@@ -27,7 +27,8 @@ LOGGED_EVENTS = {
 SERIES_FIELDS = (
     "step", "market", "fundamental", "external_price", "oracle_price", "oracle_status", "depth2pct_usd",
     "depth_factor", "long_oi", "short_oi", "vault_size", "liquidations", "liquidated_notional_usd",
-    "adl_notional_usd", "insurance_fund_usd", "insurance_fund_reserved_usd", "bad_debt_usd", "socialized_usd",
+    "adl_notional_usd", "insurance_fund_usd", "insurance_fund_reserved_usd", "bad_debt_usd", "vault_value_usd",
+    "socialized_usd",
 )
 
 
@@ -50,6 +51,7 @@ class Metrics:
     first_liquidation_step: int | None = None
     first_adl_step: int | None = None
     insurance_fund_start: int = 0
+    vault_value_start: int | None = None
 
     def record_results(self, step: int, results: list[ActionResult]) -> dict[str, np.ndarray]:
         """Counts a step's events; returns per-market liquidation flow for the external market
@@ -118,12 +120,14 @@ class Metrics:
                 "insurance_fund_usd": usd(snapshot.insurance_fund),
                 "insurance_fund_reserved_usd": usd(snapshot.insurance_fund_reserved),
                 "bad_debt_usd": usd(snapshot.bad_debt),
+                "vault_value_usd": _usd_or_none(snapshot.vault_value),
                 "socialized_usd": float(flow["socialized"][m]),
             })
 
     def summary(self, *, scenario: str, seed: int, mode: str, accounts: int, steps: int, final: Snapshot | None,
                 wall_seconds: float, status: str = "completed", error: str | None = None, extra: dict | None = None) -> dict:
         bad_debt = final.bad_debt if final else 0
+        vault_end = final.vault_value if final else None
         result = {
             "scenario": scenario,
             "seed": seed,
@@ -142,6 +146,10 @@ class Metrics:
             "adl_notional_usd": usd(self.adl_notional),
             "adl_overshoot_usd": usd(self.adl_overshoot),
             "socialized_loss_usd": usd(self.socialized),
+            "vault_value_start_usd": _usd_or_none(self.vault_value_start),
+            "vault_value_end_usd": _usd_or_none(vault_end),
+            "vault_pnl_usd": _usd_or_none(None if vault_end is None or self.vault_value_start is None
+                                          else vault_end - self.vault_value_start),
             "first_liquidation_step": self.first_liquidation_step,
             "first_adl_step": self.first_adl_step,
             "failed_keeper_actions": len(self.failed_actions),
@@ -159,3 +167,7 @@ def _plain(value):
     if isinstance(value, (bytes, bytearray)):
         return "0x" + bytes(value).hex()
     return value
+
+
+def _usd_or_none(value: int | None) -> float | None:
+    return None if value is None else usd(value)

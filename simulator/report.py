@@ -41,6 +41,8 @@ def write_data(out_dir: Path, metrics: Metrics, summary: dict) -> None:
 
 
 def _cell(value) -> str:
+    if value is None:  # not known at that step (e.g. the vault's value while a price is refused)
+        return ""
     if isinstance(value, float):
         return repr(value)
     return str(value)

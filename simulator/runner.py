@@ -107,6 +107,7 @@ def run_scenario(
             clock = exchange.timestamp
             final = exchange.snapshot()
             metrics.insurance_fund_start = final.insurance_fund
+            metrics.vault_value_start = final.vault_value
             depths = list(final.depth2pct)
             scan = exchange.scan()
             keeper_actions = keepers.plan(exchange, scan, final.insurance_fund)

@@ -36,6 +36,7 @@ COLUMNS = (
     "adl_notional_usd",
     "adl_overshoot_usd",
     "socialized_loss_usd",
+    "vault_pnl_usd",
     "first_liquidation_step",
     "first_adl_step",
     "failed_keeper_actions",

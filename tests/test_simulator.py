@@ -23,7 +23,7 @@ from tests.isolation import isolated_chain_exchanges
 PERPSIM = [str(Path(sys.executable).with_name("perpsim"))]
 COMPARED = ("liquidations", "liquidated_notional_usd", "bad_debt_usd", "adl_fills", "adl_notional_usd",
             "insurance_fund_end_usd", "insurance_fund_reserved_end_usd", "socialized_loss_usd", "first_liquidation_step",
-            "first_adl_step")
+            "first_adl_step", "vault_value_start_usd", "vault_value_end_usd", "vault_pnl_usd")
 
 
 @contextmanager

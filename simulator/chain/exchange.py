@@ -205,12 +205,13 @@ class ChainExchange:
         return [] if isinstance(result, Reverted) else list(result[0])
 
     def snapshot(self) -> Snapshot:
-        prices, views, fund, reserved, bad_debt = self.chain.call([
+        prices, views, fund, reserved, bad_debt, vault = self.chain.call([
             Call("router", "prices", (list(range(self.n_markets)),)),
             Call("engine", "marketViews"),
             Call("engine", "insuranceFund"),
             Call("engine", "insuranceFundReserved"),
             Call("engine", "badDebt"),
+            Call("engine", "health", (self.vault_id,)),
         ])
         return Snapshot(
             prices=list(prices[0]),
@@ -222,6 +223,7 @@ class ChainExchange:
             insurance_fund=fund,
             insurance_fund_reserved=reserved,
             bad_debt=bad_debt,
+            vault_value=None if isinstance(vault, Reverted) else vault[0],
         )
 
     def balance_sheet(self) -> tuple[int, int, int]:

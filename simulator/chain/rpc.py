@@ -7,6 +7,7 @@ together into one block with `evm_mine` at the step's timestamp."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -192,10 +193,12 @@ class BatchedChain:
             return []
         try:
             responses = self.provider.make_batch_request(requests_)
-        except requests.exceptions.ConnectionError as exc:
-            raise ChainError(self.uri, "is not reachable (did anvil stop?)") from exc
         except requests.exceptions.Timeout as exc:
             raise ChainError(self.uri, "did not answer in time") from exc
+        except (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError,
+                json.JSONDecodeError) as exc:
+            # Refused, or cut off mid-answer (a node killed while it replies): gone either way.
+            raise ChainError(self.uri, f"is not reachable (did anvil stop?): {type(exc).__name__}") from exc
         if isinstance(responses, dict):  # the node rejected the whole batch
             raise ChainError(self.uri, f"rejected a batch: {responses.get('error')}")
         return list(responses)

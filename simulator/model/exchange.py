@@ -174,6 +174,7 @@ class ModelExchange:
             insurance_fund=self.protocol.insurance_fund,
             insurance_fund_reserved=self.protocol.insurance_fund_reserved,
             bad_debt=self.protocol.bad_debt,
+            vault_value=self.protocol.health(VAULT)[0],
         )
 
     def balance_sheet(self) -> tuple[int, int, int]:

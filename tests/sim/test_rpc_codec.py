@@ -1,14 +1,18 @@
 """The chain backend's call encoding and result decoding: the fast path for one-word types gives
-exactly what eth_abi gives, and refuses what eth_abi refuses."""
+exactly what eth_abi gives, and refuses what eth_abi refuses. And its transport's errors."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
+import requests
 from hypothesis import given
 from hypothesis import strategies as st
 from web3 import Web3
 
-from simulator.chain.rpc import ContractAbi
+from simulator.chain.rpc import BatchedChain, ContractAbi
+from simulator.errors import ChainError
 
 ABI = [
     {"type": "function", "name": "words", "outputs": [{"name": "", "type": "int256"}],
@@ -53,3 +57,24 @@ def test_out_of_range_words_are_refused(args, problem):
 def test_unknown_function_is_named():
     with pytest.raises(ValueError, match="t has no function 'nope'"):
         CONTRACT.encode("nope", ())
+
+
+@pytest.mark.parametrize("failure, problem", [
+    (requests.exceptions.ConnectionError("refused"), "is not reachable (did anvil stop?): ConnectionError"),
+    (requests.exceptions.ChunkedEncodingError("cut off"), "is not reachable (did anvil stop?): ChunkedEncodingError"),
+    (json.JSONDecodeError("truncated", "[{", 2), "is not reachable (did anvil stop?): JSONDecodeError"),
+    (requests.exceptions.ReadTimeout("slow"), "did not answer in time"),
+])
+def test_a_node_that_goes_away_is_named(failure, problem):
+    """However the connection breaks (refused, or killed while it answers), the run stops with a
+    ChainError naming the node, which the runner reports and writes down."""
+
+    class GoneProvider:
+        def make_batch_request(self, requests_):
+            raise failure
+
+    chain = object.__new__(BatchedChain)
+    chain.uri, chain.provider = "http://127.0.0.1:1", GoneProvider()
+    with pytest.raises(ChainError) as error:
+        chain.request("eth_blockNumber", [])
+    assert error.value.problem == problem and error.value.uri == "http://127.0.0.1:1"
