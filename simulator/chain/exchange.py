@@ -175,12 +175,11 @@ class ChainExchange:
         return [size for sizes in self._per_chunk(account_ids, "positionSizes", market) for size in sizes]
 
     def adl_required(self, pairs: Sequence[tuple[int, int]]) -> list[bool]:
-        calls = [
-            Call("liquidator", "adlRequiredMany", ([a for a, _ in chunk], [m for _, m in chunk]))
-            for chunk in _chunks(pairs)
-        ]
+        chunks = _chunks(list(pairs))
+        calls = [Call("liquidator", "adlRequiredMany", ([a for a, _ in chunk], [m for _, m in chunk]))
+                 for chunk in chunks]
         answers = []
-        for chunk, result in zip(_chunks(pairs), self.chain.call(calls)):
+        for chunk, result in zip(chunks, self.chain.call(calls)):
             # A refused price fails the whole call; a single adlRequired would fail too.
             answers += [False] * len(chunk) if isinstance(result, Reverted) else [bool(r) for r in result]
         return answers

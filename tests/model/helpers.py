@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from simulator.agents.keepers import adl_counterparties
 from simulator.chain.deploy import AdlRanking, BadDebtPolicy, MarketSpec
 from simulator.model import Protocol
 from simulator.model.errors import ModelRevert
@@ -103,15 +104,9 @@ def canonical_counterparties(protocol: Protocol, market_id: int, account_id: int
     """simulator/chain/keeper.py's choice: the prefix of the ranking that covers the position
     (PNL_LEVERAGE), or all of it (PRO_RATA)."""
     size = abs(protocol.position_of(account_id, market_id)[0])
-    if protocol.liquidation_params(market_id).ranking == AdlRanking.PRO_RATA:
-        return list(ranking)
-    chosen, covered = [], 0
-    for counterparty in ranking:
-        if covered >= size:
-            break
-        chosen.append(counterparty)
-        covered += abs(protocol.position_of(counterparty, market_id)[0])
-    return chosen
+    pro_rata = protocol.liquidation_params(market_id).ranking == AdlRanking.PRO_RATA
+    sizes = [] if pro_rata else protocol.position_sizes(list(ranking), market_id)
+    return adl_counterparties(list(ranking), sizes, size, pro_rata)
 
 
 def run_keepers(protocol: Protocol, keeper: int = KEEPER, max_rounds: int = 10) -> dict:
