@@ -4,12 +4,13 @@
 SHELL := /bin/bash
 VENV := .venv/bin
 
-.PHONY: help setup run test gas bench clean
+.PHONY: help setup run test gas bench mutants clean
 help:
 	@echo "make run    the main job: the oct-2025 cascade against the contracts on a fresh anvil"
 	@echo "make test   run the whole test suite (contracts on anvil, properties, simulator)"
 	@echo "make gas    print the gas cost of every public contract function"
 	@echo "make bench  measure the simulator's throughput (chain vs model, batched vs one call at a time)"
+	@echo "make mutants check that the differential and stateful suites catch deliberate errors in the contracts"
 	@echo "make setup  install the toolchain only (Python env, npm solc/anvil, compiler stand-in)"
 	@echo "make clean  remove build outputs and run folders (keeps the installed toolchain)"
 
@@ -27,6 +28,9 @@ gas: setup
 
 bench: setup
 	$(VENV)/python benchmarks/throughput.py $(ARGS)
+
+mutants: setup
+	$(VENV)/python -m tests.mutation $(ARGS)
 
 clean:
 	rm -rf .build runs .pytest_cache .hypothesis

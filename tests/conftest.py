@@ -7,7 +7,7 @@ failed assertions)."""
 import os
 
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 
 from simulator import toolchain
 from simulator.chain.deploy import MarketSpec, deploy_system
@@ -16,11 +16,16 @@ from tests.invariants import check_invariants
 
 # Hypothesis profiles, chosen with HYPOTHESIS_PROFILE: "quick" while developing, "ci" (default;
 # derandomized, so a CI run repeats exactly), "nightly" for long searches. Tests scale their
-# example counts from the profile's max_examples (tests/model/helpers.examples).
+# example counts from the profile's max_examples (tests/model/helpers.examples). "mutation" is "ci"
+# without shrinking or the example database, for `python -m tests.mutation`: a failure is enough.
 _COMMON = dict(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 settings.register_profile("quick", max_examples=10, **_COMMON)
 settings.register_profile("ci", max_examples=100, derandomize=True, print_blob=True, **_COMMON)
 settings.register_profile("nightly", max_examples=1000, **_COMMON)
+settings.register_profile(
+    "mutation", max_examples=100, derandomize=True, database=None,
+    phases=(Phase.explicit, Phase.reuse, Phase.generate), **_COMMON,
+)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 USDC = 10**6

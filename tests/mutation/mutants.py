@@ -1,0 +1,194 @@
+"""Deliberate errors in the contracts' margin, liquidation, waterfall, ADL, funding and book math.
+
+Each mutant replaces one exact snippet of one Solidity file (which must occur exactly once, so a
+mutant that no longer applies is an error, not a silent pass). `python -m tests.mutation` applies
+each to a copy of the project, compiles it and runs the differential and stateful suites against
+it: every mutant must make them fail. tests/mutation/test_catalogue.py checks that every snippet
+still applies to the contracts as they are.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class Mutant:
+    name: str
+    mechanism: str
+    path: str  # relative to the project root
+    original: str
+    mutated: str
+    error: str  # what the mutant gets wrong, in words
+
+    def source(self, root: Path = PROJECT_ROOT) -> str:
+        return (root / self.path).read_text()
+
+    def occurrences(self, root: Path = PROJECT_ROOT) -> int:
+        return self.source(root).count(self.original)
+
+    def apply(self, root: Path) -> None:
+        """Rewrites the file under `root`; raises ValueError unless the snippet occurs exactly once."""
+        count = self.occurrences(root)
+        if count != 1:
+            raise ValueError(f"mutant {self.name}: its snippet occurs {count} times in {self.path}, not once")
+        file = root / self.path
+        file.write_text(self.source(root).replace(self.original, self.mutated))
+
+
+MARGIN = "contracts/libraries/MarginMath.sol"
+LIQUIDATION_MATH = "contracts/libraries/LiquidationMath.sol"
+FUNDING = "contracts/libraries/FundingMath.sol"
+DEPTH = "contracts/libraries/DepthCurve.sol"
+POSITION = "contracts/libraries/PositionMath.sol"
+ENGINE = "contracts/engine/PerpEngine.sol"
+LIQUIDATOR = "contracts/liquidation/LiquidationEngine.sol"
+
+MUTANTS: tuple[Mutant, ...] = (
+    # --- margin ---------------------------------------------------------------------------------
+    Mutant(
+        "mm-rounds-down", "margin", MARGIN,
+        "return positionNotional.wMulUp(tiers[k].mmr) - tiers[k].deduction;",
+        "return positionNotional.wMulDown(tiers[k].mmr) - tiers[k].deduction;",
+        "maintenance margin rounded down instead of up (understates MM by a wei)",
+    ),
+    Mutant(
+        "mm-ignores-deduction", "margin", MARGIN,
+        "return positionNotional.wMulUp(tiers[k].mmr) - tiers[k].deduction;",
+        "return positionNotional.wMulUp(tiers[k].mmr);",
+        "tier deduction left out: MM jumps at every tier boundary above the first",
+    ),
+    Mutant(
+        "im-ignores-tier-mm", "margin", MARGIN,
+        "return FixedPointMath.max(positionNotional.wMulUp(imr), mm);",
+        "return positionNotional.wMulUp(imr);",
+        "initial margin is notional * imr even where the tiered MM is larger",
+    ),
+    Mutant(
+        "liquidatable-at-mm", "margin", ENGINE,
+        "return value < FixedPointMath.toInt(mm);",
+        "return value <= FixedPointMath.toInt(mm);",
+        "an account exactly at maintenance margin counts as liquidatable",
+    ),
+    Mutant(
+        "pnl-rounds-up", "margin", MARGIN,
+        "return size.sWMulDown(price) - openNotional;",
+        "return size.sWMulUp(price) - openNotional;",
+        "unrealised PnL rounded up (in the account's favour)",
+    ),
+    # --- insurance-fund waterfall and bad debt --------------------------------------------------
+    Mutant(
+        "fund-not-debited", "waterfall", ENGINE,
+        "        insuranceFund -= fromFund;\n",
+        "",
+        "the fund pays a deficit without its balance going down",
+    ),
+    Mutant(
+        "bad-debt-not-recorded", "waterfall", ENGINE,
+        "        badDebt += writtenOff;\n",
+        "",
+        "a written-off deficit is not added to bad debt",
+    ),
+    Mutant(
+        "socialize-skips-vault", "waterfall", ENGINE,
+        "uint256 others = market.longOpenInterest + market.shortOpenInterest\n"
+        "                + FixedPointMath.abs(positions[_crossId(vault)][marketId].size);",
+        "uint256 others = market.longOpenInterest + market.shortOpenInterest;",
+        "a socialised loss is spread over trader open interest only, though the vault pays it too",
+    ),
+    Mutant(
+        "earmark-ignored-in-bankruptcy-price", "waterfall", ENGINE,
+        "        value += FixedPointMath.toInt(fundReserveOf[accountId]);\n",
+        "",
+        "the bankruptcy price ignores what the fund earmarked for the account",
+    ),
+    Mutant(
+        "adl-threshold-counts-whole-fund", "waterfall", LIQUIDATOR,
+        "return engine.insuranceFund() + engine.fundReserveOf(accountId);",
+        "return engine.insuranceFund() + engine.insuranceFundReserved();",
+        "the ADL threshold counts every account's earmark as available to this one",
+    ),
+    # --- liquidation ----------------------------------------------------------------------------
+    Mutant(
+        "penalty-not-capped", "liquidation", LIQUIDATION_MATH,
+        "return FixedPointMath.min(closedNotional.wMulDown(liquidationFee), uint256(valueAfterFill));",
+        "return closedNotional.wMulDown(liquidationFee);",
+        "the penalty is not capped by the equity left after the fill",
+    ),
+    Mutant(
+        "slice-threshold-ignored", "liquidation", LIQUIDATION_MATH,
+        "if (absSize.wMulUp(price) > sliceThreshold) size = absSize.wMulUp(sliceFraction);",
+        "size = absSize.wMulUp(sliceFraction);",
+        "small positions are sliced too instead of closed whole",
+    ),
+    Mutant(
+        "bankruptcy-price-keeps-no-wei", "liquidation", LIQUIDATION_MATH,
+        "int256 distance = (accountValue - 1).sMulDivDown(WAD, absSize);",
+        "int256 distance = accountValue.sMulDivDown(WAD, absSize);",
+        "the bankruptcy price does not hold back one wei of value",
+    ),
+    Mutant(
+        "partial-penalty-not-capped-by-gain", "liquidation", LIQUIDATOR,
+        "penalty = gain > 0 ? FixedPointMath.min(penalty, uint256(gain)) : 0;",
+        "penalty = gain > 0 ? penalty : 0;",
+        "a partial liquidation's penalty may exceed what the slice improved the account's health",
+    ),
+    # --- ADL ------------------------------------------------------------------------------------
+    Mutant(
+        "adl-score-leverage-inverted", "adl", LIQUIDATION_MATH,
+        "uint256 leverage = notional.wDivDown(uint256(accountValue));",
+        "uint256 leverage = uint256(accountValue).wDivDown(notional);",
+        "the ADL score multiplies PnL% by AV / notional instead of leverage",
+    ),
+    Mutant(
+        "adl-ties-by-id-descending", "adl", LIQUIDATOR,
+        "        return idA < idB;\n    }",
+        "        return idA > idB;\n    }",
+        "the ranking breaks ties (and orders PRO_RATA) by descending id",
+    ),
+    Mutant(
+        "pro-rata-remainder-dropped", "adl", LIQUIDATOR,
+        "            if (takes[i] < sizes[i]) {\n                ++takes[i];",
+        "            if (false) {\n                ++takes[i];",
+        "PRO_RATA does not hand out its rounding remainder, so ADL leaves a residue open",
+    ),
+    # --- funding, fills and the book ------------------------------------------------------------
+    Mutant(
+        "funding-owed-rounds-down", "funding", FUNDING,
+        "return FixedPointMath.sDivUp(size * (index - lastIndex), WAD);",
+        "return FixedPointMath.sMulDivDown(size * (index - lastIndex), 1, WAD);",
+        "funding owed rounds down, so receivers can get more than payers pay",
+    ),
+    Mutant(
+        "funding-sign-flipped", "funding", FUNDING,
+        "return skew > 0 ? magnitude : -magnitude;",
+        "return skew > 0 ? -magnitude : magnitude;",
+        "the crowded side receives funding instead of paying it",
+    ),
+    Mutant(
+        "book-full-impact", "book", DEPTH,
+        "? midAbsTwice.mulDivUp(IMPACT_AT_DEPTH, 2 * depth2pct)",
+        "? midAbsTwice.mulDivUp(IMPACT_AT_DEPTH, depth2pct)",
+        "the taker pays the end impact of its walk instead of the average",
+    ),
+    Mutant(
+        "realised-pnl-released-rounds-down", "position", POSITION,
+        "int256 released = openNotional.sMulDivUp(closed, absSize);",
+        "int256 released = openNotional.sMulDivDown(closed, absSize);",
+        "a reduction releases open notional rounded down, so realised PnL rounds up",
+    ),
+)
+
+
+def by_name(names: list[str] | None) -> tuple[Mutant, ...]:
+    """The named mutants (all when `names` is empty), in catalogue order; unknown names are an error."""
+    if not names:
+        return MUTANTS
+    known = {m.name for m in MUTANTS}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ValueError(f"unknown mutant(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    return tuple(m for m in MUTANTS if m.name in names)
