@@ -95,7 +95,7 @@ def run_scenario(
         external = ExternalMarket.from_scenario(scenario)
         oracle = OracleAgent.from_scenario(scenario)
         book, trader_accounts, whale_address = opening_book(scenario, seed, accounts)
-        keepers = Keepers([spec.ranking for spec in scenario.market_specs()])
+        keepers = Keepers([spec.ranking for spec in scenario.market_specs()], scenario.agents.keepers.leg_order)
         traders = TraderAgents(scenario, trader_accounts, whale_address, seed)
         with exchange_factory(scenario) as exchange:
             start = exchange.timestamp + 1

@@ -72,7 +72,8 @@ SPECS: dict[str, dict] = {
     "none-rate-limited": dict(imr="0.2", mmr="0.1", depth2pct=500_000, policy=BadDebtPolicy.NONE,
                               rate_limit_notional=200_000, rate_limit_window=60, slice_threshold=100_000,
                               slice_fraction="0.25", max_open_interest=2_000),
-    "adl-pro-rata-tiers": dict(imr="0.1", mmr="0.04", tiers=((200_000, "0.06"), (1_000_000, "0.08")),
+    # The top tier's MM (20% - $30k) exceeds the base IM (10%) above $300k notional: IM is the MM there.
+    "adl-pro-rata-tiers": dict(imr="0.1", mmr="0.04", tiers=((100_000, "0.06"), (200_000, "0.2")),
                                depth2pct=2_000_000, ranking=AdlRanking.PRO_RATA, liquidation_fee="0.02",
                                keeper_share="0.5"),
     "adl-thin": dict(imr="0.04", mmr="0.02", depth2pct=200_000, max_impact="0.3", slice_threshold=50_000,
@@ -842,6 +843,7 @@ class Twin:
             calls += [("liquidator", "marketMasksAndReserves", ids)]
             calls += [("liquidator", "positionSizes", ids, m) for m in markets]
             calls += [("liquidator", "adlRequiredMany", [i for i, _ in pairs], [m for _, m in pairs])]
+            calls += [("liquidator", "unrealizedPnls", [i for i, _ in pairs], [m for _, m in pairs])]
         results = self.reader.batch(calls, [("eth_getBlockByNumber", ["latest", False])])
         block = results[-1]
         results = iter(results[:-1])
@@ -914,6 +916,7 @@ class Twin:
                 check(f"positionSizes({m})", next(results), model.position_sizes(ids, m))
             check("adlRequiredMany", next(results),
                   [bool(r) for r in model.adl_required_many([i for i, _ in pairs], [m for _, m in pairs])])
+            check("unrealizedPnls", next(results), model.unrealized_pnls([i for i, _ in pairs], [m for _, m in pairs]))
 
     # --- keepers ------------------------------------------------------------------------------
 
@@ -1366,3 +1369,25 @@ def test_blocks_of_several_transactions_agree(env, chain, case):
             if txs:
                 twin.same_block(f"block {k}", txs, seconds=k % 2)
         twin.run_keepers()
+
+
+def test_an_account_exactly_at_maintenance_margin_is_not_liquidatable(env, chain):
+    """Liquidatable means AV < MM, strictly: an account whose value equals its maintenance margin to
+    the wei is refused on both sides; one oracle unit (1e-8 USD) lower, both liquidate it. Random
+    books almost never land on the boundary, so it is pinned here (mutant `liquidatable-at-mm`)."""
+    with isolated(chain):
+        twin = Twin(env)
+        twin.configure_market(0, MarketSpec("BTC", 100_000, depth2pct=10_000_000, heartbeat=HEARTBEAT), seconds=1)
+        twin.deposit(twin.env.vault, usdc(1_000_000))
+        alice, bob = env.traders[:2]
+        twin.deposit(alice, usdc(10_700))
+        twin.deposit(bob, usdc(50_000))
+        assert twin.matched(alice, bob, 0, WAD, wad(100_000)).ok  # alice long 1 BTC, IM $10,000
+        # At $94,000: AV = 10,700 - 6,000 = 4,700 = 5% of 94,000 = MM.
+        twin.set_price(0, 94_000 * 10**ORACLE_DECIMALS, seconds=1)
+        alice_id = int(alice.address, 16)
+        assert twin.health(alice_id)[:2] == (wad(4_700), wad(4_700))
+        refused = twin.liquidate(alice_id, 0)
+        assert not refused.ok and refused.error.name == "NotLiquidatable"
+        twin.set_price(0, 94_000 * 10**ORACLE_DECIMALS - 1, seconds=1)
+        assert twin.liquidate(alice_id, 0).ok

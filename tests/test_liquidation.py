@@ -278,7 +278,12 @@ def test_keeper_views_answer_for_many_accounts_and_name_bad_input(project, deplo
     assert list(liquidator.positionSizes(ids, BTC)) == [WAD, -WAD // 2, -WAD // 2, 0]
     masks, reserves = liquidator.marketMasksAndReserves(ids)
     assert (list(masks), list(reserves)) == ([1, 1, 1, 0], [0, 0, 0, 0])
+    assert list(liquidator.unrealizedPnls(ids, [BTC] * 4)) == [-15_000 * WAD, 7_500 * WAD, 7_500 * WAD, 0]
     assert list(liquidator.adlRequiredMany([], [])) == []
+    with reverts(liquidator.LengthMismatch, accountIds=4, marketIds=1):
+        liquidator.unrealizedPnls(ids, [BTC])
+    with reverts(liquidator.UnknownMarket, marketId=1):
+        liquidator.unrealizedPnls(ids[:1], [1])
     with reverts(liquidator.LengthMismatch, accountIds=2, marketIds=1):
         liquidator.adlRequiredMany(ids[:2], [BTC])
     with reverts(liquidator.UnknownMarket, marketId=1):

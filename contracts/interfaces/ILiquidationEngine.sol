@@ -161,4 +161,10 @@ interface ILiquidationEngine {
         external
         view
         returns (uint256[] memory marketMasks, uint256[] memory fundReserves);
+    /// @notice Unrealised PnL at the oracle price of each position (accountIds[i], marketIds[i]),
+    /// 0 where there is none: keepers use it to liquidate a cross account's losing leg first.
+    function unrealizedPnls(uint256[] calldata accountIds, uint256[] calldata marketIds)
+        external
+        view
+        returns (int256[] memory pnls);
 }

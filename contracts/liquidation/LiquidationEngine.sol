@@ -255,6 +255,20 @@ contract LiquidationEngine is ILiquidationEngine {
         }
     }
 
+    function unrealizedPnls(uint256[] calldata accountIds, uint256[] calldata marketIds)
+        external
+        view
+        returns (int256[] memory pnls)
+    {
+        if (accountIds.length != marketIds.length) revert LengthMismatch(accountIds.length, marketIds.length);
+        pnls = new int256[](accountIds.length);
+        for (uint256 i; i < accountIds.length; ++i) {
+            _checkMarket(marketIds[i]);
+            (int256 size, int256 openNotional,) = engine.positionOf(accountIds[i], marketIds[i]);
+            if (size != 0) pnls[i] = MarginMath.unrealizedPnl(size, openNotional, oracle.price(marketIds[i]));
+        }
+    }
+
     /* INTERNAL: PLANNING */
 
     function _plan(uint256 accountId, uint256 marketId, uint256 maxSize, LiquidationParams memory lp)

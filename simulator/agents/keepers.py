@@ -6,6 +6,11 @@ from __future__ import annotations
 from simulator.chain.deploy import AdlRanking
 from simulator.exchange import Action, Deleverage, Exchange, HealthScan, Liquidate, position_sizes
 
+# The order in which keepers liquidate a cross account's legs within a block: by market id, or
+# the leg with the largest unrealised loss first (closing a profitable hedge first can restore the
+# account's health and leave the losing leg open).
+LEG_ORDERS = ("market_id", "largest_loss")
+
 
 def adl_counterparties(ranking: list[int], sizes: list[int], size: int, pro_rata: bool) -> list[int]:
     """What a keeper sends to `deleverage`: the whole canonical ranking under PRO_RATA, else its
@@ -40,8 +45,11 @@ class Keepers:
     whose deficit (beyond the fund's earmark for it) no longer fits waits a step: by then it is
     either paid for by penalties or goes to ADL."""
 
-    def __init__(self, rankings: list[AdlRanking]):
+    def __init__(self, rankings: list[AdlRanking], leg_order: str = "market_id"):
+        if leg_order not in LEG_ORDERS:
+            raise ValueError(f"leg_order must be one of {', '.join(LEG_ORDERS)}, not {leg_order!r}")
         self.rankings = rankings
+        self.leg_order = leg_order
         self.held = 0  # liquidations held back by the fund budget, over the run
 
     def plan(self, exchange: Exchange, scan: HealthScan, insurance_fund: int | None = None) -> list[Action]:
@@ -51,6 +59,8 @@ class Keepers:
         if not candidates:
             return []
         pairs = [(a, m) for a, markets in zip(candidates, exchange.open_markets(candidates)) for m in markets]
+        if self.leg_order == "largest_loss":
+            pairs = self._losing_legs_first(exchange, pairs)
         actions: list[Action] = []
         queues: dict[tuple[int, int], _AdlQueue] = {}
         touched: set[int] = set()  # accounts an earlier action of this block changes
@@ -77,6 +87,17 @@ class Keepers:
                 touched.add(account)
                 touched.update(counterparties)
         return actions
+
+    @staticmethod
+    def _losing_legs_first(exchange: Exchange, pairs: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        """Each account's legs by unrealised PnL at the oracle price, the largest loss first (ties
+        in market-id order); accounts keep their order. Only accounts with several legs are asked."""
+        legs: dict[int, list[int]] = {}
+        for account, market in pairs:
+            legs.setdefault(account, []).append(market)
+        hedged = [(a, m) for a, markets in legs.items() if len(markets) > 1 for m in markets]
+        pnl = dict(zip(hedged, exchange.unrealized_pnls(hedged))) if hedged else {}
+        return [(a, m) for a, markets in legs.items() for m in sorted(markets, key=lambda m: (pnl.get((a, m), 0), m))]
 
     def _within_budget(self, pairs: list[tuple[int, int]], draws: dict[int, int], fund: int) -> list[tuple[int, int]]:
         """The pairs to act on: an account whose draw fits the free fund but no longer what earlier

@@ -184,6 +184,11 @@ class ChainExchange:
             answers += [False] * len(chunk) if isinstance(result, Reverted) else [bool(r) for r in result]
         return answers
 
+    def unrealized_pnls(self, pairs: Sequence[tuple[int, int]]) -> list[int]:
+        calls = [Call("liquidator", "unrealizedPnls", ([a for a, _ in chunk], [m for _, m in chunk]))
+                 for chunk in _chunks(list(pairs))]
+        return [pnl for pnls in self._all(calls) for pnl in pnls]
+
     def fund_reserves(self, account_ids: Sequence[int]) -> list[int]:
         return [r for _, reserves in self._per_chunk(account_ids, "marketMasksAndReserves") for r in reserves]
 

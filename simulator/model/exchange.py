@@ -147,6 +147,9 @@ class ModelExchange:
     def positions(self, account_ids: Sequence[int], market: int) -> list[int]:
         return self.protocol.position_sizes(account_ids, market)
 
+    def unrealized_pnls(self, pairs: Sequence[tuple[int, int]]) -> list[int]:
+        return self.protocol.unrealized_pnls([a for a, _ in pairs], [m for _, m in pairs])
+
     def adl_required(self, pairs: Sequence[tuple[int, int]]) -> list[bool]:
         answers = []
         for account, market in pairs:

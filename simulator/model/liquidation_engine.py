@@ -310,6 +310,17 @@ class LiquidationEngine(PerpEngine):
     def market_masks_and_reserves(self, account_ids: Sequence[int]) -> tuple[list[int], list[int]]:
         return [self.market_mask_of(a) for a in account_ids], [self.fund_reserve_of(a) for a in account_ids]
 
+    def unrealized_pnls(self, account_ids: Sequence[int], market_ids: Sequence[int]) -> list[int]:
+        """unrealizedPnls: each (account, market) position's uPnL at the oracle price (0 without one)."""
+        if len(account_ids) != len(market_ids):
+            raise LengthMismatch(len(account_ids), len(market_ids))
+        pnls = []
+        for account_id, market_id in zip(account_ids, market_ids):
+            self._check_market(market_id)
+            size, open_notional, _ = self.position_of(account_id, market_id)
+            pnls.append(0 if size == 0 else int(MarginMath.unrealized_pnl(size, open_notional, self._price_of(market_id))))
+        return pnls
+
     # ==========================================================================================
     # INTERNAL: PLANNING
     # ==========================================================================================

@@ -591,9 +591,18 @@ class Traders(SchemaModel):
     panic_threshold: Optional[Annotated[float, Field(gt=0, le=1)]] = None
 
 
+class KeeperSettings(SchemaModel):
+    """How keepers act. `leg_order`: which of a liquidatable cross account's positions they
+    liquidate first within a block: `market_id` (the markets' order in this file), or
+    `largest_loss` (the leg with the largest unrealised loss at the oracle price first)."""
+
+    leg_order: Literal["market_id", "largest_loss"] = "market_id"
+
+
 class Agents(SchemaModel):
     whale: Optional[Whale] = None
     traders: Optional[Traders] = None
+    keepers: KeeperSettings = Field(default_factory=KeeperSettings)
 
 
 # ---------------------------------------------------------------------------------------------

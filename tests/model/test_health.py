@@ -95,6 +95,11 @@ def test_keeper_views_equal_the_single_account_views(book):
         assert protocol.position_sizes(ids, m) == [protocol.position_of(i, m)[0] for i in ids]
     assert protocol.market_masks_and_reserves(ids) == (
         [protocol.market_mask_of(i) for i in ids], [protocol.fund_reserve_of(i) for i in ids])
+    # uPnL = size * price rounded down (floor division) - openNotional, in plain integers.
+    positions = [protocol.position_of(i, m) for i, m in pairs]
+    assert protocol.unrealized_pnls([i for i, _ in pairs], [m for _, m in pairs]) == [
+        size * protocol.prices[m] // 10**18 - open_notional for (size, open_notional, _), (_, m) in zip(positions, pairs)
+    ]
 
 
 def test_keeper_views_name_bad_input():
@@ -106,3 +111,7 @@ def test_keeper_views_name_bad_input():
     with pytest.raises(UnknownMarket) as unknown:
         protocol.position_sizes(ids, 2)
     assert unknown.value.inputs == {"marketId": 2}
+    with pytest.raises(LengthMismatch):
+        protocol.unrealized_pnls(ids, [0])
+    with pytest.raises(UnknownMarket):
+        protocol.unrealized_pnls(ids[:1], [2])

@@ -1,11 +1,13 @@
 """Mutation check of the contract suites: `python -m tests.mutation [NAME ...]` (or `make mutants`).
 
-For each mutant of tests/mutation/mutants.py: copy the project's contracts, tests and config into a
-temporary folder (not under .cache/, whose contracts Ape would not compile), apply the mutant there (the checkout itself is never edited), compile
-it with Ape, run the suites against it and record which tests fail. Hypothesis runs the "mutation"
-profile: the CI examples without shrinking, since a failure is all that is asked. A mutant that
-no suite catches is a hole in the tests; the exit status is 1 if any mutant survives or cannot be
-run. The copies are removed as each mutant finishes.
+The contracts, tests and config are copied once into a temporary folder (not under .cache/, whose
+contracts Ape would not compile), so editing them during a run changes nothing in it; the
+simulator package is the installed one. For each mutant of tests/mutation/mutants.py: copy those
+sources again, apply the mutant to the copy (the checkout is never edited), compile it with Ape,
+run the suites against it and record which tests fail. Hypothesis runs the "mutation" profile: the
+CI examples without shrinking, since a failure is all that is asked. A mutant no suite catches is
+a hole in the tests; the exit status is 1 if any mutant survives or cannot be run. Every copy is
+removed as its mutant finishes, the folder at the end.
 """
 
 from __future__ import annotations
@@ -31,6 +33,9 @@ from tests.mutation.mutants import PROJECT_ROOT, Mutant, by_name
 DEFAULT_SUITES = ("tests/test_differential.py", "tests/test_stateful.py")
 # What a copy needs to compile and test: the sources and the configuration Ape and pytest read.
 COPIED = ("contracts", "tests", "ape-config.yaml", "pyproject.toml")
+# The sources as they were when the check started, copied once, so editing the checkout meanwhile
+# changes nothing in the run.
+SOURCES = "sources"
 APE = Path(sys.executable).with_name("ape")
 
 
@@ -45,9 +50,9 @@ class Outcome:
     detail: str = ""
 
 
-def _copy_project(into: Path) -> None:
+def _copy_project(root: Path, into: Path) -> None:
     for name in COPIED:
-        source = PROJECT_ROOT / name
+        source = root / name
         if source.is_dir():
             shutil.copytree(source, into / name, ignore=shutil.ignore_patterns("__pycache__", ".hypothesis"))
         else:
@@ -72,14 +77,15 @@ def _failures(junit: Path) -> tuple[list[str], list[str], str]:
 
 
 def check_mutant(mutant: Mutant | None, suites: tuple[str, ...], workspace: Path) -> Outcome:
-    """Runs the suites on a copy with `mutant` applied (None: the unmutated baseline)."""
+    """Runs the suites on a copy of `workspace / SOURCES` with `mutant` applied (None: the
+    unmutated baseline)."""
     started = time.monotonic()
     name = mutant.name if mutant else "baseline"
     outcome = Outcome(name, mutant.mechanism if mutant else "-", mutant.error if mutant else "none", "broken")
     work = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=workspace))
     env = {**os.environ, "HYPOTHESIS_PROFILE": "mutation"}
     try:
-        _copy_project(work)
+        _copy_project(workspace / SOURCES, work)
         if mutant:
             mutant.apply(work)
         compiled = _run([str(APE), "compile", "--force"], work, env)
@@ -140,15 +146,16 @@ def main(names: tuple[str, ...], suites: tuple[str, ...], jobs: int, baseline: b
         mutants = by_name(list(names))
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="NAMES") from None
-    for mutant in mutants:
-        if mutant.occurrences() != 1:
-            raise click.ClickException(f"mutant {mutant.name} no longer applies to {mutant.path}")
     console = Console()
     if not console.is_terminal:
         console.width = 160
     workspace = Path(tempfile.mkdtemp(prefix="perpsim-mutants-"))
     outcomes: list[Outcome] = []
     try:
+        _copy_project(PROJECT_ROOT, workspace / SOURCES)
+        for mutant in mutants:
+            if mutant.occurrences(workspace / SOURCES) != 1:
+                raise click.ClickException(f"mutant {mutant.name} no longer applies to {mutant.path}")
         if baseline:
             reference = check_mutant(None, suites, workspace)
             console.print(f"baseline: {reference.status} ({reference.seconds:.0f} s) {reference.detail}")

@@ -3,6 +3,8 @@ liquidations the fund cannot pay once earlier ones have drawn it are held, not s
 
 from __future__ import annotations
 
+import pytest
+
 from simulator.agents.keepers import Keepers
 from simulator.chain.deploy import AdlRanking, MarketSpec
 from simulator.exchange import Liquidate
@@ -70,3 +72,49 @@ def test_an_earmarked_deficit_is_not_charged_to_the_budget():
     # $700 free: the first trader fits, the second no longer; the earmarked third draws nothing.
     assert actions == [Liquidate(TRADERS[0], BTC), Liquidate(TRADERS[2], BTC)] and keepers.held == 1
     assert all(result.ok for result in exchange.execute(actions, exchange.timestamp + 1))
+
+
+# -- the order of a cross account's legs -- #
+
+ALT = 1
+HEDGER = 0x4ED6E
+
+
+def hedged_book() -> ModelExchange:
+    """The hedger: $1,500 (IM 7.5%) on a long of 10,000 ALT at $1 hedged by a short of 0.1 BTC at $100,000
+    (MM $1,000). ALT falls 6% and BTC stays: AV $900 < MM $970. Closing either leg (1% penalty)
+    restores the account's health, so the keepers' first leg is the only one closed."""
+    exchange = ModelExchange([MarketSpec("BTC", 100_000, imr="0.075", depth2pct=10**12),
+                               MarketSpec("ALT", 1, imr="0.075", depth2pct=10**12)])
+    protocol = exchange.protocol
+    protocol.fund(WINNER, 1_000_000)
+    protocol.fund(HEDGER, 1_500)
+    protocol.settle_matched_fill(HEDGER, WINNER, ALT, 10_000 * WAD, wad(1))
+    protocol.settle_matched_fill(WINNER, HEDGER, BTC, WAD // 10, wad(100_000))
+    protocol.set_price(ALT, wad("0.94"))
+    return exchange
+
+
+def test_keepers_close_legs_in_market_order_by_default():
+    exchange = hedged_book()
+    actions = Keepers([AdlRanking.PNL_LEVERAGE] * 2).plan(exchange, exchange.scan())
+    assert actions == [Liquidate(HEDGER, BTC), Liquidate(HEDGER, ALT)]
+    results = exchange.execute(actions, exchange.timestamp + 1)
+    # The hedge goes; the healthier account keeps its losing ALT long.
+    assert results[0].ok and results[1].error.startswith("NotLiquidatable")
+    assert exchange.positions([HEDGER], BTC) == [0] and exchange.positions([HEDGER], ALT) == [10_000 * WAD]
+
+
+def test_largest_loss_first_closes_the_losing_leg_and_keeps_the_hedge():
+    exchange = hedged_book()
+    assert exchange.unrealized_pnls([(HEDGER, BTC), (HEDGER, ALT)]) == [0, -600 * WAD]
+    actions = Keepers([AdlRanking.PNL_LEVERAGE] * 2, leg_order="largest_loss").plan(exchange, exchange.scan())
+    assert actions == [Liquidate(HEDGER, ALT), Liquidate(HEDGER, BTC)]
+    results = exchange.execute(actions, exchange.timestamp + 1)
+    assert results[0].ok and results[1].error.startswith("NotLiquidatable")
+    assert exchange.positions([HEDGER], ALT) == [0] and exchange.positions([HEDGER], BTC) == [-WAD // 10]
+
+
+def test_an_unknown_leg_order_is_named():
+    with pytest.raises(ValueError, match="leg_order must be one of market_id, largest_loss, not 'random'"):
+        Keepers([AdlRanking.PNL_LEVERAGE], leg_order="random")
