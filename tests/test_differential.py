@@ -844,6 +844,10 @@ class Twin:
             calls += [("liquidator", "positionSizes", ids, m) for m in markets]
             calls += [("liquidator", "adlRequiredMany", [i for i, _ in pairs], [m for _, m in pairs])]
             calls += [("liquidator", "unrealizedPnls", [i for i, _ in pairs], [m for _, m in pairs])]
+        # The bankruptcy price of every open position (ADL fills there; it counts the fund's earmark).
+        bankrupt_pairs = [(i, m) for i, m in pairs if model.position_of(i, m)[0] != 0]
+        if usable:
+            calls += [("engine", "bankruptcyPriceOf", i, m) for i, m in bankrupt_pairs]
         results = self.reader.batch(calls, [("eth_getBlockByNumber", ["latest", False])])
         block = results[-1]
         results = iter(results[:-1])
@@ -917,6 +921,8 @@ class Twin:
             check("adlRequiredMany", next(results),
                   [bool(r) for r in model.adl_required_many([i for i, _ in pairs], [m for _, m in pairs])])
             check("unrealizedPnls", next(results), model.unrealized_pnls([i for i, _ in pairs], [m for _, m in pairs]))
+            for i, m in bankrupt_pairs:
+                check(f"bankruptcyPriceOf({i:#x}, {m})", next(results), model.bankruptcy_price_of(i, m))
 
     # --- keepers ------------------------------------------------------------------------------
 
@@ -1391,3 +1397,50 @@ def test_an_account_exactly_at_maintenance_margin_is_not_liquidatable(env, chain
         assert not refused.ok and refused.error.name == "NotLiquidatable"
         twin.set_price(0, 94_000 * 10**ORACLE_DECIMALS - 1, seconds=1)
         assert twin.liquidate(alice_id, 0).ok
+
+
+def test_a_penalty_takes_no_more_than_the_equity_left(env, chain):
+    """A full close that leaves less equity than the 1% fee: the penalty is that equity, the account
+    ends at zero and the fund pays nothing (LiquidationMath.penalty; mutant `penalty-not-capped`)."""
+    with isolated(chain):
+        twin = Twin(env)
+        twin.configure_market(0, MarketSpec("BTC", 100_000, depth2pct=10_000_000, heartbeat=HEARTBEAT), seconds=1)
+        twin.deposit(twin.env.vault, usdc(1_000_000))
+        twin.deposit_insurance(5_000)
+        alice, bob = env.traders[:2]
+        twin.deposit(alice, usdc(10_700))
+        twin.deposit(bob, usdc(50_000))
+        assert twin.matched(alice, bob, 0, WAD, wad(100_000)).ok
+        twin.set_price(0, 89_800 * 10**ORACLE_DECIMALS, seconds=1)  # AV $500, MM $4,490
+        alice_id = int(alice.address, 16)
+        outcome = twin.liquidate(alice_id, 0)
+        [event] = outcome.named("Liquidation")
+        fee = wad(89_800) // 100
+        assert 0 < event["penalty"] < fee and event["fundPaid"] == 0 and event["badDebt"] == 0
+        assert twin.model.collateral_of(alice_id) == 0 and twin.model.market_mask_of(alice_id) == 0
+
+
+def test_a_partial_penalty_takes_no_more_than_the_slice_gained(env, chain):
+    """A slice whose 1% fee exceeds what it improved the account's health (AV - MM; MM is also 1%
+    here and the fill walks the book): the penalty is that gain, so AV - MM ends exactly where it
+    was (LiquidationEngine._penalty; mutant `partial-penalty-not-capped-by-gain`)."""
+    with isolated(chain):
+        twin = Twin(env)
+        spec = MarketSpec("BTC", 100_000, imr="0.02", mmr="0.01", liquidation_fee="0.01", depth2pct=1_000_000,
+                          slice_threshold=50_000, slice_fraction="0.2", heartbeat=HEARTBEAT)
+        twin.configure_market(0, spec, seconds=1)
+        twin.deposit(twin.env.vault, usdc(1_000_000))
+        alice, bob = env.traders[:2]
+        twin.deposit(alice, usdc(2_000))
+        twin.deposit(bob, usdc(50_000))
+        assert twin.matched(alice, bob, 0, WAD, wad(100_000)).ok
+        twin.set_price(0, 98_950 * 10**ORACLE_DECIMALS, seconds=1)  # AV $950 < MM $989.50
+        alice_id = int(alice.address, 16)
+        value, mm, _ = twin.health(alice_id)
+        outcome = twin.liquidate(alice_id, 0)
+        [event] = outcome.named("Liquidation")
+        assert event["sizeClosed"] == -WAD // 5  # a slice, not the whole position
+        fee = wad(98_950) // 5 // 100
+        assert 0 < event["penalty"] < fee
+        value_after, mm_after, _ = twin.health(alice_id)
+        assert value_after - mm_after == value - mm

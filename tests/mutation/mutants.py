@@ -2,8 +2,8 @@
 
 Each mutant replaces one exact snippet of one Solidity file (which must occur exactly once, so a
 mutant that no longer applies is an error, not a silent pass). `python -m tests.mutation` applies
-each to a copy of the project, compiles it and runs the differential and stateful suites against
-it: every mutant must make them fail. tests/mutation/test_catalogue.py checks that every snippet
+each to a copy of the project, compiles it and runs the differential, stateful and regression
+suites against it: every mutant must make them fail. tests/mutation/test_catalogue.py checks that every snippet
 still applies to the contracts as they are.
 """
 
