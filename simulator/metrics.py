@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from simulator.exchange import ActionResult, Deleverage, Liquidate, Snapshot
+from simulator.exchange import ActionResult, Deleverage, Liquidate, Snapshot, Trade
 from simulator.units import WAD
 
 # Events that go to the event log, with the fields kept.
@@ -54,11 +54,13 @@ class Metrics:
     vault_value_start: int | None = None
 
     def record_results(self, step: int, results: list[ActionResult]) -> dict[str, np.ndarray]:
-        """Counts a step's events; returns per-market liquidation flow for the external market
-        (signed: + when longs were sold) and per-market counters for the series."""
+        """Counts a step's events; returns per-market liquidation and taker flow for the external
+        market (signed: + when longs were sold, or takers sold) and per-market counters for the
+        series."""
         n = len(self.market_names)
         flow = {
             "signed_notional": np.zeros(n),
+            "taker_signed_notional": np.zeros(n),
             "liquidations": np.zeros(n, dtype=int),
             "liquidated": np.zeros(n),
             "adl": np.zeros(n),
@@ -69,6 +71,13 @@ class Metrics:
                 self.failed_actions.append({"step": step, "action": type(result.action).__name__,
                                             "account": hex(result.action.account_id), "market": result.action.market,
                                             "error": result.error})
+            if result.ok and isinstance(result.action, Trade):
+                trade = result.action
+                # The taker's own fill (the vault's has the opposite sign).
+                price = next(args["fillPrice"] for name, args in result.events
+                             if name == "PositionChanged" and args["sizeDelta"] == trade.size_delta)
+                notional = usd(abs(trade.size_delta) * price // WAD)
+                flow["taker_signed_notional"][trade.market] += notional * (1 if trade.size_delta < 0 else -1)
             for name, args in result.events:
                 if name in LOGGED_EVENTS:
                     row = {"step": step, "event": name}

@@ -111,11 +111,11 @@ def run_scenario(
             depths = list(final.depth2pct)
             scan = exchange.scan()
             keeper_actions = keepers.plan(exchange, scan, final.insurance_fund)
-            last_flow = None  # last step's liquidation flow, fed back into the external market
+            last_flow = None  # last step's liquidation and taker flow, fed back into the external market
             for step in range(steps):
                 timestamp = clock + (step + 1) * scenario.step_seconds
                 fundamentals = paths.prices[step]
-                market = external.step(step, fundamentals, last_flow)
+                market = external.step(step, fundamentals, *(last_flow or (None, None)))
                 actions = [PushPrice(m, oracle_answer(price)) for m, price in oracle.step(step, market.prices)]
                 for m, depth in enumerate(market.depth2pct):
                     target = int(depth * WAD)
@@ -128,7 +128,7 @@ def run_scenario(
                 actions += traders.plan(step, exchange, scan, list(market.prices), api_outage)
                 results = exchange.execute(actions, timestamp) if actions else []
                 flow = metrics.record_results(step, results)
-                last_flow = flow["signed_notional"]
+                last_flow = flow["signed_notional"], flow["taker_signed_notional"]
                 acted = bool(results)
                 # A refused price (breaker, staleness) can clear with time alone: read it again
                 # every step until it does, so the series shows when, and the keepers rescan then.

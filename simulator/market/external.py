@@ -17,7 +17,8 @@ Per market and step:
 
 Liquidated notional of step t feeds back into the price of step t + 1 (the cascade): pass it to
 the next call of :meth:`ExternalMarket.step`. Its impact is measured against the depth of the
-step it was executed in."""
+step it was executed in. Taker trades (the whale, closing and panicking traders) feed back the
+same way in markets whose ``taker_impact`` is set."""
 
 from __future__ import annotations
 
@@ -80,6 +81,7 @@ class ExternalMarket:
         self._annualise = 1.0 / math.sqrt(year_fraction(step_seconds))
         self._decay = np.array([0.5 ** (1.0 / s.resilience_half_life_steps) for s in self.settings])
         self._impact_coefficient = np.array([s.impact_coefficient for s in self.settings])
+        self._taker_impact = np.array([s.taker_impact for s in self.settings], dtype=bool)
         self._base_factor = np.array([s.base_factor for s in self.settings])
         self._withdraw_factor = np.array([s.withdraw_factor for s in self.settings])
         self._residual = np.zeros(n)
@@ -100,27 +102,33 @@ class ExternalMarket:
         )
 
     def step(
-        self, t: int, fundamentals: Sequence[float], liquidated_notional_by_market: Optional[Sequence[float]] = None
+        self,
+        t: int,
+        fundamentals: Sequence[float],
+        liquidated_notional_by_market: Optional[Sequence[float]] = None,
+        taker_notional_by_market: Optional[Sequence[float]] = None,
     ) -> ExternalSnapshot:
         """Advances to step `t` (0, 1, 2, ... in order).
 
         `liquidated_notional_by_market` is the signed notional liquidated during the previous
         step, USD: positive when long positions were closed (sold into the book, pushing the
-        price down), negative for shorts (bought back, pushing it up)."""
+        price down), negative for shorts (bought back, pushing it up).
+        `taker_notional_by_market` is the previous step's taker flow, signed the same way
+        (positive when takers sold); it counts only in markets with `taker_impact`."""
         if t != self._next_step:
             raise ValueError(f"steps must be taken in order: expected step {self._next_step}, got {t}")
         self._next_step += 1
         n = len(self.settings)
         fundamentals = np.asarray(fundamentals, dtype=float)
-        liquidated = np.zeros(n) if liquidated_notional_by_market is None else np.asarray(
-            liquidated_notional_by_market, dtype=float
-        )
-        if fundamentals.shape != (n,) or liquidated.shape != (n,):
-            raise ValueError(f"expected one fundamental price and one liquidated notional per market ({n})")
+        liquidated = self._per_market(liquidated_notional_by_market)
+        taker = self._per_market(taker_notional_by_market)
+        if fundamentals.shape != (n,) or liquidated.shape != (n,) or taker.shape != (n,):
+            raise ValueError(f"expected one fundamental price and one notional of each flow per market ({n})")
+        flow = liquidated + np.where(self._taker_impact, taker, 0.0)
 
         if t > 0:
             self._residual = self._residual * self._decay
-        self._residual = self._residual + self._impact_coefficient * liquidated / self._previous_depth
+        self._residual = self._residual + self._impact_coefficient * flow / self._previous_depth
         prices = fundamentals * np.exp(-self._residual)
 
         realised_vol = self._update_realised_vol(np.log(prices))
@@ -142,6 +150,9 @@ class ExternalMarket:
             realised_vol=realised_vol,
             maker_states=tuple(states),
         )
+
+    def _per_market(self, notional: Optional[Sequence[float]]) -> np.ndarray:
+        return np.zeros(len(self.settings)) if notional is None else np.asarray(notional, dtype=float)
 
     def _update_realised_vol(self, log_prices: np.ndarray) -> np.ndarray:
         if self._previous_log_price is not None:

@@ -389,7 +389,9 @@ class LiquiditySettings(SchemaModel):
     `vol_window_steps` reaches `vol_threshold` (until it stays below for `return_after_steps`).
     Liquidated notional q moves the external price by `impact_coefficient` x q / depth (0.02 is
     the on-chain depth curve: selling depth2pct moves the price 2%); that residual impact decays
-    with `resilience_half_life_steps`."""
+    with `resilience_half_life_steps`. With `taker_impact`, the trades of the whale and of closing
+    or panicking traders push the price the same way (the vault that takes them lays them off on
+    the external books); without it only liquidations do."""
 
     base_factor: PositiveFloat = 1.0
     withdraw_factor: Annotated[float, Field(gt=0, le=1)] = 0.1
@@ -399,6 +401,7 @@ class LiquiditySettings(SchemaModel):
     outages: list[StepWindow] = Field(default_factory=list)
     resilience_half_life_steps: PositiveFloat = 60.0
     impact_coefficient: NonNegativeFloat = 0.02
+    taker_impact: bool = False
 
 
 class LiquidityOverride(SchemaModel):
@@ -412,6 +415,7 @@ class LiquidityOverride(SchemaModel):
     outages: Optional[list[StepWindow]] = None
     resilience_half_life_steps: Optional[PositiveFloat] = None
     impact_coefficient: Optional[NonNegativeFloat] = None
+    taker_impact: Optional[bool] = None
 
 
 class Liquidity(LiquiditySettings):

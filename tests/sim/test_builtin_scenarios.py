@@ -4,6 +4,7 @@ breaker, which only the chain's oracle router has, on chain with a tiny populati
 
 from __future__ import annotations
 
+import math
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -206,6 +207,21 @@ def test_whale_short_opens_before_the_drop_and_longs_are_liquidated(tmp_path):
     drop_start = 600
     assert whale.step <= result.summary["first_liquidation_step"] < drop_start  # the whale's impact
     assert sum(e["step"] >= drop_start for e in liquidations) > 50  # then the drop
+
+
+def test_with_taker_impact_the_whales_sell_pushes_the_external_price(tmp_path):
+    """`liquidity.taker_impact`: the whale's fill feeds the external market as liquidations do, so
+    the next step's residual impact grows by 0.02 x its notional / depth over the run without it."""
+    residual = {}
+    for on in (False, True):
+        chosen = scenario("whale-short", settings={"liquidity.taker_impact": on})
+        whale = chosen.agents.whale
+        result = run(chosen, tmp_path / str(on), steps=whale.step + 2)
+        after = result.series["BTC"][whale.step + 1]
+        residual[on] = math.log(float(after["fundamental"]) / float(after["external_price"]))
+        depth = result.column("BTC", "depth2pct_usd")[whale.step]
+    expected = 0.02 * whale.notional / depth  # the fill's notional is within 2-3% of the order's
+    assert residual[True] - residual[False] == pytest.approx(expected, rel=0.05)
 
 
 def test_circuit_breaker_scenario_without_the_router_liquidates_on_the_wick(tmp_path):

@@ -42,6 +42,17 @@ def test_liquidated_shorts_push_the_price_up():
     assert snapshots[1].prices[0] > 100
 
 
+def test_taker_flow_moves_the_price_only_where_taker_impact_is_on():
+    markets = ExternalMarket([DEPTH, DEPTH], [LiquiditySettings(), LiquiditySettings(taker_impact=True)],
+                             market_names=["OFF", "ON"])
+    markets.step(0, [100.0, 100.0])
+    # Takers sold DEPTH in both markets and longs of DEPTH / 2 were liquidated in both.
+    snapshot = markets.step(1, [100.0, 100.0], [DEPTH / 2, DEPTH / 2], [DEPTH, DEPTH])
+    assert snapshot.residual_impact == pytest.approx([0.01, 0.03])
+    with pytest.raises(ValueError, match="one notional of each flow per market"):
+        markets.step(2, [100.0, 100.0], None, [DEPTH])
+
+
 def test_residual_impact_decays_with_the_half_life():
     half_life = 25
     snapshots = _run(_market(resilience_half_life_steps=half_life), [100.0] * 102, liquidated={1: DEPTH})
