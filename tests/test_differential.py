@@ -848,6 +848,7 @@ class Twin:
         bankrupt_pairs = [(i, m) for i, m in pairs if model.position_of(i, m)[0] != 0]
         if usable:
             calls += [("engine", "bankruptcyPriceOf", i, m) for i, m in bankrupt_pairs]
+            calls += [("liquidator", "adlRanking", m, side) for m in markets for side in (1, -1)]
         results = self.reader.batch(calls, [("eth_getBlockByNumber", ["latest", False])])
         block = results[-1]
         results = iter(results[:-1])
@@ -923,6 +924,9 @@ class Twin:
             check("unrealizedPnls", next(results), model.unrealized_pnls([i for i, _ in pairs], [m for _, m in pairs]))
             for i, m in bankrupt_pairs:
                 check(f"bankruptcyPriceOf({i:#x}, {m})", next(results), model.bankruptcy_price_of(i, m))
+            for m in markets:
+                for side in (1, -1):
+                    check(f"adlRanking({m}, {side})", next(results), model.adl_ranking(m, side))
 
     # --- keepers ------------------------------------------------------------------------------
 
