@@ -1448,3 +1448,32 @@ def test_a_partial_penalty_takes_no_more_than_the_slice_gained(env, chain):
         assert 0 < event["penalty"] < fee
         value_after, mm_after, _ = twin.health(alice_id)
         assert value_after - mm_after == value - mm
+
+
+def test_pro_rata_adl_hands_out_the_rounding_remainder(env, chain):
+    """PRO_RATA: three winners hold 2 BTC against a bankrupt 1 BTC long; their pro-rata takes round
+    down to 1 wei short of it, and the wei goes to the first winner with room, so the position
+    closes exactly (LiquidationEngine._proRataTakes; mutant `pro-rata-remainder-dropped`)."""
+    with isolated(chain):
+        twin = Twin(env)
+        spec = MarketSpec("BTC", 100_000, depth2pct=10_000_000, ranking=AdlRanking.PRO_RATA, heartbeat=HEARTBEAT)
+        twin.configure_market(0, spec, seconds=1)
+        twin.deposit(twin.env.vault, usdc(1_000_000))
+        alice, bob, carol, erin, frank = env.traders[:5]
+        for who, dollars in ((alice, 10_700), (bob, 50_000), (carol, 50_000), (erin, 50_000), (frank, 100_000)):
+            twin.deposit(who, usdc(dollars))
+        third = 3 * WAD // 10 + 1
+        assert twin.matched(alice, bob, 0, third, wad(100_000)).ok
+        assert twin.matched(alice, carol, 0, WAD - third, wad(100_000)).ok
+        assert twin.matched(frank, erin, 0, WAD, wad(100_000)).ok
+        twin.set_price(0, 85_000 * 10**ORACLE_DECIMALS, seconds=1)  # alice $4,300 under water, no fund
+        alice_id = int(alice.address, 16)
+        outcome = twin.keeper_act(alice_id, 0)
+        fills = outcome.named("AdlFill")
+        takes = {f["counterpartyId"]: -f["size"] for f in fills}
+        bob_id, carol_id, erin_id = (int(a.address, 16) for a in (bob, carol, erin))
+        assert set(takes) == {bob_id, carol_id, erin_id} and sum(takes.values()) == WAD
+        floors = {bob_id: third // 2, carol_id: (WAD - third) // 2, erin_id: WAD // 2}
+        assert sum(floors.values()) == WAD - 1  # one wei to hand out
+        assert sum(takes[i] - floors[i] for i in takes) == 1 and all(takes[i] >= floors[i] for i in takes)
+        assert twin.model.position_of(alice_id, 0)[0] == 0
