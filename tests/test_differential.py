@@ -47,7 +47,7 @@ from simulator.chain.rpc import BatchedChain, Tx, _abi_type
 from simulator.model import LiquidationParams, MarketParams, Protocol
 from simulator.model import funding as FundingMath
 from simulator.model.errors import InvalidPrice, ModelRevert
-from simulator.units import ORACLE_DECIMALS, WAD, usdc, wad
+from simulator.units import ORACLE_DECIMALS, WAD, oracle_answer, usdc, wad
 from tests.model.helpers import check_invariants as check_model_invariants
 from tests.model.helpers import canonical_counterparties, examples
 from tests.isolation import isolated
@@ -1381,25 +1381,40 @@ def test_blocks_of_several_transactions_agree(env, chain, case):
         twin.run_keepers()
 
 
+# --- pinned cases: boundaries random books almost never reach ----------------------------------
+
+TRADER_NAMES = ("alice", "bob", "carol", "dave", "erin", "frank")  # env.traders[0], [1], ...
+
+
+def one_market(env, spec: MarketSpec | None = None, insurance_usd: int = 0, **deposits_usd) -> Twin:
+    """A twin whose slot 0 is configured as `spec` (BTC at $100,000, defaults otherwise), with a $1M
+    vault, the insurance fund and each named trader's deposit (alice, bob, ... as env.traders)."""
+    twin = Twin(env)
+    twin.configure_market(0, spec or MarketSpec("BTC", 100_000, depth2pct=10_000_000, heartbeat=HEARTBEAT),
+                          seconds=1)
+    twin.deposit(twin.env.vault, usdc(1_000_000))
+    if insurance_usd:
+        twin.deposit_insurance(insurance_usd)
+    for name, dollars in deposits_usd.items():
+        twin.deposit(env.traders[TRADER_NAMES.index(name)], usdc(dollars))
+    return twin
+
+
 def test_an_account_exactly_at_maintenance_margin_is_not_liquidatable(env, chain):
     """Liquidatable means AV < MM, strictly: an account whose value equals its maintenance margin to
     the wei is refused on both sides; one oracle unit (1e-8 USD) lower, both liquidate it. Random
     books almost never land on the boundary, so it is pinned here (mutant `liquidatable-at-mm`)."""
     with isolated(chain):
-        twin = Twin(env)
-        twin.configure_market(0, MarketSpec("BTC", 100_000, depth2pct=10_000_000, heartbeat=HEARTBEAT), seconds=1)
-        twin.deposit(twin.env.vault, usdc(1_000_000))
+        twin = one_market(env, alice=10_700, bob=50_000)
         alice, bob = env.traders[:2]
-        twin.deposit(alice, usdc(10_700))
-        twin.deposit(bob, usdc(50_000))
         assert twin.matched(alice, bob, 0, WAD, wad(100_000)).ok  # alice long 1 BTC, IM $10,000
         # At $94,000: AV = 10,700 - 6,000 = 4,700 = 5% of 94,000 = MM.
-        twin.set_price(0, 94_000 * 10**ORACLE_DECIMALS, seconds=1)
+        twin.set_price(0, oracle_answer(94_000), seconds=1)
         alice_id = int(alice.address, 16)
         assert twin.health(alice_id)[:2] == (wad(4_700), wad(4_700))
         refused = twin.liquidate(alice_id, 0)
         assert not refused.ok and refused.error.name == "NotLiquidatable"
-        twin.set_price(0, 94_000 * 10**ORACLE_DECIMALS - 1, seconds=1)
+        twin.set_price(0, oracle_answer(94_000) - 1, seconds=1)
         assert twin.liquidate(alice_id, 0).ok
 
 
@@ -1407,15 +1422,10 @@ def test_a_penalty_takes_no_more_than_the_equity_left(env, chain):
     """A full close that leaves less equity than the 1% fee: the penalty is that equity, the account
     ends at zero and the fund pays nothing (LiquidationMath.penalty; mutant `penalty-not-capped`)."""
     with isolated(chain):
-        twin = Twin(env)
-        twin.configure_market(0, MarketSpec("BTC", 100_000, depth2pct=10_000_000, heartbeat=HEARTBEAT), seconds=1)
-        twin.deposit(twin.env.vault, usdc(1_000_000))
-        twin.deposit_insurance(5_000)
+        twin = one_market(env, insurance_usd=5_000, alice=10_700, bob=50_000)
         alice, bob = env.traders[:2]
-        twin.deposit(alice, usdc(10_700))
-        twin.deposit(bob, usdc(50_000))
         assert twin.matched(alice, bob, 0, WAD, wad(100_000)).ok
-        twin.set_price(0, 89_800 * 10**ORACLE_DECIMALS, seconds=1)  # AV $500, MM $4,490
+        twin.set_price(0, oracle_answer(89_800), seconds=1)  # AV $500, MM $4,490
         alice_id = int(alice.address, 16)
         outcome = twin.liquidate(alice_id, 0)
         [event] = outcome.named("Liquidation")
@@ -1429,16 +1439,12 @@ def test_a_partial_penalty_takes_no_more_than_the_slice_gained(env, chain):
     here and the fill walks the book): the penalty is that gain, so AV - MM ends exactly where it
     was (LiquidationEngine._penalty; mutant `partial-penalty-not-capped-by-gain`)."""
     with isolated(chain):
-        twin = Twin(env)
         spec = MarketSpec("BTC", 100_000, imr="0.02", mmr="0.01", liquidation_fee="0.01", depth2pct=1_000_000,
                           slice_threshold=50_000, slice_fraction="0.2", heartbeat=HEARTBEAT)
-        twin.configure_market(0, spec, seconds=1)
-        twin.deposit(twin.env.vault, usdc(1_000_000))
+        twin = one_market(env, spec, alice=2_000, bob=50_000)
         alice, bob = env.traders[:2]
-        twin.deposit(alice, usdc(2_000))
-        twin.deposit(bob, usdc(50_000))
         assert twin.matched(alice, bob, 0, WAD, wad(100_000)).ok
-        twin.set_price(0, 98_950 * 10**ORACLE_DECIMALS, seconds=1)  # AV $950 < MM $989.50
+        twin.set_price(0, oracle_answer(98_950), seconds=1)  # AV $950 < MM $989.50
         alice_id = int(alice.address, 16)
         value, mm, _ = twin.health(alice_id)
         outcome = twin.liquidate(alice_id, 0)
@@ -1455,18 +1461,14 @@ def test_pro_rata_adl_hands_out_the_rounding_remainder(env, chain):
     down to 1 wei short of it, and the wei goes to the first winner with room, so the position
     closes exactly (LiquidationEngine._proRataTakes; mutant `pro-rata-remainder-dropped`)."""
     with isolated(chain):
-        twin = Twin(env)
         spec = MarketSpec("BTC", 100_000, depth2pct=10_000_000, ranking=AdlRanking.PRO_RATA, heartbeat=HEARTBEAT)
-        twin.configure_market(0, spec, seconds=1)
-        twin.deposit(twin.env.vault, usdc(1_000_000))
-        alice, bob, carol, erin, frank = env.traders[:5]
-        for who, dollars in ((alice, 10_700), (bob, 50_000), (carol, 50_000), (erin, 50_000), (frank, 100_000)):
-            twin.deposit(who, usdc(dollars))
+        twin = one_market(env, spec, alice=10_700, bob=50_000, carol=50_000, erin=50_000, frank=100_000)
+        alice, bob, carol, _, erin, frank = env.traders[:6]
         third = 3 * WAD // 10 + 1
         assert twin.matched(alice, bob, 0, third, wad(100_000)).ok
         assert twin.matched(alice, carol, 0, WAD - third, wad(100_000)).ok
         assert twin.matched(frank, erin, 0, WAD, wad(100_000)).ok
-        twin.set_price(0, 85_000 * 10**ORACLE_DECIMALS, seconds=1)  # alice $4,300 under water, no fund
+        twin.set_price(0, oracle_answer(85_000), seconds=1)  # alice $4,300 under water, no fund
         alice_id = int(alice.address, 16)
         outcome = twin.keeper_act(alice_id, 0)
         fills = outcome.named("AdlFill")
