@@ -141,7 +141,7 @@ def interrupted_run(out: Path, interrupt) -> tuple[subprocess.CompletedProcess, 
                 break
             time.sleep(0.1)
         assert anvil, "perpsim did not start anvil"
-        _wait_for_setup(anvil)  # however loaded the machine, then a few seconds of steps
+        _wait_for_steps(anvil)  # however loaded the machine, then a few more seconds of steps
         time.sleep(3)
         interrupt(anvil, process)
         stdout, stderr = process.communicate(timeout=120)
@@ -150,20 +150,22 @@ def interrupted_run(out: Path, interrupt) -> tuple[subprocess.CompletedProcess, 
             process.kill()
     assert process.returncode == 1, stdout + stderr
     summary = json.loads((out / "summary.json").read_text())
-    assert 0 < summary["steps"] < 3600
+    assert 0 < summary["steps"] < 3600, (summary, stderr)
     rows = (out / "timeseries.csv").read_text().splitlines()
-    assert len(rows) - 1 == summary["steps"] * 4  # four markets per step
-    assert (out / "report.html").is_file()
+    assert len(rows) - 1 == summary["steps"] * 4, (len(rows), summary, stderr)  # four markets per step
+    assert (out / "report.html").is_file(), stderr
     return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr), anvil, summary
 
 
-def _wait_for_setup(anvil: int, timeout: float = 180) -> None:
-    """Waits until the run on the anvil with pid `anvil` has opened its book: a block after the
-    first one with the traders' `openPosition`s. Walks every block, so none is missed."""
+def _wait_for_steps(anvil: int, blocks: int = 3, timeout: float = 180) -> None:
+    """Waits until the run on the anvil with pid `anvil` has opened its book (the block with the
+    traders' `openPosition`s) and mined `blocks` blocks after it: the last set-up block, then steps
+    (a step mines a block when it acts), so at least one step is recorded however loaded the
+    machine. Walks every block, so none is missed."""
     arguments = Path(f"/proc/{anvil}/cmdline").read_bytes().split(b"\0")
     port = int(arguments[arguments.index(b"--port") + 1])
     open_position = "0x" + keccak(text="openPosition(uint256,int256,uint256)")[:4].hex()
-    deadline, number, opened = time.monotonic() + timeout, 0, False
+    deadline, number, opened_at = time.monotonic() + timeout, 0, None
     while time.monotonic() < deadline:
         try:
             block = requests.post(f"http://127.0.0.1:{port}", timeout=5, json={
@@ -173,11 +175,12 @@ def _wait_for_setup(anvil: int, timeout: float = 180) -> None:
         if block is None:
             time.sleep(0.1)
             continue
-        if opened:
+        if opened_at is None and any(tx["input"].startswith(open_position) for tx in block["transactions"]):
+            opened_at = number
+        if opened_at is not None and number >= opened_at + blocks:
             return
-        opened = any(tx["input"].startswith(open_position) for tx in block["transactions"])
         number += 1
-    raise AssertionError(f"the run did not open its book in {timeout} s")
+    raise AssertionError(f"the run did not open its book and take steps in {timeout} s (book opened in block {opened_at})")
 
 
 def test_anvil_dying_mid_run_keeps_what_was_computed(tmp_path):
