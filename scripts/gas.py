@@ -106,6 +106,13 @@ def cli(provider):
     tx(router, "setBreaker", 0, wad("0.5"), 60, sender=deployer)
     tx(feed, "setUpdater", keeper, True, sender=deployer)
     view(liquidator, "adlRanking", 0, WAD)
+    view(liquidator, "adlRequired", int(alice.address, 16), 0)
+    # Keeper views over many accounts: the traders' cross accounts in both markets.
+    ids = [int(who.address, 16) for who in (alice, bob, carol, dave, erin, frank)]
+    view(liquidator, "adlRequiredMany", ids * 2, [0] * 6 + [1] * 6)
+    view(liquidator, "positionSizes", ids, 0)
+    view(liquidator, "marketMasksAndReserves", ids)
+    view(liquidator, "unrealizedPnls", ids * 2, [0] * 6 + [1] * 6)
 
     # ADL: alice is $5,000 under water with a $1,000 fund.
     ranking, _ = liquidator.adlRanking(0, WAD)
