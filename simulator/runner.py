@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 import traceback
+from collections import deque
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,7 +111,9 @@ def run_scenario(
             metrics.vault_value_start = final.vault_value
             depths = list(final.depth2pct)
             scan = exchange.scan()
-            keeper_actions = keepers.plan(exchange, scan, final.insurance_fund)
+            latency = scenario.agents.keepers.latency_steps
+            # Keeper plans waiting for their block: (step they land in, actions), in step order.
+            keeper_queue = deque([(latency - 1, keepers.plan(exchange, scan, final.insurance_fund))])
             last_flow = None  # last step's liquidation and taker flow, fed back into the external market
             for step in range(steps):
                 timestamp = clock + (step + 1) * scenario.step_seconds
@@ -123,7 +126,8 @@ def run_scenario(
                         actions.append(SetDepth(m, target))
                         depths[m] = target
                 # Keepers first: their bots are faster than traders' clicks.
-                actions += keeper_actions
+                while keeper_queue and keeper_queue[0][0] <= step:
+                    actions += keeper_queue.popleft()[1]
                 api_outage = any(state.name == "OUTAGE" for state in market.maker_states)
                 actions += traders.plan(step, exchange, scan, list(market.prices), api_outage)
                 results = exchange.execute(actions, timestamp) if actions else []
@@ -138,7 +142,7 @@ def run_scenario(
                 cleared = refused and not any(final.price_status)
                 if acted or cleared or step % RESCAN_EVERY == 0:
                     scan = exchange.scan()
-                    keeper_actions = keepers.plan(exchange, scan, final.insurance_fund)
+                    keeper_queue.append((step + latency, keepers.plan(exchange, scan, final.insurance_fund)))
                 metrics.record_step(step, fundamentals, market, final, flow)
                 completed_steps = step + 1
                 if progress:

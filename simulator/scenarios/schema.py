@@ -598,9 +598,13 @@ class Traders(SchemaModel):
 class KeeperSettings(SchemaModel):
     """How keepers act. `leg_order`: which of a liquidatable cross account's positions they
     liquidate first within a block: `market_id` (the markets' order in this file), or
-    `largest_loss` (the leg with the largest unrealised loss at the oracle price first)."""
+    `largest_loss` (the leg with the largest unrealised loss at the oracle price first).
+    `latency_steps`: steps from the health scan keepers act on to the block their transactions
+    land in; 1 is the next block (bots on working APIs), more is slow or overloaded keepers, who
+    act on stale health and send what the block before already did (the failures are logged)."""
 
     leg_order: Literal["market_id", "largest_loss"] = "market_id"
+    latency_steps: PositiveInt = 1
 
 
 class Agents(SchemaModel):

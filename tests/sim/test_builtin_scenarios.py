@@ -224,6 +224,17 @@ def test_with_taker_impact_the_whales_sell_pushes_the_external_price(tmp_path):
     assert residual[True] - residual[False] == pytest.approx(expected, rel=0.05)
 
 
+def test_keeper_latency_delays_the_first_liquidation_by_the_extra_steps(tmp_path):
+    """`agents.keepers.latency_steps`: the same crash with keepers 5 steps late liquidates first 4
+    steps later than with keepers acting in the next block (nothing else differs before then)."""
+    first = {}
+    for latency in (1, 5):
+        chosen = scenario("whale-short", settings={"agents.keepers.latency_steps": latency})
+        result = run(chosen, tmp_path / str(latency), steps=chosen.agents.whale.step + 120)
+        first[latency] = result.summary["first_liquidation_step"]
+    assert first[1] is not None and first[5] == first[1] + 4
+
+
 def test_circuit_breaker_scenario_without_the_router_liquidates_on_the_wick(tmp_path):
     """Model mode has no oracle router, so it is the run without the breaker: the wick's false
     price liquidates accounts (the chain test below shows the breaker refusing it)."""

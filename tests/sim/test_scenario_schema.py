@@ -115,6 +115,9 @@ INVALID_CASES = [
     case("trader-probability", _set("agents.traders", {"close_prob": 2}), "agents.traders.close_prob",
          "less than or equal to 1"),
     case("whale-side", _set("agents.whale", {**WHALE, "side": "sell"}), "agents.whale.side", "long, short"),
+    case("keeper-latency", _set("agents.keepers.latency_steps", 0), "agents.keepers.latency_steps", "greater than 0"),
+    case("keeper-leg-order", _set("agents.keepers.leg_order", "largest-loss"), "agents.keepers.leg_order",
+         "market_id, largest_loss", "did you mean 'largest_loss'"),
     # market names: duplicates and unknown references
     case("duplicate-market", _set("markets.2.name", "BTC"), "markets[2].name",
          "duplicate market name 'BTC'", "markets[0]"),
