@@ -1479,3 +1479,44 @@ def test_pro_rata_adl_hands_out_the_rounding_remainder(env, chain):
         assert sum(floors.values()) == WAD - 1  # one wei to hand out
         assert sum(takes[i] - floors[i] for i in takes) == 1 and all(takes[i] >= floors[i] for i in takes)
         assert twin.model.position_of(alice_id, 0)[0] == 0
+
+
+def test_an_answer_exactly_one_heartbeat_old_is_fresh(env, chain):
+    """The router serves an answer up to its heartbeat's age and refuses it one second later:
+    chain and model agree on both sides of the boundary (OracleRouter._classify; mutant
+    `stale-at-heartbeat`). The random machines almost never land on the exact second."""
+    with isolated(chain):
+        twin = one_market(env, alice=10_700, bob=50_000)
+        alice, bob = env.traders[:2]
+        assert twin.matched(alice, bob, 0, WAD, wad(100_000)).ok
+        twin.configure_oracle(0, 600, 0, 0, seconds=1)
+        twin.submit_price(0, oracle_answer(100_000), seconds=1)
+        submitted = twin.model.timestamp
+        twin.deposit(bob, usdc(1), seconds=600)  # a block exactly one heartbeat later
+        assert twin.model.timestamp - submitted == 600
+        served = twin.view("price(0)", ("router", "price", 0), lambda: twin.model._price_of(0))  # _priceOf
+        assert served == wad(100_000)
+        twin.deposit(bob, usdc(1), seconds=1)
+        stale = twin.view("price(0)", ("router", "price", 0), lambda: twin.model._price_of(0))
+        assert isinstance(stale, Reverted) and stale.name == "StalePrice"
+
+
+def test_a_tripped_breaker_refuses_prices_until_its_cooldown_ends(env, chain):
+    """A 20% jump trips a 10% breaker with a 120 s cooldown: the price, and so alice's health, is
+    refused a minute later, and served again once the cooldown is over (OracleRouter._classify;
+    mutant `breaker-cooldown-ignored`)."""
+    with isolated(chain):
+        twin = one_market(env, alice=20_000, bob=50_000)
+        alice, bob = env.traders[:2]
+        assert twin.matched(alice, bob, 0, WAD, wad(100_000)).ok
+        twin.configure_oracle(0, HEARTBEAT, wad("0.1"), 120, seconds=1)
+        twin.set_price(0, oracle_answer(120_000), seconds=1)  # trips: price refused from here
+        alice_id = int(alice.address, 16)
+        for seconds in (60, 59):  # 60 s and 119 s into the cooldown
+            twin.deposit(bob, usdc(1), seconds=seconds)
+            tripped = twin.view("price(0)", ("router", "price", 0), lambda: twin.model._price_of(0))
+            assert isinstance(tripped, Reverted) and tripped.name == "BreakerTripped"
+            refused = twin.view("health(alice)", ("engine", "health", alice_id), lambda: twin.model.health(alice_id))
+            assert isinstance(refused, Reverted) and refused.name == "BreakerTripped"
+        twin.update_price(0, seconds=1)  # the cooldown is over: the jump is accepted
+        assert twin.view("price(0)", ("router", "price", 0), lambda: twin.model._price_of(0)) == wad(120_000)

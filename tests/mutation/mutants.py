@@ -1,4 +1,5 @@
-"""Deliberate errors in the contracts' margin, liquidation, waterfall, ADL, funding and book math.
+"""Deliberate errors in the contracts' margin, liquidation, waterfall, ADL, funding and book math,
+and in the oracle router's guards.
 
 Each mutant replaces one exact snippet of one Solidity file (which must occur exactly once, so a
 mutant that no longer applies is an error, not a silent pass). `python -m tests.mutation` applies
@@ -45,6 +46,7 @@ FUNDING = "contracts/libraries/FundingMath.sol"
 DEPTH = "contracts/libraries/DepthCurve.sol"
 POSITION = "contracts/libraries/PositionMath.sol"
 ENGINE = "contracts/engine/PerpEngine.sol"
+ROUTER = "contracts/oracle/OracleRouter.sol"
 LIQUIDATOR = "contracts/liquidation/LiquidationEngine.sol"
 
 MUTANTS: tuple[Mutant, ...] = (
@@ -179,6 +181,31 @@ MUTANTS: tuple[Mutant, ...] = (
         "int256 released = openNotional.sMulDivUp(closed, absSize);",
         "int256 released = openNotional.sMulDivDown(closed, absSize);",
         "a reduction releases open notional rounded down, so realised PnL rounds up",
+    ),
+    # --- the oracle router (invariant 10) -------------------------------------------------------
+    Mutant(
+        "staleness-unchecked", "oracle", ROUTER,
+        "} else if (_age(r.updatedAt) > m.heartbeat) {",
+        "} else if (false) {",
+        "an answer older than the heartbeat is served",
+    ),
+    Mutant(
+        "stale-at-heartbeat", "oracle", ROUTER,
+        "} else if (_age(r.updatedAt) > m.heartbeat) {",
+        "} else if (_age(r.updatedAt) >= m.heartbeat) {",
+        "an answer exactly one heartbeat old counts as stale",
+    ),
+    Mutant(
+        "breaker-never-trips", "oracle", ROUTER,
+        "if (maxDeviation != 0 && last != 0 && _deviationUp(last, r.price) > maxDeviation) {",
+        "if (false) {",
+        "a jump beyond the breaker's deviation is served unconfirmed",
+    ),
+    Mutant(
+        "breaker-cooldown-ignored", "oracle", ROUTER,
+        "if (block.timestamp < m.trippedUntil) r.status = Status.Tripped;",
+        "if (false) r.status = Status.Tripped;",
+        "a tripped breaker serves prices again before its cooldown ends",
     ),
 )
 
