@@ -196,21 +196,22 @@ def test_funding_paid_equals_received(project, deployer, vault_account, alice, b
     engine.openPosition(0, wad("0.7"), MAX_PRICE, sender=carol)
     chain.pending_timestamp += 3_333
     system.set_price(0, 97_123)
-    chain.pending_timestamp += 777
+    settled_at = chain.pending_timestamp + 777
     vault_id = int(vault_account.address, 16)
+    # Every final settlement in a block pinned to one timestamp: automine stamps a block a second
+    # later whenever the wall clock ticks, and an account settled a second after the others would
+    # pay or receive a second more funding than they did.
     for account_id in ids + [vault_id]:
-        engine.settleFunding(account_id, 0, sender=deployer)
+        chain.pending_timestamp = settled_at
+        assert engine.settleFunding(account_id, 0, sender=deployer).timestamp == settled_at
     # Every settlement, including those inside the trades.
     settlements = list(engine.FundingSettled.range(0, chain.blocks.height + 1))
     total = sum(log.amount for log in settlements)
     assert {log.accountId for log in settlements} == set(ids + [vault_id])
-    # A second settlement at the same timestamp pays nothing. The vault was settled last, in the
-    # head block; the next block is pinned to its timestamp (automine would otherwise stamp it a
-    # second later whenever the wall clock ticks, and funding accrues). An earlier account would
-    # not do: the wall clock may have ticked between its settlement and the head block.
-    chain.pending_timestamp = chain.blocks.head.timestamp
+    # A second settlement at the same timestamp pays nothing.
+    chain.pending_timestamp = settled_at
     receipt = engine.settleFunding(vault_id, 0, sender=deployer)
-    assert receipt.timestamp == chain.blocks[-2].timestamp
+    assert receipt.timestamp == settled_at
     assert not receipt.events.filter(engine.FundingSettled)
     # Takers were net long all along: longs paid, the vault and the short received.
     assert engine.marketView(0).fundingIndex > 0
