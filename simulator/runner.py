@@ -114,11 +114,11 @@ def run_scenario(
             latency = scenario.agents.keepers.latency_steps
             # Keeper plans waiting for their block: (step they land in, actions), in step order.
             keeper_queue = deque([(latency - 1, keepers.plan(exchange, scan, final.insurance_fund))])
-            last_flow = None  # last step's liquidation and taker flow, fed back into the external market
+            last_flow = (None, None)  # last step's liquidation and taker flow, fed back into the external market
             for step in range(steps):
                 timestamp = clock + (step + 1) * scenario.step_seconds
                 fundamentals = paths.prices[step]
-                market = external.step(step, fundamentals, *(last_flow or (None, None)))
+                market = external.step(step, fundamentals, *last_flow)
                 actions = [PushPrice(m, oracle_answer(price)) for m, price in oracle.step(step, market.prices)]
                 for m, depth in enumerate(market.depth2pct):
                     target = int(depth * WAD)

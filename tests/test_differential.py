@@ -791,6 +791,10 @@ class Twin:
             raise Mismatch(f"{label}: chain {norm(chain_value)}, model {norm(model_value)}")
         return model_value
 
+    def price(self, m):
+        """router.price on the chain, the model's _priceOf: the price, or the router's refusal."""
+        return self.view(f"price({m})", ("router", "price", m), lambda: self.model._price_of(m))
+
     def adl_required(self, account_id, m) -> bool:
         value = self.view(f"adlRequired({account_id:#x}, {m})", ("liquidator", "adlRequired", account_id, m),
                           lambda: self.model.adl_required(account_id, m))
@@ -845,7 +849,7 @@ class Twin:
             calls += [("liquidator", "adlRequiredMany", [i for i, _ in pairs], [m for _, m in pairs])]
             calls += [("liquidator", "unrealizedPnls", [i for i, _ in pairs], [m for _, m in pairs])]
         # The bankruptcy price of every open position (ADL fills there; it counts the fund's earmark).
-        bankrupt_pairs = [(i, m) for i, m in pairs if model.position_of(i, m)[0] != 0]
+        bankrupt_pairs = [(i, m) for i, m in pairs if model.position_of(i, m)[0] != 0] if usable else []
         if usable:
             calls += [("engine", "bankruptcyPriceOf", i, m) for i, m in bankrupt_pairs]
             calls += [("liquidator", "adlRanking", m, side) for m in markets for side in (1, -1)]
@@ -1494,10 +1498,10 @@ def test_an_answer_exactly_one_heartbeat_old_is_fresh(env, chain):
         submitted = twin.model.timestamp
         twin.deposit(bob, usdc(1), seconds=600)  # a block exactly one heartbeat later
         assert twin.model.timestamp - submitted == 600
-        served = twin.view("price(0)", ("router", "price", 0), lambda: twin.model._price_of(0))  # _priceOf
+        served = twin.price(0)
         assert served == wad(100_000)
         twin.deposit(bob, usdc(1), seconds=1)
-        stale = twin.view("price(0)", ("router", "price", 0), lambda: twin.model._price_of(0))
+        stale = twin.price(0)
         assert isinstance(stale, Reverted) and stale.name == "StalePrice"
 
 
@@ -1514,9 +1518,9 @@ def test_a_tripped_breaker_refuses_prices_until_its_cooldown_ends(env, chain):
         alice_id = int(alice.address, 16)
         for seconds in (60, 59):  # 60 s and 119 s into the cooldown
             twin.deposit(bob, usdc(1), seconds=seconds)
-            tripped = twin.view("price(0)", ("router", "price", 0), lambda: twin.model._price_of(0))
+            tripped = twin.price(0)
             assert isinstance(tripped, Reverted) and tripped.name == "BreakerTripped"
             refused = twin.view("health(alice)", ("engine", "health", alice_id), lambda: twin.model.health(alice_id))
             assert isinstance(refused, Reverted) and refused.name == "BreakerTripped"
         twin.update_price(0, seconds=1)  # the cooldown is over: the jump is accepted
-        assert twin.view("price(0)", ("router", "price", 0), lambda: twin.model._price_of(0)) == wad(120_000)
+        assert twin.price(0) == wad(120_000)

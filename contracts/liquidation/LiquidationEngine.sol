@@ -223,7 +223,7 @@ contract LiquidationEngine is ILiquidationEngine {
         view
         returns (bool[] memory required)
     {
-        if (accountIds.length != marketIds.length) revert LengthMismatch(accountIds.length, marketIds.length);
+        _checkPairs(accountIds, marketIds);
         required = new bool[](accountIds.length);
         for (uint256 i; i < accountIds.length; ++i) {
             required[i] = adlRequired(accountIds[i], marketIds[i]);
@@ -260,7 +260,7 @@ contract LiquidationEngine is ILiquidationEngine {
         view
         returns (int256[] memory pnls)
     {
-        if (accountIds.length != marketIds.length) revert LengthMismatch(accountIds.length, marketIds.length);
+        _checkPairs(accountIds, marketIds);
         pnls = new int256[](accountIds.length);
         for (uint256 i; i < accountIds.length; ++i) {
             _checkMarket(marketIds[i]);
@@ -487,6 +487,11 @@ contract LiquidationEngine is ILiquidationEngine {
     function _before(uint256 idA, uint256 scoreA, uint256 idB, uint256 scoreB, bool byScore) internal pure returns (bool) {
         if (byScore && scoreA != scoreB) return scoreA > scoreB;
         return idA < idB;
+    }
+
+    /// @dev Keeper views over pairs (accountIds[i], marketIds[i]) need lists of one length.
+    function _checkPairs(uint256[] calldata accountIds, uint256[] calldata marketIds) internal pure {
+        if (accountIds.length != marketIds.length) revert LengthMismatch(accountIds.length, marketIds.length);
     }
 
     function _checkMarket(uint256 marketId) internal view {

@@ -176,8 +176,7 @@ class ChainExchange:
 
     def adl_required(self, pairs: Sequence[tuple[int, int]]) -> list[bool]:
         chunks = _chunks(list(pairs))
-        calls = [Call("liquidator", "adlRequiredMany", ([a for a, _ in chunk], [m for _, m in chunk]))
-                 for chunk in chunks]
+        calls = _pair_calls("adlRequiredMany", chunks)
         answers = []
         for chunk, result in zip(chunks, self.chain.call(calls)):
             # A refused price fails the whole call; a single adlRequired would fail too.
@@ -185,9 +184,7 @@ class ChainExchange:
         return answers
 
     def unrealized_pnls(self, pairs: Sequence[tuple[int, int]]) -> list[int]:
-        calls = [Call("liquidator", "unrealizedPnls", ([a for a, _ in chunk], [m for _, m in chunk]))
-                 for chunk in _chunks(list(pairs))]
-        return [pnl for pnls in self._all(calls) for pnl in pnls]
+        return [pnl for pnls in self._all(_pair_calls("unrealizedPnls", _chunks(list(pairs)))) for pnl in pnls]
 
     def fund_reserves(self, account_ids: Sequence[int]) -> list[int]:
         return [r for _, reserves in self._per_chunk(account_ids, "marketMasksAndReserves") for r in reserves]
@@ -240,6 +237,11 @@ class ChainExchange:
 
 def _chunks(items: list) -> list[list]:
     return [items[start : start + SCAN_CHUNK] for start in range(0, len(items), SCAN_CHUNK)]
+
+
+def _pair_calls(function: str, chunks: list[list[tuple[int, int]]]) -> list[Call]:
+    """One call of a LiquidationEngine view over (accountIds, marketIds) per chunk of pairs."""
+    return [Call("liquidator", function, ([a for a, _ in chunk], [m for _, m in chunk])) for chunk in chunks]
 
 
 def _limit(size: int) -> int:
