@@ -13,6 +13,9 @@ from typing import Protocol, Sequence, Union
 import numpy as np
 
 MAX_UINT = 2**256 - 1
+# Where a run's clock starts, in both backends (the chain's genesis is set just before it): only
+# differences of time matter to the contracts, and a fixed start makes the logged times repeat.
+RUN_START = 1_800_000_000
 
 
 # -- the opening book -- #
@@ -100,16 +103,63 @@ class ActionResult:
 # -- reads -- #
 
 
-@dataclass
 class HealthScan:
-    """Every registered account but the vault: ids, account values and maintenance margins (WAD)."""
+    """Every registered account but the vault: ids (registry order), account values and maintenance
+    margins (WAD).
 
-    ids: list[int]
-    values: np.ndarray  # object dtype (exact ints)
-    mms: np.ndarray
+    Either exact (the backends' full `scan`: exact ints, `margins` None) or screened (the position
+    index: float64 values known to within `margins`, `confirm` answering exact health of the
+    accounts asked, and each account asked once). Decisions read `exact` for the accounts the
+    screen cannot settle, so a screened scan decides exactly as an exact one."""
+
+    def __init__(self, ids: list[int], values: np.ndarray, mms: np.ndarray, margins: np.ndarray | None = None,
+                 holds: np.ndarray | None = None, confirm=None):
+        self.ids = ids
+        self.values = values
+        self.mms = mms
+        self.margins = margins
+        self.holds = holds  # holds a position (exact scans: MM > 0 stands for it)
+        self._confirm = confirm
+        self._exact: dict[int, tuple[int, int]] = {}
+        if margins is None:
+            self._exact = {i: (int(v), int(m)) for i, v, m in zip(ids, values, mms)}
+        self.confirmed = 0  # accounts asked of the exchange exactly
+
+    def near(self, levels: np.ndarray) -> np.ndarray:
+        """Accounts whose value the screen cannot place on one side of `levels` (per account, WAD)."""
+        if self.margins is None:
+            return np.zeros(len(self.ids), dtype=bool)
+        # The margin bounds the error of the value and of the MM alike; a level that is a multiple
+        # of the MM carries that multiple of its error.
+        return np.abs(self.values - levels) <= 3 * self.margins + 1e-12 * np.abs(levels)
+
+    def exact(self, account_ids) -> dict[int, tuple[int, int]]:
+        """(value, MM) exactly, by account id (one batched question for those not yet known)."""
+        missing = [i for i in account_ids if i not in self._exact]
+        if missing:
+            values, mms = self._confirm(missing)
+            self._exact.update(zip(missing, zip((int(v) for v in values), (int(m) for m in mms))))
+            self.confirmed += len(missing)
+        return {i: self._exact[i] for i in account_ids}
+
+    def settle(self, indexes) -> None:
+        """Replaces the screened values at `indexes` by the float of their exact values, as an exact
+        scan would hold them."""
+        indexes = np.asarray(indexes, dtype=np.intp)
+        if self.margins is None or not len(indexes):
+            return
+        known = self.exact([self.ids[i] for i in indexes.tolist()])
+        self.values[indexes] = [float(known[self.ids[i]][0]) for i in indexes.tolist()]
+        self.mms[indexes] = [float(known[self.ids[i]][1]) for i in indexes.tolist()]
+        self.margins[indexes] = 0.0
 
     def liquidatable(self) -> list[int]:
-        return [i for i, v, m in zip(self.ids, self.values, self.mms) if m > 0 and v < m]
+        """Accounts with a position and value below their maintenance margin, in registry order."""
+        if self.margins is None:
+            return [i for i, v, m in zip(self.ids, self.values, self.mms) if m > 0 and v < m]
+        flagged = np.flatnonzero(self.holds & (self.values - self.mms <= self.margins))
+        known = self.exact([self.ids[k] for k in flagged.tolist()])
+        return [i for i, (value, mm) in known.items() if mm > 0 and value < mm]
 
 
 @dataclass
@@ -126,6 +176,12 @@ class Snapshot:
     insurance_fund_reserved: int  # earmarked for deficits of accounts still holding positions
     bad_debt: int
     vault_value: int | None = None  # the vault's account value; None while a price it needs is refused
+    # Per market, for the position index: the last accrued funding index, the rate now, when it
+    # was accrued, and the social-loss index.
+    funding_index: list[int] = field(default_factory=list)
+    funding_rate: list[int] = field(default_factory=list)
+    last_funding_time: list[int] = field(default_factory=list)
+    social_loss_index: list[int] = field(default_factory=list)
 
 
 class Exchange(Protocol):
@@ -136,6 +192,14 @@ class Exchange(Protocol):
     def execute(self, actions: Sequence[Action], timestamp: int) -> list[ActionResult]: ...
 
     def scan(self) -> HealthScan: ...
+
+    def account_ids(self) -> list[int]: ...
+
+    def account_states(self, account_ids: Sequence[int]) -> tuple: ...
+
+    def health_of(self, account_ids: Sequence[int]) -> tuple[list[int], list[int]]: ...
+
+    def tiers(self, market: int) -> tuple[list[int], list[int], list[int]]: ...
 
     def open_markets(self, account_ids: Sequence[int]) -> list[list[int]]: ...
 

@@ -23,6 +23,7 @@ from simulator.market.external import ExternalMarket
 from simulator.market.oracle_agent import OracleAgent
 from simulator.market.paths import generate_fundamental_paths
 from simulator.metrics import Metrics
+from simulator.position_index import PositionIndex
 from simulator.population import population_for_scenario, size_vault_and_insurance_fund
 from simulator.report import render_report, write_data
 from simulator.scenarios.schema import Scenario
@@ -110,7 +111,9 @@ def run_scenario(
             metrics.insurance_fund_start = final.insurance_fund
             metrics.vault_value_start = final.vault_value
             depths = list(final.depth2pct)
-            scan = exchange.scan()
+            index = PositionIndex(exchange, len(scenario.markets), exchange.vault_id)
+            index.bootstrap(exchange.account_ids())
+            scan = index.screen(final, exchange.timestamp)
             latency = scenario.agents.keepers.latency_steps
             # Keeper plans waiting for their block: (step they land in, actions), in step order.
             keeper_queue = deque([(latency - 1, keepers.plan(exchange, scan, final.insurance_fund))])
@@ -131,6 +134,7 @@ def run_scenario(
                 api_outage = any(state.name == "OUTAGE" for state in market.maker_states)
                 actions += traders.plan(step, exchange, scan, list(market.prices), api_outage)
                 results = exchange.execute(actions, timestamp) if actions else []
+                index.apply(results)
                 flow = metrics.record_results(step, results)
                 last_flow = flow["signed_notional"], flow["taker_signed_notional"]
                 acted = bool(results)
@@ -141,7 +145,7 @@ def run_scenario(
                     final = exchange.snapshot()
                 cleared = refused and not any(final.price_status)
                 if acted or cleared or step % RESCAN_EVERY == 0:
-                    scan = exchange.scan()
+                    scan = index.screen(final, exchange.timestamp)
                     keeper_queue.append((step + latency, keepers.plan(exchange, scan, final.insurance_fund)))
                 metrics.record_step(step, fundamentals, market, final, flow)
                 completed_steps = step + 1
@@ -149,6 +153,7 @@ def run_scenario(
                     progress(step + 1, steps)
             final = exchange.snapshot()
             sheet = exchange.balance_sheet()
+            index.reconcile()  # the index followed every change: an error names what it missed
             setup_extra["keeper_liquidations_held"] = keepers.held
             setup_extra["tokens_usd"] = sheet[0] / WAD
             setup_extra["claims_usd"] = sheet[1] / WAD

@@ -870,7 +870,7 @@ class Twin:
             check(f"marketView({m})", tuple(views[m]), (
                 view.market_id, view.long_open_interest, view.short_open_interest, view.vault_size,
                 view.funding_index, view.funding_rate, view.depth2pct, view.book_consumed, view.book_block,
-                view.social_loss_index,
+                view.social_loss_index, view.last_funding_time,
             ))
         check("insuranceFund", next(results), model.insurance_fund)
         check("insuranceFundReserved", next(results), model.insurance_fund_reserved)

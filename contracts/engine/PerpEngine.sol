@@ -507,6 +507,39 @@ contract PerpEngine is IPerpEngine {
         }
     }
 
+    function accountStates(uint256[] calldata ids)
+        external
+        view
+        returns (
+            int256[] memory collaterals,
+            uint256[] memory fundReserves,
+            int256[] memory sizes,
+            int256[] memory openNotionals,
+            int256[] memory fundingIndices,
+            uint256[] memory socialLossIndices
+        )
+    {
+        uint256 n = markets.length;
+        collaterals = new int256[](ids.length);
+        fundReserves = new uint256[](ids.length);
+        sizes = new int256[](ids.length * n);
+        openNotionals = new int256[](ids.length * n);
+        fundingIndices = new int256[](ids.length * n);
+        socialLossIndices = new uint256[](ids.length * n);
+        for (uint256 i; i < ids.length; ++i) {
+            collaterals[i] = accounts[ids[i]].collateral;
+            fundReserves[i] = fundReserveOf[ids[i]];
+            uint256 mask = accounts[ids[i]].marketMask;
+            for (uint256 m; mask >> m != 0; ++m) {
+                if ((mask >> m) & 1 == 0) continue;
+                Position storage position = positions[ids[i]][m];
+                (sizes[i * n + m], openNotionals[i * n + m]) = (position.size, position.openNotional);
+                (fundingIndices[i * n + m], socialLossIndices[i * n + m]) =
+                    (position.fundingIndex, position.socialLossIndex);
+            }
+        }
+    }
+
     function accountCount() external view returns (uint256) {
         return accountIds.length;
     }
@@ -550,6 +583,7 @@ contract PerpEngine is IPerpEngine {
         view_.bookBlock = market.bookBlock;
         view_.bookConsumed = market.bookBlock == block.number ? market.bookConsumed : int256(0);
         view_.socialLossIndex = market.socialLossIndex;
+        view_.lastFundingTime = market.lastFundingTime;
     }
 
     function marketViews() external view returns (MarketView[] memory views) {

@@ -37,6 +37,7 @@ struct MarketView {
     int256 bookConsumed;
     uint256 bookBlock;
     uint256 socialLossIndex;
+    uint256 lastFundingTime;
 }
 
 /// @title IPerpEngine
@@ -178,6 +179,21 @@ interface IPerpEngine {
         external
         view
         returns (uint256[] memory accountIds, int256[] memory values, uint256[] memory mms);
+
+    /// @notice What an off-chain position index keeps of each account, in one call: collateral,
+    /// the fund's earmark, and per market m (row-major, `i * marketCount() + m`) the position's
+    /// size, open notional, and the funding and social-loss indices it was last settled at.
+    function accountStates(uint256[] calldata accountIds)
+        external
+        view
+        returns (
+            int256[] memory collaterals,
+            uint256[] memory fundReserves,
+            int256[] memory sizes,
+            int256[] memory openNotionals,
+            int256[] memory fundingIndices,
+            uint256[] memory socialLossIndices
+        );
 
     function marketView(uint256 marketId) external view returns (MarketView memory);
     function marketViews() external view returns (MarketView[] memory);

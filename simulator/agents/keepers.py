@@ -120,7 +120,7 @@ class Keepers:
     def _fund_draws(exchange: Exchange, scan: HealthScan, candidates: list[int]) -> dict[int, int]:
         """What each underwater candidate would draw from the free fund: its deficit at the oracle
         prices beyond the fund's earmark for it (book impact comes on top; the budget is a floor)."""
-        value_of = dict(zip(scan.ids, scan.values))
+        value_of = {a: value for a, (value, _) in scan.exact(candidates).items()}
         underwater = [a for a in candidates if value_of[a] < 0]
         if not underwater:
             return {}

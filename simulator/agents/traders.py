@@ -49,30 +49,40 @@ class TraderAgents:
         if traders is None or scan is None or not scan.ids:
             return actions
         known, start_values, isolated = self._aligned(scan.ids)
-        values = np.asarray(scan.values, dtype=float)
-        mms = np.asarray(scan.mms, dtype=float)
         # One draw pair per account and step, whatever happens: the random stream does not depend
         # on who acted before.
         add_draws, close_draws = self.rng.random((len(scan.ids), 2)).T
-        active = known & (mms > 0)
+        values = np.asarray(scan.values, dtype=float)
+        mms = np.asarray(scan.mms, dtype=float)
+        active = known & (mms > 0 if scan.holds is None else scan.holds)
         if self.panicked:
             active &= np.fromiter((i not in self.panicked for i in scan.ids), dtype=bool, count=len(scan.ids))
         if traders.panic_threshold is not None:
-            panic = active & (values < start_values * (1 - traders.panic_threshold))
+            floor = start_values * (1 - traders.panic_threshold)
+            # Where the screen cannot tell, decide on the exact value, as an exact scan would.
+            scan.settle(np.flatnonzero(active & scan.near(floor)))
+            values, mms = scan.values, scan.mms
+            panic = active & (values < floor)
         else:
             panic = np.zeros(len(scan.ids), dtype=bool)
         close = active & (panic | (close_draws < traders.close_prob))
-        add = active & ~close & ~isolated & (values < WARNING_MULTIPLE * mms) & (add_draws < traders.add_margin_prob)
+        may_add = active & ~close & ~isolated & (add_draws < traders.add_margin_prob)
+        scan.settle(np.flatnonzero(may_add & scan.near(WARNING_MULTIPLE * mms)))
+        values, mms = np.asarray(scan.values, dtype=float), np.asarray(scan.mms, dtype=float)
+        add = may_add & (values < WARNING_MULTIPLE * mms)
+        close_at, add_at = np.flatnonzero(close).tolist(), np.flatnonzero(add).tolist()
+        exact = scan.exact([scan.ids[i] for i in close_at + add_at])
         closing: list[int] = []
-        for index in np.flatnonzero(close):
+        for index in close_at:
             account_id = scan.ids[index]
             if panic[index]:
                 self.panicked.add(account_id)
-            if scan.values[index] >= 0:  # an account under water cannot close; keepers will
+            if exact[account_id][0] >= 0:  # an account under water cannot close; keepers will
                 closing.append(account_id)
-        for index in np.flatnonzero(add):
+        for index in add_at:
             # Top up to twice the maintenance margin, in whole token units.
-            amount = max(int(2 * scan.mms[index] - scan.values[index]) // 10**12, 1)
+            value, mm = exact[scan.ids[index]]
+            amount = max(int(2 * mm - value) // 10**12, 1)
             actions.append(AddMargin(self.by_id[scan.ids[index]].address, amount))
         actions += self._closes(exchange, closing)
         return actions

@@ -41,7 +41,9 @@ def contract_abi(name: str, contract) -> ContractAbi:
 
 
 class ChainExchange:
-    def __init__(self, system: System, uri: str, keeper: str | None = None):
+    def __init__(self, system: System, uri: str, keeper: str | None = None, start: int | None = None):
+        """`start`: where the run's clock starts (its first block is mined then), when the chain's
+        is still before it."""
         contracts = {
             "engine": contract_abi("engine", system.engine),
             "liquidator": contract_abi("liquidator", system.liquidator),
@@ -57,6 +59,8 @@ class ChainExchange:
         self.vault_id = int(self.vault, 16)
         self.n_markets = len(system.feeds)
         self.timestamp = int(self.chain.request("eth_getBlockByNumber", ["latest", False])["timestamp"], 16)
+        if start is not None and self.timestamp < start:
+            self.timestamp = start - 1
 
     # -- set-up -- #
 
@@ -167,6 +171,29 @@ class ChainExchange:
         healths = self.chain.call([Call("engine", "health", (i,)) for i in ids])
         return [(i, h[0], h[1]) for i, h in zip(ids, healths) if not isinstance(h, Reverted)]
 
+    def account_ids(self) -> list[int]:
+        [count] = self.chain.call([Call("engine", "accountCount")])
+        return self._all([Call("engine", "accountIds", (i,)) for i in range(count)])
+
+    def account_states(self, account_ids: Sequence[int]) -> tuple[list[int], ...]:
+        columns: tuple[list[int], ...] = ([], [], [], [], [], [])
+        for result in self._all([Call("engine", "accountStates", (chunk,)) for chunk in _chunks(list(account_ids))]):
+            for column, part in zip(columns, result):
+                column.extend(part)
+        return columns
+
+    def health_of(self, account_ids: Sequence[int]) -> tuple[list[int], list[int]]:
+        values: list[int] = []
+        mms: list[int] = []
+        for result in self._all([Call("engine", "healthOf", (chunk,)) for chunk in _chunks(list(account_ids))]):
+            values.extend(result[0])
+            mms.extend(result[1])
+        return values, mms
+
+    def tiers(self, market: int) -> tuple[list[int], list[int], list[int]]:
+        [result] = self._all([Call("engine", "tiersOf", (market,))])
+        return tuple(list(part) for part in result)
+
     def open_markets(self, account_ids: Sequence[int]) -> list[list[int]]:
         masks = [mask for masks, _ in self._per_chunk(account_ids, "marketMasksAndReserves") for mask in masks]
         return [[m for m in range(self.n_markets) if mask >> m & 1] for mask in masks]
@@ -225,6 +252,10 @@ class ChainExchange:
             insurance_fund_reserved=reserved,
             bad_debt=bad_debt,
             vault_value=None if isinstance(vault, Reverted) else vault[0],
+            funding_index=[v[4] for v in views],
+            funding_rate=[v[5] for v in views],
+            last_funding_time=[v[10] for v in views],
+            social_loss_index=[v[9] for v in views],
         )
 
     def balance_sheet(self) -> tuple[int, int, int]:

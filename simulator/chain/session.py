@@ -9,7 +9,11 @@ from typing import Iterator, Sequence
 
 from simulator.chain.deploy import MarketSpec
 from simulator.errors import ChainError
+from simulator.exchange import RUN_START
 from simulator.toolchain import PROJECT_ROOT, check
+
+
+GENESIS_LEAD = 60  # seconds: far within the router heartbeats (3600 s) the feeds are deployed with
 
 
 @contextmanager
@@ -18,6 +22,8 @@ def devnet(markets: Sequence[MarketSpec]) -> Iterator["ChainExchange"]:  # noqa:
     # Step tracing records every EVM step of every transaction: ten times slower blocks, and the
     # simulator never asks for traces.
     os.environ["PERPSIM_ANVIL_NO_TRACING"] = "1"
+    # A fixed genesis before the run's start (deployment takes a few seconds; a slower one starts the run when it ends).
+    os.environ["PERPSIM_ANVIL_GENESIS"] = str(RUN_START - GENESIS_LEAD)
     # Ape resolves its project from the working directory.
     os.chdir(PROJECT_ROOT)
     from ape import accounts, networks, project
@@ -39,7 +45,7 @@ def devnet(markets: Sequence[MarketSpec]) -> Iterator["ChainExchange"]:  # noqa:
         deployer = accounts.test_accounts[0]
         vault = accounts.test_accounts[9]
         system = deploy_system(project, deployer, vault, markets, vault_collateral_usd=0, insurance_fund_usd=0)
-        exchange = ChainExchange(system, provider.uri)
+        exchange = ChainExchange(system, provider.uri, start=RUN_START)
         yield exchange
     finally:
         try:

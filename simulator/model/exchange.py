@@ -14,6 +14,7 @@ from simulator.chain.deploy import MarketSpec
 from simulator.chain.exchange import SETUP_BATCH, SETUP_DEPTH
 from simulator.exchange import (
     MAX_UINT,
+    RUN_START,
     Action,
     ActionResult,
     AddMargin,
@@ -33,14 +34,13 @@ from simulator.units import ORACLE_DECIMALS
 
 VAULT = 0x7A0017
 KEEPER = 0x4EE9E2
-# The model's clock starts where a fresh devnet's would be; only differences of time matter.
-START_TIMESTAMP = 1_800_000_000
 
 
 class ModelExchange:
-    def __init__(self, markets: Sequence[MarketSpec], timestamp: int = START_TIMESTAMP):
+    def __init__(self, markets: Sequence[MarketSpec], timestamp: int = RUN_START):
         self.protocol = Protocol.from_specs(markets, vault=VAULT, vault_collateral_usd=0, timestamp=timestamp)
         self.n_markets = len(markets)
+        self.vault_id = VAULT
         self.timestamp = timestamp
 
     # -- set-up: the same blocks as ChainExchange.open_book -- #
@@ -140,6 +140,19 @@ class ModelExchange:
         return HealthScan(ids=[int(ids[i]) for i in keep], values=np.asarray(values, dtype=object)[keep],
                           mms=np.asarray(mms, dtype=object)[keep])
 
+    def account_ids(self) -> list[int]:
+        return list(self.protocol.account_ids)
+
+    def account_states(self, account_ids: Sequence[int]) -> tuple[list[int], ...]:
+        return self.protocol.account_states(account_ids)
+
+    def health_of(self, account_ids: Sequence[int]) -> tuple[list[int], list[int]]:
+        values, mms, _ = self.protocol.health_of(account_ids)
+        return list(values), list(mms)
+
+    def tiers(self, market: int) -> tuple[list[int], list[int], list[int]]:
+        return self.protocol.tiers_of(market)
+
     def open_markets(self, account_ids: Sequence[int]) -> list[list[int]]:
         masks, _ = self.protocol.market_masks_and_reserves(account_ids)
         return [[m for m in range(self.n_markets) if mask >> m & 1] for mask in masks]
@@ -178,6 +191,10 @@ class ModelExchange:
             insurance_fund_reserved=self.protocol.insurance_fund_reserved,
             bad_debt=self.protocol.bad_debt,
             vault_value=self.protocol.health(VAULT)[0],
+            funding_index=[v.funding_index for v in views],
+            funding_rate=[v.funding_rate for v in views],
+            last_funding_time=[v.last_funding_time for v in views],
+            social_loss_index=[v.social_loss_index for v in views],
         )
 
     def balance_sheet(self) -> tuple[int, int, int]:

@@ -92,6 +92,7 @@ class MarketView:
     book_consumed: int
     book_block: int
     social_loss_index: int
+    last_funding_time: int
 
 
 @dataclass
@@ -677,6 +678,23 @@ class PerpEngine(ChainState):
         flagged = np.flatnonzero(holds & (values < mms).astype(bool))
         return [self.account_ids[i] for i in flagged.tolist()]
 
+    def account_states(self, account_ids: Sequence[int]) -> tuple[list[int], list[int], list[int], list[int], list[int], list[int]]:
+        """accountStates: collaterals, fund reserves, and per market (row-major, i * market count +
+        m) sizes, open notionals, funding and social-loss indices; zeros where no position is open."""
+        n = len(self.markets)
+        collaterals, reserves = [], []
+        columns = [[0] * (len(account_ids) * n) for _ in self._POSITION_ARRAYS]
+        for i, account_id in enumerate(account_ids):
+            collaterals.append(self._account(account_id).collateral)
+            reserves.append(self.fund_reserve.get(account_id, 0))
+            row = self._rows.get(account_id)
+            if row is None:
+                continue
+            for m in np.flatnonzero(self._size[row] != 0).tolist():  # the market mask's bits
+                for column, name in zip(columns, self._POSITION_ARRAYS):
+                    column[i * n + m] = getattr(self, name)[row, m]
+        return (collaterals, reserves, *columns)
+
     def account_count(self) -> int:
         """accountCount."""
         return len(self.account_ids)
@@ -713,6 +731,7 @@ class PerpEngine(ChainState):
             book_consumed=market.book_consumed if market.book_block == self.block_number else 0,
             book_block=market.book_block,
             social_loss_index=market.social_loss_index,
+            last_funding_time=market.last_funding_time,
         )
 
     def market_views(self) -> list[MarketView]:

@@ -1,0 +1,34 @@
+"""The same scenario and seed give the same events and summary as main did before the
+event-indexed keepers (tests/golden): every built-in at a small population, seed 0, both modes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from simulator.scenarios import list_scenarios
+from tests.golden import FILES, comparable_summary, folder, run
+
+NAMES = [info.name for info in list_scenarios()]
+
+
+def _compare(name: str, mode: str, out) -> None:
+    summary = run(name, mode, out)
+    golden = folder(name, mode)
+    assert comparable_summary(summary) == json.loads((golden / "summary.json").read_text())
+    for file in FILES:
+        got, want = (out / file).read_text().splitlines(), (golden / file).read_text().splitlines()
+        first = next((i for i, (a, b) in enumerate(zip(got, want)) if a != b), min(len(got), len(want)))
+        assert got == want, f"{file}: first difference at line {first + 1}: got {got[first:first + 1]}, " \
+                            f"golden {want[first:first + 1]} ({len(got)} vs {len(want)} lines)"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_golden_model_run_unchanged(name, tmp_path):
+    _compare(name, "model", tmp_path)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_golden_chain_run_unchanged(name, tmp_path):
+    _compare(name, "chain", tmp_path)
