@@ -58,6 +58,7 @@ class PositionIndex:
         self._float = {name: np.zeros((capacity, n_markets) if name not in ("collateral", "fund_reserve") else capacity)
                        for name in FIELDS}
         self._dirty: set[int] = set()
+        self._ids_view: list[int] | None = None
         self.tiers = [tuple(np.array(part, dtype=float) for part in exchange.tiers(m)) for m in range(n_markets)]
         self.rows_read = 0  # account rows read back from the exchange, over the run
 
@@ -174,9 +175,15 @@ class PositionIndex:
             magnitude += notional * mmrs.max() / 1e18 + deductions.max()
         margin = SCREEN_TOLERANCE * magnitude + SCREEN_FLOOR
         keep = np.flatnonzero(included)
-        ids = [self.ids[i] for i in keep.tolist()] if len(keep) != n else list(self.ids)
+        ids = [self.ids[i] for i in keep.tolist()] if len(keep) != n else self._all_ids()
         return HealthScan(ids=ids, values=value[keep], mms=mm[keep], margins=margin[keep],
                           holds=held[keep].any(axis=1), confirm=self.exchange.health_of)
+
+    def _all_ids(self) -> list[int]:
+        """Every row's id; the same list object while no account registers (callers cache on it)."""
+        if self._ids_view is None or len(self._ids_view) != len(self.ids):
+            self._ids_view = list(self.ids)
+        return self._ids_view
 
     # -- checking it -- #
 

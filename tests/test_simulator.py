@@ -134,8 +134,9 @@ def interrupted_run(out: Path, interrupt) -> tuple[subprocess.CompletedProcess, 
     try:
         anvil = None
         for _ in range(600):
-            children = subprocess.run(["pgrep", "-P", str(process.pid), "anvil"], capture_output=True,
-                                      text=True).stdout.split()
+            # The run's anvil is the one forking the (empty) base anvil perpsim also starts.
+            children = subprocess.run(["pgrep", "-P", str(process.pid), "-f", "anvil.*--fork-url"],
+                                      capture_output=True, text=True).stdout.split()
             if children:
                 anvil = int(children[0])
                 break

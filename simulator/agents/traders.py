@@ -31,7 +31,8 @@ class TraderAgents:
         self.whale_address = whale_address
         self.rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(3,))))
         self.panicked: set[int] = set()
-        self._aligned_ids = -1
+        self._aligned_ids: list[int] | None = None
+        self._panicked_mask = np.zeros(0, dtype=bool)
         self._alignment = None
 
     def plan(self, step: int, exchange: Exchange, scan: HealthScan | None, prices: list[float],
@@ -55,8 +56,7 @@ class TraderAgents:
         values = np.asarray(scan.values, dtype=float)
         mms = np.asarray(scan.mms, dtype=float)
         active = known & (mms > 0 if scan.holds is None else scan.holds)
-        if self.panicked:
-            active &= np.fromiter((i not in self.panicked for i in scan.ids), dtype=bool, count=len(scan.ids))
+        active &= ~self._panicked_mask
         if traders.panic_threshold is not None:
             floor = start_values * (1 - traders.panic_threshold)
             # Where the screen cannot tell, decide on the exact value, as an exact scan would.
@@ -77,6 +77,7 @@ class TraderAgents:
             account_id = scan.ids[index]
             if panic[index]:
                 self.panicked.add(account_id)
+                self._panicked_mask[index] = True
             if exact[account_id][0] >= 0:  # an account under water cannot close; keepers will
                 closing.append(account_id)
         for index in add_at:
@@ -88,16 +89,18 @@ class TraderAgents:
         return actions
 
     def _aligned(self, ids: list[int]):
-        """Per scanned account: is it a trader of ours, its starting value, is it isolated (cached
-        while the registry does not grow)."""
-        if self._aligned_ids != len(ids):
+        """Per scanned account: is it a trader of ours, its starting value, is it isolated; and
+        which have panicked. Cached while the scans list the same accounts (the position index
+        hands out the same list until an account registers or a refused price leaves some out)."""
+        if self._aligned_ids is not ids:
             accounts = [self.by_id.get(i) for i in ids]
             self._alignment = (
-                np.array([a is not None for a in accounts]),
+                np.array([a is not None for a in accounts], dtype=bool),
                 np.array([float(a.start_value) if a else 0.0 for a in accounts]),
-                np.array([a is not None and a.isolated_market is not None for a in accounts]),
+                np.array([a is not None and a.isolated_market is not None for a in accounts], dtype=bool),
             )
-            self._aligned_ids = len(ids)
+            self._panicked_mask = np.array([i in self.panicked for i in ids], dtype=bool)
+            self._aligned_ids = ids
         return self._alignment
 
     def _closes(self, exchange: Exchange, account_ids: list[int]) -> list[Action]:

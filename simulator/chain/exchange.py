@@ -264,6 +264,7 @@ class ChainExchange:
 
     def close(self) -> None:
         self.chain.request("evm_setAutomine", [True])
+        self.chain.provider.close()
 
 
 def _chunks(items: list) -> list[list]:

@@ -6,12 +6,12 @@ from __future__ import annotations
 import json
 
 import pytest
-import requests
+import http.client
 from hypothesis import given
 from hypothesis import strategies as st
 from web3 import Web3
 
-from simulator.chain.rpc import BatchedChain, ContractAbi
+from simulator.chain.rpc import BatchedChain, ContractAbi, _decode_log
 from simulator.errors import ChainError
 
 ABI = [
@@ -20,6 +20,12 @@ ABI = [
                 {"name": "c", "type": "address"}, {"name": "d", "type": "bool"}]},
     {"type": "function", "name": "array", "inputs": [{"name": "a", "type": "uint256[]"}],
      "outputs": [{"name": "", "type": "bool"}]},
+    {"type": "event", "name": "Words", "inputs": [
+        {"name": "id", "type": "uint256", "indexed": True}, {"name": "who", "type": "address", "indexed": True},
+        {"name": "size", "type": "int256", "indexed": False}, {"name": "to", "type": "address", "indexed": False},
+        {"name": "ok", "type": "bool", "indexed": False}, {"name": "tag", "type": "bytes32", "indexed": False}]},
+    {"type": "event", "name": "Listed", "inputs": [
+        {"name": "id", "type": "uint256", "indexed": True}, {"name": "values", "type": "uint256[]", "indexed": False}]},
 ]
 CONTRACT = ContractAbi("t", "0x" + "11" * 20, ABI)
 CODEC = Web3().codec
@@ -43,6 +49,25 @@ def test_other_types_go_through_the_codec():
     assert CONTRACT.decode("array", "0x" + "00" * 31 + "01") is True
 
 
+def _log(event: str, topics: list[bytes], data: bytes) -> dict:
+    topic0 = next(t for t, (name, _) in CONTRACT.events.items() if name == event)
+    return {"topics": ["0x" + topic0.hex()] + ["0x" + t.hex() for t in topics], "data": "0x" + data.hex()}
+
+
+@given(i=st.integers(0, 2**256 - 1), who=addresses, size=st.integers(-(2**255), 2**255 - 1), to=addresses,
+       ok=st.booleans(), tag=st.binary(min_size=32, max_size=32))
+def test_word_logs_decode_as_eth_abi_does(i, who, size, to, ok, tag):
+    """The sliced words of a log give what the codec gives, addresses checksummed."""
+    log = _log("Words", [CODEC.encode(["uint256"], [i]), CODEC.encode(["address"], [who])],
+               CODEC.encode(["int256", "address", "bool", "bytes32"], [size, to, ok, tag]))
+    assert _decode_log(CONTRACT, log) == ("Words", {"id": i, "who": who, "size": size, "to": to, "ok": ok, "tag": tag})
+
+
+def test_logs_of_other_types_go_through_the_codec():
+    log = _log("Listed", [CODEC.encode(["uint256"], [7])], CODEC.encode(["uint256[]"], [[1, 2, 3]]))
+    assert _decode_log(CONTRACT, log) == ("Listed", {"id": 7, "values": (1, 2, 3)})
+
+
 @pytest.mark.parametrize("args, problem", [
     ((-1, 0, "0x" + "00" * 20, True), "not a uint256"),
     ((0, 2**255, "0x" + "00" * 20, True), "not an int256"),
@@ -60,10 +85,11 @@ def test_unknown_function_is_named():
 
 
 @pytest.mark.parametrize("failure, problem", [
-    (requests.exceptions.ConnectionError("refused"), "is not reachable (did anvil stop?): ConnectionError"),
-    (requests.exceptions.ChunkedEncodingError("cut off"), "is not reachable (did anvil stop?): ChunkedEncodingError"),
+    (ConnectionRefusedError("refused"), "is not reachable (did anvil stop?): ConnectionRefusedError"),
+    (http.client.RemoteDisconnected("cut off"), "is not reachable (did anvil stop?): RemoteDisconnected"),
+    (http.client.IncompleteRead(b"[{"), "is not reachable (did anvil stop?): IncompleteRead"),
     (json.JSONDecodeError("truncated", "[{", 2), "is not reachable (did anvil stop?): JSONDecodeError"),
-    (requests.exceptions.ReadTimeout("slow"), "did not answer in time"),
+    (TimeoutError("slow"), "did not answer in time"),
 ])
 def test_a_node_that_goes_away_is_named(failure, problem):
     """However the connection breaks (refused, or killed while it answers), the run stops with a
