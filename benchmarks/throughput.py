@@ -1,13 +1,20 @@
-"""Throughput of the simulator's chain path: batched JSON-RPC against one call at a time, and a
-whole scenario in chain mode against model mode. Prints figures and ratios; asserts nothing.
+"""Throughput of perpsim: the EVM ceiling, the health screen, and oct-2025 in both modes at each
+population, with the ratios that say how close a chain run is to the ceiling. Prints figures and
+ratios in one run; asserts nothing.
 
-    make bench                   (or: .venv/bin/python benchmarks/throughput.py --accounts 500)
+    make bench                                  (1,000 and 10,000 accounts, both modes)
+    make bench ARGS="--accounts 1000 --repeat 3" (medians of three runs)
+    make bench ARGS="--calm-accounts 100000"     (adds calm, 720 steps, in the model)
+
+oct-2025 runs with `population.reference_accounts=1000`: every population samples the same
+exchange (the built-in's books), so 10,000 accounts is the same event as 1,000, ten times finer.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import tempfile
 import time
 from contextlib import contextmanager
@@ -18,105 +25,172 @@ from simulator.toolchain import PROJECT_ROOT
 os.environ["PERPSIM_ANVIL_NO_TRACING"] = "1"
 os.chdir(PROJECT_ROOT)
 
-
-def timed(function):
-    started = time.perf_counter()
-    result = function()
-    return time.perf_counter() - started, result
+REFERENCE_ACCOUNTS = 1000
+CEILING_TRADERS = 2000
+CEILING_BLOCK = 500
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--accounts", type=int, default=500, help="accounts in the micro-benchmarks")
-    parser.add_argument("--run-accounts", type=int, default=200, help="accounts in the scenario runs")
+    parser.add_argument("--accounts", default="1000,10000", help="oct-2025 populations, comma-separated")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per figure (medians are printed)")
+    parser.add_argument("--modes", default="chain,model", help="chain, model or both")
+    parser.add_argument("--calm-accounts", type=int, default=0, help="also run calm (720 steps) in the model")
     args = parser.parse_args()
+    populations = [int(n) for n in args.accounts.split(",")]
+    modes = args.modes.split(",")
 
-    from ape import accounts, networks, project
-    from ape.logging import logger
+    rows: list[tuple[str, str]] = []
+    ceiling = None
+    if "chain" in modes:
+        ceiling = measure_ceiling()
+        rows.append((f"ceiling: openPosition in blocks of {CEILING_BLOCK} ({CEILING_TRADERS} traders)",
+                     f"{ceiling:,.0f} tx/s"))
+    screen_ms, screened = measure_screen(max(populations))
+    rows.append((f"health screen of {screened:,} accounts (position index, float64)", f"{screen_ms:.2f} ms"))
 
-    from simulator.chain.deploy import MarketSpec, deploy_system
-    from simulator.chain.exchange import ChainExchange
-    from simulator.chain.rpc import Call
-    from simulator.exchange import BookSeed, PushPrice, TraderSeed
+    for n in populations:
+        for mode in modes:
+            runs = [run_oct(n, mode) for _ in range(args.repeat)]
+            wall = statistics.median(r["wall"] for r in runs)
+            label = f"oct-2025, {n:,} accounts, {mode}"
+            s = runs[0]["summary"]
+            rows.append((label, f"{wall:,.1f} s  ({s['liquidations']:,} liquidations, {s['adl_fills']:,} ADL fills, "
+                                f"{s['steps']:,} steps)"))
+            if mode == "chain":
+                sent = runs[0]["sent"]
+                at_ceiling = sent / ceiling
+                rows.append(("  transactions sent / at the ceiling / wall over that",
+                             f"{sent:,} / {at_ceiling:,.1f} s / {wall / at_ceiling:,.1f}x"))
+                rows.append(("  peak memory: perpsim + anvils", f"{runs[0]['rss_mb']:,.0f} MB"))
+                rows.append(("  accounts read back by the index / confirmed exactly",
+                             f"{runs[0]['rows_read']:,} / {runs[0]['confirmed']:,}"))
+            else:
+                rows.append(("  account-steps per second", f"{n * s['steps'] / wall:,.0f}"))
+    if args.calm_accounts:
+        runs = [run_scenario_model("calm", args.calm_accounts, {}) for _ in range(args.repeat)]
+        wall = statistics.median(r["wall"] for r in runs)
+        steps = runs[0]["summary"]["steps"]
+        rows.append((f"calm, {args.calm_accounts:,} accounts, model", f"{wall:,.1f} s  "
+                     f"({args.calm_accounts * steps / wall:,.0f} account-steps/s)"))
+
+    width = max(len(label) for label, _ in rows)
+    print(f"{'measurement':<{width}}  figure")
+    for label, figure in rows:
+        print(f"{label:<{width}}  {figure}")
+
+
+def measure_ceiling() -> float:
+    """Transactions per second of batched blocks of `openPosition` on a run's devnet."""
+    from simulator.chain.rpc import Tx
+    from simulator.chain.session import devnet
+    from simulator.chain.deploy import MarketSpec
+    from simulator.exchange import MAX_UINT, BookSeed, TraderSeed
+    from simulator.runner import trader_address
+    from simulator.units import usdc, wad
+
+    with devnet([MarketSpec("BTC", 100_000), MarketSpec("ETH", 4_000)]) as exchange:
+        traders = [TraderSeed(trader_address(7, i), usdc(10_000), {}) for i in range(CEILING_TRADERS)]
+        exchange.open_book(BookSeed(traders, usdc(50_000_000), usdc(100_000)), exchange.timestamp + 1)
+        txs = [Tx(t.address, "engine", "openPosition", (i % 2, wad("0.01") if i % 2 == 0 else wad("-0.2"), MAX_UINT if i % 2 == 0 else 0))
+               for i, t in enumerate(traders)]
+        clock, rates = exchange.timestamp, []
+        for start in range(0, len(txs), CEILING_BLOCK):
+            clock += 1
+            began = time.perf_counter()
+            results = exchange.chain.transact(txs[start : start + CEILING_BLOCK], timestamp=clock)
+            rates.append(len(results) / (time.perf_counter() - began))
+            assert all(r.ok for r in results), [r.error for r in results if not r.ok][:3]
+        return statistics.median(rates)
+
+
+def measure_screen(accounts: int) -> tuple[float, int]:
+    """Median time of one screen of an opened oct-2025 book in the model."""
     from simulator.model.exchange import ModelExchange
-    from simulator.runner import run_scenario, trader_address
-    from simulator.scenarios import load_scenario, with_overrides
-    from simulator.units import oracle_answer, usdc, wad
+    from simulator.position_index import PositionIndex
+    from simulator.runner import opening_book
 
-    logger.set_level("ERROR")
-    n = args.accounts
-    rows: list[tuple[str, float, str]] = []
-    with networks.parse_network_choice("ethereum:local:foundry") as provider:
-        markets = [MarketSpec("BTC", 100_000), MarketSpec("ETH", 4_000)]
-        system = deploy_system(project, accounts.test_accounts[0], accounts.test_accounts[9], markets,
-                               vault_collateral_usd=0)
-        exchange = ChainExchange(system, provider.uri)
-        traders = [TraderSeed(trader_address(7, i), usdc(10_000), {0: wad("0.02"), 1: wad("-0.5")}) for i in range(n)]
-        seconds, _ = timed(lambda: exchange.open_book(BookSeed(traders, usdc(50_000_000), usdc(100_000)),
-                                                       exchange.timestamp + 1))
-        rows.append((f"open a book of {n} accounts ({2 * n} positions, {3 * n} transactions)", seconds, f"{3 * n / seconds:,.0f} tx/s"))
+    scenario = oct_scenario(accounts, "model")
+    exchange = ModelExchange(scenario.market_specs())
+    book, _, _ = opening_book(scenario, scenario.seed, accounts)
+    exchange.open_book(book, exchange.timestamp + 1)
+    index = PositionIndex(exchange, len(scenario.markets), exchange.vault_id)
+    index.bootstrap(exchange.account_ids())
+    snapshot = exchange.snapshot()
+    times = []
+    for _ in range(50):
+        began = time.perf_counter()
+        scan = index.screen(snapshot, exchange.timestamp)
+        times.append(time.perf_counter() - began)
+    return 1000 * statistics.median(times), len(scan.ids)
 
-        batched, scan = timed(exchange.scan)
-        rows.append((f"health scan of {len(scan.ids)} accounts, batched healthRange", batched, f"{len(scan.ids) / batched:,.0f} accounts/s"))
-        ids = scan.ids[:200]
-        single, _ = timed(lambda: [exchange.chain.call([Call("engine", "health", (i,))]) for i in ids])
-        rows.append(("  ... one eth_call per account (200 accounts)", single, f"{len(ids) / single:,.0f} accounts/s"))
-        ape_calls, _ = timed(lambda: [system.engine.health(i) for i in ids[:50]])
-        rows.append(("  ... one Ape call per account (50 accounts)", ape_calls, f"{50 / ape_calls:,.0f} accounts/s"))
 
-        pairs = [(i, m) for i in scan.ids for m in (0, 1)]
-        views, _ = timed(lambda: (exchange.adl_required(pairs), exchange.positions(scan.ids, 0),
-                                  exchange.open_markets(scan.ids)))
-        rows.append((f"keeper questions on {len(scan.ids)} accounts, many-account views", views,
-                     f"{len(scan.ids) / views:,.0f} accounts/s"))
-        per_account, _ = timed(lambda: exchange.chain.call(
-            [Call("liquidator", "adlRequired", pair) for pair in pairs]
-            + [Call("engine", "positionOf", (i, 0)) for i in scan.ids]
-            + [Call("engine", "marketMaskOf", (i,)) for i in scan.ids]))
-        rows.append(("  ... one eth_call per question, batched", per_account, f"{len(scan.ids) / per_account:,.0f} accounts/s"))
+def oct_scenario(accounts: int, mode: str):
+    from simulator.scenarios import load_scenario, with_overrides, with_settings
 
-        pushes = [PushPrice(m, oracle_answer(price)) for m, price in ((0, 99_000), (1, 3_990))] * 100
-        batch_tx, _ = timed(lambda: exchange.execute(pushes, exchange.timestamp + 1))
-        tx_count = 2 * len(pushes)
-        rows.append((f"{tx_count} oracle transactions in one batched block", batch_tx, f"{tx_count / batch_tx:,.0f} tx/s"))
-        feed = system.feeds[0]
-        exchange.chain.request("evm_setAutomine", [True])
-        ape_tx, _ = timed(lambda: [feed.submit(oracle_answer(98_000 + i), sender=system.deployer) for i in range(50)])
-        rows.append(("  ... 50 Ape transactions one at a time (automine)", ape_tx, f"{50 / ape_tx:,.0f} tx/s"))
-        exchange.chain.request("evm_setAutomine", [False])
-        exchange.close()
+    scenario = with_settings(load_scenario("oct-2025"), {"population.reference_accounts": REFERENCE_ACCOUNTS})
+    return with_overrides(scenario, accounts=accounts, mode=mode)
 
-    scenario = with_overrides(load_scenario("oct-2025"), accounts=args.run_accounts)
+
+def run_oct(accounts: int, mode: str) -> dict:
+    if mode == "model":
+        return run_scenario_model("oct-2025", accounts, {"population.reference_accounts": REFERENCE_ACCOUNTS})
+    from simulator.chain.session import devnet
+    from simulator.runner import run_scenario
+
+    seen: dict = {}
+
+    @contextmanager
+    def chain(s):
+        with devnet(s.market_specs()) as exchange:
+            seen["exchange"] = exchange
+            yield exchange
+            seen["rss_mb"] = _resident_mb()
+
     with tempfile.TemporaryDirectory() as scratch:
+        started = time.perf_counter()
+        result = run_scenario(oct_scenario(accounts, "chain"), Path(scratch), chain)
+        wall = time.perf_counter() - started
+    _check(result.summary)
+    return {"wall": wall, "summary": result.summary, "sent": seen["exchange"].chain.sent,
+            "rss_mb": seen["rss_mb"], "rows_read": result.counters["index_rows_read"],
+            "confirmed": result.counters["index_confirmed"]}
 
-        @contextmanager
-        def model(s):
-            yield ModelExchange(s.market_specs())
 
-        from simulator.chain.session import devnet
+def run_scenario_model(name: str, accounts: int, settings: dict) -> dict:
+    from simulator.model.exchange import ModelExchange
+    from simulator.runner import run_scenario
+    from simulator.scenarios import load_scenario, with_overrides, with_settings
 
-        @contextmanager
-        def chain(s):
-            with devnet(s.market_specs()) as ex:
-                yield ex
+    scenario = with_overrides(with_settings(load_scenario(name), settings) if settings else load_scenario(name),
+                              accounts=accounts, mode="model")
 
-        chain_run = run_scenario(scenario, Path(scratch) / "chain", chain).summary
-        model_run = run_scenario(with_overrides(scenario, mode="model"), Path(scratch) / "model", model).summary
-    rows.append((f"oct-2025, {args.run_accounts} accounts, chain mode ({chain_run['liquidations']} liquidations)",
-                 chain_run["wall_seconds"], f"{scenario.steps / chain_run['wall_seconds']:,.0f} steps/s"))
-    rows.append((f"oct-2025, {args.run_accounts} accounts, model mode ({model_run['liquidations']} liquidations)",
-                 model_run["wall_seconds"], f"{scenario.steps / model_run['wall_seconds']:,.0f} steps/s"))
+    @contextmanager
+    def model(s):
+        yield ModelExchange(s.market_specs())
 
-    width = max(len(r[0]) for r in rows)
-    print(f"{'measurement':<{width}}  {'seconds':>9}  rate")
-    for label, seconds, rate in rows:
-        print(f"{label:<{width}}  {seconds:>9.3f}  {rate}")
-    print()
-    print(f"batched scan vs one eth_call per account: {(single / len(ids)) / (batched / len(scan.ids)):,.1f}x faster")
-    print(f"batched scan vs one Ape call per account: {(ape_calls / 50) / (batched / len(scan.ids)):,.1f}x faster")
-    print(f"many-account keeper views vs one eth_call per question: {per_account / views:,.1f}x faster")
-    print(f"batched transactions vs Ape one at a time: {(ape_tx / 50) / (batch_tx / tx_count):,.1f}x faster")
-    print(f"model mode vs chain mode on oct-2025: {chain_run['wall_seconds'] / model_run['wall_seconds']:,.1f}x faster")
+    with tempfile.TemporaryDirectory() as scratch:
+        started = time.perf_counter()
+        result = run_scenario(scenario, Path(scratch), model)
+        wall = time.perf_counter() - started
+    _check(result.summary)
+    return {"wall": wall, "summary": result.summary}
+
+
+def _check(summary: dict) -> None:
+    if summary["status"] != "completed":
+        raise SystemExit(f"bench: a run {summary['status']}: {summary.get('error')}")
+
+
+def _resident_mb() -> float:
+    """Peak resident memory of this process and its children (the anvils), in MB."""
+    pids = [os.getpid()] + [int(p) for p in Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children").read_text().split()]
+    total = 0
+    for pid in pids:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                total += int(line.split()[1])
+    return total / 1024
 
 
 if __name__ == "__main__":

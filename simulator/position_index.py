@@ -61,6 +61,7 @@ class PositionIndex:
         self._ids_view: list[int] | None = None
         self.tiers = [tuple(np.array(part, dtype=float) for part in exchange.tiers(m)) for m in range(n_markets)]
         self.rows_read = 0  # account rows read back from the exchange, over the run
+        self.confirmed = 0  # accounts whose health was asked exactly, over the run
 
     # -- following the exchange -- #
 
@@ -177,7 +178,11 @@ class PositionIndex:
         keep = np.flatnonzero(included)
         ids = [self.ids[i] for i in keep.tolist()] if len(keep) != n else self._all_ids()
         return HealthScan(ids=ids, values=value[keep], mms=mm[keep], margins=margin[keep],
-                          holds=held[keep].any(axis=1), confirm=self.exchange.health_of)
+                          holds=held[keep].any(axis=1), confirm=self._confirm)
+
+    def _confirm(self, account_ids: list[int]) -> tuple[list[int], list[int]]:
+        self.confirmed += len(account_ids)
+        return self.exchange.health_of(account_ids)
 
     def _all_ids(self) -> list[int]:
         """Every row's id; the same list object while no account registers (callers cache on it)."""

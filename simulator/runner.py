@@ -8,7 +8,7 @@ import time
 import traceback
 from collections import deque
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -40,6 +40,8 @@ class RunResult:
     out_dir: Path
     summary: dict
     report: Path | None
+    # What the run asked of the exchange beyond its transactions (for benchmarks).
+    counters: dict = field(default_factory=dict)
 
 
 def trader_address(seed: int, index: int) -> str:
@@ -90,6 +92,7 @@ def run_scenario(
     steps = min(scenario.steps, max_steps) if max_steps else scenario.steps
     metrics = Metrics(market_names=scenario.market_names)
     final: Snapshot | None = None
+    index: PositionIndex | None = None
     status, error, setup_extra = "completed", None, {}
     completed_steps = 0
     try:
@@ -173,4 +176,5 @@ def run_scenario(
     report_path = None
     if metrics.series:
         report_path = render_report(out_dir)
-    return RunResult(out_dir=out_dir, summary=summary, report=report_path)
+    counters = {"index_rows_read": index.rows_read, "index_confirmed": index.confirmed} if index else {}
+    return RunResult(out_dir=out_dir, summary=summary, report=report_path, counters=counters)

@@ -20,6 +20,9 @@ ABI = [
                 {"name": "c", "type": "address"}, {"name": "d", "type": "bool"}]},
     {"type": "function", "name": "array", "inputs": [{"name": "a", "type": "uint256[]"}],
      "outputs": [{"name": "", "type": "bool"}]},
+    {"type": "function", "name": "many", "inputs": [{"name": "ids", "type": "uint256[]"}, {"name": "m", "type": "uint256"},
+                                                    {"name": "s", "type": "int256[]"}],
+     "outputs": [{"name": "a", "type": "int256[]"}, {"name": "b", "type": "uint256"}, {"name": "c", "type": "bool[]"}]},
     {"type": "event", "name": "Words", "inputs": [
         {"name": "id", "type": "uint256", "indexed": True}, {"name": "who", "type": "address", "indexed": True},
         {"name": "size", "type": "int256", "indexed": False}, {"name": "to", "type": "address", "indexed": False},
@@ -47,6 +50,23 @@ def test_other_types_go_through_the_codec():
     selector = CONTRACT.functions["array"][0]
     assert CONTRACT.encode("array", ([1, 2],)) == "0x" + (selector + CODEC.encode(["uint256[]"], [[1, 2]])).hex()
     assert CONTRACT.decode("array", "0x" + "00" * 31 + "01") is True
+
+
+uints, ints = st.integers(0, 2**256 - 1), st.integers(-(2**255), 2**255 - 1)
+
+
+@given(ids=st.lists(uints, max_size=5), m=uints, sizes=st.lists(ints, max_size=5), flags=st.lists(st.booleans(), max_size=5))
+def test_word_arrays_encode_and_decode_as_eth_abi_does(ids, m, sizes, flags):
+    selector, inputs, outputs = CONTRACT.functions["many"]
+    assert CONTRACT.encode("many", (ids, m, sizes)) == "0x" + (selector + CODEC.encode(inputs, [ids, m, sizes])).hex()
+    answer = "0x" + CODEC.encode(outputs, [sizes, m, flags]).hex()
+    assert CONTRACT.decode("many", answer) == CODEC.decode(outputs, bytes.fromhex(answer[2:]))
+
+
+def test_malformed_array_answers_are_left_to_the_codec():
+    bad_offset = "0x" + f"{10**6:064x}" + "00" * 32 + f"{64:064x}"
+    with pytest.raises(Exception):
+        CONTRACT.decode("many", bad_offset)
 
 
 def _log(event: str, topics: list[bytes], data: bytes) -> dict:
