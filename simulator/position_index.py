@@ -17,13 +17,17 @@ row with the backend and names the first account and field that differ.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 
 from simulator.errors import PerpsimError
 from simulator.exchange import ActionResult, Exchange, HealthScan, Snapshot
+from simulator.model import fixed_point as fp
 from simulator.model import funding as FundingMath
+from simulator.model import liquidation as LiquidationMath
+from simulator.model import margin as MarginMath
 
 # Relative size of the screen's margin: float64 carries about 1e-16 of each term; every term's
 # magnitude is counted, so 1e-9 of their sum covers the float error many times over, and the wei
@@ -59,6 +63,8 @@ class PositionIndex:
                        for name in FIELDS}
         self._dirty: set[int] = set()
         self._ids_view: list[int] | None = None
+        self._last_snapshot: Snapshot | None = None
+        self._last_timestamp = 0
         self.tiers = [tuple(np.array(part, dtype=float) for part in exchange.tiers(m)) for m in range(n_markets)]
         self.rows_read = 0  # account rows read back from the exchange, over the run
         self.confirmed = 0  # accounts whose health was asked exactly, over the run
@@ -177,6 +183,7 @@ class PositionIndex:
         margin = SCREEN_TOLERANCE * magnitude + SCREEN_FLOOR
         keep = np.flatnonzero(included)
         ids = [self.ids[i] for i in keep.tolist()] if len(keep) != n else self._all_ids()
+        self._last_snapshot, self._last_timestamp = snapshot, timestamp
         return HealthScan(ids=ids, values=value[keep], mms=mm[keep], margins=margin[keep],
                           holds=held[keep].any(axis=1), confirm=self._confirm)
 
@@ -190,7 +197,79 @@ class PositionIndex:
             self._ids_view = list(self.ids)
         return self._ids_view
 
+    # -- ADL counterparties -- #
+
+    def adl_ranking(self, market: int, bankrupt_side: int, by_score: bool) -> "WinnerRanking":
+        """The winners against a bankrupt position of sign `bankrupt_side`, in the order the
+        contract's `adlRanking` gives (score desc then id asc; id asc under PRO_RATA), from the
+        index at the last screen's state: eligibility (an opposite position with uPnL > 0 at the
+        oracle price) exactly, and under PNL_LEVERAGE exact scores only for the prefix a
+        deleverage reads. Empty where the contract's view reverts: the market's price refused, or
+        an eligible winner holding a market whose price is."""
+        snapshot = self._last_snapshot
+        price = snapshot.prices[market]
+        if price == 0:
+            return WinnerRanking([], None, None, price, self._confirm)
+        self.refresh()
+        n = len(self.ids)
+        ids = list(self.ids)
+        sizes_x = list(self._exact["size"][:n, market])
+        notionals_x = list(self._exact["open_notional"][:n, market])
+        size_f = self._float["size"][:n, market]
+        open_f = self._float["open_notional"][:n, market]
+        # The vault is registered like any account and can be a winner; the index keeps no row for
+        # it (no health screen), so it is read now.
+        vault = self.exchange.account_states([self.vault_id])
+        ids.append(self.vault_id)
+        sizes_x.append(vault[2][market])
+        notionals_x.append(vault[3][market])
+        size_f = np.append(size_f, float(vault[2][market]))
+        open_f = np.append(open_f, float(vault[3][market]))
+        upnl_f = size_f * (price / 1e18) - open_f
+        margin = SCREEN_TOLERANCE * (np.abs(size_f) * (price / 1e18) + np.abs(open_f)) + SCREEN_FLOOR
+        opposite = size_f < 0 if bankrupt_side > 0 else size_f > 0
+        sure = opposite & (upnl_f > margin)
+        unsure = np.flatnonzero(opposite & ~sure & (upnl_f > -margin))
+        eligible = set(np.flatnonzero(sure).tolist())
+        eligible.update(i for i in unsure.tolist() if MarginMath.unrealized_pnl(sizes_x[i], notionals_x[i], price) > 0)
+        rows = sorted(eligible, key=ids.__getitem__)
+        refused = [m for m, p in enumerate(snapshot.prices) if p == 0]
+        if refused:
+            held = np.vstack([self._float["size"][:n] != 0, np.array(vault[2], dtype=object).reshape(1, -1) != 0])
+            if held[rows][:, refused].any():
+                return WinnerRanking([], None, None, price, self._confirm)
+        winners = [Winner(ids[i], int(sizes_x[i]), int(notionals_x[i])) for i in rows]
+        if not by_score:
+            return WinnerRanking(winners, None, None, price, self._confirm)
+        notional_f = np.abs(size_f[rows]) * (price / 1e18)
+        upnl_rows, open_rows = upnl_f[rows], np.abs(open_f[rows])
+        # Bounds on each score from the screen's value and its margin: an account whose value may
+        # be at or below zero (or with no cost basis) may rank first.
+        scan = self.screen(snapshot, self._last_timestamp)
+        value_of = dict(zip(scan.ids, zip(scan.values, scan.margins)))
+        values = np.array([value_of.get(w.account_id, (0.0, np.inf))[0] for w in winners])
+        value_margins = np.array([value_of.get(w.account_id, (0.0, np.inf))[1] for w in winners])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            base = np.where(open_rows > 0, upnl_rows / open_rows, np.inf) * notional_f
+            low_value, high_value = values - value_margins, values + value_margins
+            high = np.where(low_value > 0, base / low_value, np.inf) * (1 + 1e-9)
+            low = np.where(low_value > 0, base / high_value, np.inf) * (1 - 1e-9)
+        return WinnerRanking(winners, low, high, price, self._confirm)
+
     # -- checking it -- #
+
+    def check(self, scan: HealthScan) -> None:
+        """Reconciles every row and compares the screen's liquidatable accounts with an exact scan
+        of every account (tests: after every step)."""
+        self.reconcile()
+        exact = self.exchange.scan()
+        if exact.ids != scan.ids:
+            raise IndexMismatch(next((i for i in exact.ids if i not in set(scan.ids)), 0), "screened accounts",
+                                len(scan.ids), len(exact.ids))
+        screened, found = scan.liquidatable(), exact.liquidatable()
+        if screened != found:
+            account = next(iter(set(screened) ^ set(found)), found[0] if found else 0)
+            raise IndexMismatch(account, "liquidatable", account in screened, account in found)
 
     def reconcile(self) -> int:
         """Compares every row with the exchange; raises IndexMismatch on the first difference.
@@ -213,3 +292,58 @@ class PositionIndex:
                 row = int(differ[0])
                 raise IndexMismatch(self.ids[row], name, self._exact[name][row], backend[row])
         return n
+
+
+@dataclass(frozen=True)
+class Winner:
+    account_id: int
+    size: int
+    open_notional: int
+
+
+class WinnerRanking:
+    """The ranking as a sequence the keepers walk: by id (PRO_RATA), or by exact score for as long a
+    prefix as is read (PNL_LEVERAGE: each extension confirms the values of the winners whose score
+    bounds reach the prefix's, in one call, and sorts them exactly)."""
+
+    def __init__(self, winners: list[Winner], low, high, price: int, confirm):
+        self._winners, self._low, self._high, self._price, self._confirm = winners, low, high, price, confirm
+        self._ordered: list[Winner] = list(winners) if low is None else []
+        self._scores: dict[int, int] = {}
+        self._values: dict[int, int] = {}
+
+    def __len__(self) -> int:
+        return len(self._winners)
+
+    def __getitem__(self, index: int) -> Winner:
+        if index >= len(self._ordered) and index < len(self._winners):
+            self._extend(max(2 * len(self._ordered), index + 1, 32))
+        return self._ordered[index]
+
+    def __iter__(self):
+        for index in range(len(self)):
+            yield self[index]
+
+    def _extend(self, wanted: int) -> None:
+        """Makes the first `wanted` winners exact: every winner whose score may reach the
+        `wanted`-th highest lower bound is scored exactly; the top `wanted` of those are the
+        ranking's (no one left out can outrank them)."""
+        wanted = min(wanted, len(self._winners))
+        low = self._low.copy()
+        threshold = -np.inf if wanted >= len(low) else np.sort(low)[::-1][wanted - 1]
+        candidates = [i for i in np.flatnonzero(self._high >= threshold).tolist()]
+        missing = [self._winners[i].account_id for i in candidates if self._winners[i].account_id not in self._scores]
+        if missing:
+            values, _ = self._confirm(missing)
+            for account_id, value in zip(missing, values):
+                self._values[account_id] = int(value)
+        for i in candidates:
+            winner = self._winners[i]
+            if winner.account_id not in self._scores:
+                upnl = MarginMath.unrealized_pnl(winner.size, winner.open_notional, self._price)
+                notional = MarginMath.notional(winner.size, self._price)
+                self._scores[winner.account_id] = LiquidationMath.adl_score(
+                    upnl, winner.open_notional, notional, self._values[winner.account_id])
+        ranked = sorted((self._winners[i] for i in candidates),
+                        key=lambda w: (-self._scores[w.account_id], w.account_id))
+        self._ordered = ranked[:wanted]

@@ -83,10 +83,13 @@ def run_scenario(
     exchange_factory: Callable[[Scenario], "contextmanager[Exchange]"],
     progress: Callable[[int, int], None] | None = None,
     max_steps: int | None = None,
+    check_index: bool = False,
 ) -> RunResult:
     """Runs `scenario` (seed, accounts and mode already applied) and writes its outputs; with
     `max_steps`, only the scenario's first steps. Whatever was computed before an error is written
-    too, with the error in summary.json."""
+    too, with the error in summary.json. With `check_index` (tests), the position index is
+    reconciled with the exchange after every step and each screen's liquidatable accounts are
+    compared with an exact scan of every account."""
     started = time.perf_counter()
     seed, accounts = scenario.seed, scenario.account_count
     steps = min(scenario.steps, max_steps) if max_steps else scenario.steps
@@ -119,7 +122,7 @@ def run_scenario(
             scan = index.screen(final, exchange.timestamp)
             latency = scenario.agents.keepers.latency_steps
             # Keeper plans waiting for their block: (step they land in, actions), in step order.
-            keeper_queue = deque([(latency - 1, keepers.plan(exchange, scan, final.insurance_fund))])
+            keeper_queue = deque([(latency - 1, keepers.plan(exchange, scan, final.insurance_fund, index))])
             last_flow = (None, None)  # last step's liquidation and taker flow, fed back into the external market
             for step in range(steps):
                 timestamp = clock + (step + 1) * scenario.step_seconds
@@ -149,7 +152,9 @@ def run_scenario(
                 cleared = refused and not any(final.price_status)
                 if acted or cleared or step % RESCAN_EVERY == 0:
                     scan = index.screen(final, exchange.timestamp)
-                    keeper_queue.append((step + latency, keepers.plan(exchange, scan, final.insurance_fund)))
+                    if check_index:
+                        index.check(scan)
+                    keeper_queue.append((step + latency, keepers.plan(exchange, scan, final.insurance_fund, index)))
                 metrics.record_step(step, fundamentals, market, final, flow)
                 completed_steps = step + 1
                 if progress:

@@ -4,7 +4,10 @@ canonical ADL ranking when the waterfall needs ADL."""
 from __future__ import annotations
 
 from simulator.chain.deploy import AdlRanking
+from typing import Sequence
+
 from simulator.exchange import Action, Deleverage, Exchange, HealthScan, Liquidate, position_sizes
+from simulator.position_index import PositionIndex, Winner
 
 # The order in which keepers liquidate a cross account's legs within a block: by market id, or
 # the leg with the largest unrealised loss first (closing a profitable hedge first can restore the
@@ -52,9 +55,11 @@ class Keepers:
         self.leg_order = leg_order
         self.held = 0  # liquidations held back by the fund budget, over the run
 
-    def plan(self, exchange: Exchange, scan: HealthScan, insurance_fund: int | None = None) -> list[Action]:
+    def plan(self, exchange: Exchange, scan: HealthScan, insurance_fund: int | None = None,
+             index: PositionIndex | None = None) -> list[Action]:
         """This step's keeper actions from `scan`; `insurance_fund` is the free fund (WAD) to budget,
-        None for no budget."""
+        None for no budget. With the position `index` (at the scan's state), ADL counterparties are
+        ranked from it; without, from the contract's `adlRanking` view over every account."""
         candidates = scan.liquidatable()
         if not candidates:
             return []
@@ -79,7 +84,7 @@ class Keepers:
                 continue
             side = 1 if size > 0 else -1
             if (market, side) not in queues:
-                queues[market, side] = self._queue(exchange, market, side)
+                queues[market, side] = self._queue(exchange, market, side, index)
             counterparties = queues[market, side].take(abs(size), touched | {account})
             if counterparties:
                 actions.append(Deleverage(account, market, tuple(counterparties)))
@@ -127,33 +132,38 @@ class Keepers:
         return {a: max(-int(value_of[a]) - reserved, 0)
                 for a, reserved in zip(underwater, exchange.fund_reserves(underwater))}
 
-    def _queue(self, exchange: Exchange, market: int, side: int) -> "_AdlQueue":
-        ranking = exchange.adl_ranking(market, side)
+    def _queue(self, exchange: Exchange, market: int, side: int, index: PositionIndex | None) -> "_AdlQueue":
         pro_rata = self.rankings[market] is AdlRanking.PRO_RATA
-        sizes = [] if pro_rata or not ranking else exchange.positions(ranking, market)
-        return _AdlQueue(ranking, sizes, pro_rata)
+        if index is not None:
+            return _AdlQueue(index.adl_ranking(market, side, by_score=not pro_rata), pro_rata)
+        ranking = exchange.adl_ranking(market, side)
+        sizes = [0] * len(ranking) if pro_rata or not ranking else exchange.positions(ranking, market)
+        return _AdlQueue([Winner(i, size, 0) for i, size in zip(ranking, sizes)], pro_rata)
 
 
 class _AdlQueue:
-    """The winners of one market and side for this step's ADLs, in ranking order."""
+    """The winners of one market and side for this step's ADLs, in ranking order (a sequence of
+    `Winner`s: a list, or the index's ranking, exact as far as it is read)."""
 
-    def __init__(self, ranking: list[int], sizes: list[int], pro_rata: bool):
-        self.ranking, self.sizes, self.pro_rata = ranking, sizes, pro_rata
+    def __init__(self, ranking: Sequence[Winner], pro_rata: bool):
+        self.ranking, self.pro_rata = ranking, pro_rata
         self.next = 0  # first winner no ADL of this block has touched
 
     def take(self, size: int, touched: set[int]) -> list[int]:
         """Counterparties for an ADL of `size`: the shortest run of untouched winners from where the
         last ADL stopped that covers it, or [] when what is left cannot."""
         if self.pro_rata:
-            if self.next or touched.intersection(self.ranking):  # whole ranking, once, untouched
+            ids = [winner.account_id for winner in self.ranking]
+            if self.next or touched.intersection(ids):  # whole ranking, once, untouched
                 return []
-            self.next = len(self.ranking)
-            return list(self.ranking)
+            self.next = len(ids)
+            return ids
         chosen, covered, index = [], 0, self.next
         while covered < size and index < len(self.ranking):
-            if self.ranking[index] not in touched:
-                chosen.append(self.ranking[index])
-                covered += abs(self.sizes[index])
+            winner = self.ranking[index]
+            if winner.account_id not in touched:
+                chosen.append(winner.account_id)
+                covered += abs(winner.size)
             index += 1
         if covered < size:
             return []

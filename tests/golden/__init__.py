@@ -38,11 +38,11 @@ def chain_exchange(scenario):
         yield exchange
 
 
-def run(name: str, mode: str, out: Path) -> dict:
+def run(name: str, mode: str, out: Path, check_index: bool = False) -> dict:
     from simulator.runner import run_scenario
 
     factory = chain_exchange if mode == "chain" else model_exchange
-    return run_scenario(scenario_for(name, mode), out, factory).summary
+    return run_scenario(scenario_for(name, mode), out, factory, check_index=check_index).summary
 
 
 def comparable_summary(summary: dict) -> dict:

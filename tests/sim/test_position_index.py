@@ -1,0 +1,149 @@
+"""The position index on the model backend: its float64 screen flags every account the exact math
+finds liquidatable (boundaries to the wei, tiers, accrued funding, social loss, earmarks), its ADL
+ranking is the contract's, and a change it missed is named."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from simulator.chain.deploy import AdlRanking, BadDebtPolicy, MarketSpec
+from simulator.exchange import Liquidate
+from simulator.model.exchange import ModelExchange
+from simulator.position_index import IndexMismatch, PositionIndex
+from simulator.units import WAD, wad
+from tests.model.helpers import examples
+
+BTC, ETH = 0, 1
+VAULT_SIDE = 0x5EED
+SPECS = [
+    MarketSpec("BTC", 100_000, depth2pct=10**12, tiers=[(1_000_000, "0.08"), (5_000_000, "0.12")],
+               max_funding_rate="0.0001", skew_scale=50),
+    MarketSpec("ETH", 4_000, depth2pct=10**12, max_funding_rate="0.0001", skew_scale=1_000,
+               policy=BadDebtPolicy.SOCIALIZE),
+]
+
+account = st.tuples(
+    st.integers(11, 100),  # collateral, percent of the notional opened (initial margin: 10%)
+    st.integers(-40, 40),  # BTC size, 1/4 BTC
+    st.integers(-400, 400),  # ETH size, 1/4 ETH
+)
+
+
+def book(accounts, specs=SPECS) -> tuple[ModelExchange, list[int]]:
+    """Traders filled against one counterparty at the spec prices (matched fills: no impact)."""
+    exchange = ModelExchange(specs)
+    protocol = exchange.protocol
+    protocol.fund(VAULT_SIDE, 10**9)
+    ids = []
+    for i, (percent, btc, eth) in enumerate(accounts):
+        trader = 0xA000 + i
+        ids.append(trader)
+        notional = abs(btc) * 25_000 + abs(eth) * 1_000
+        protocol.fund(trader, max(notional * percent // 100, 100))
+        for market, quarters, price in ((BTC, btc, 100_000), (ETH, eth, 4_000)):
+            if quarters:
+                size = abs(quarters) * WAD // 4
+                buyer, seller = (trader, VAULT_SIDE) if quarters > 0 else (VAULT_SIDE, trader)
+                protocol.settle_matched_fill(buyer, seller, market, size, wad(price))
+    return exchange, ids
+
+
+def index_of(exchange: ModelExchange) -> PositionIndex:
+    index = PositionIndex(exchange, len(SPECS), exchange.vault_id)
+    index.bootstrap(exchange.account_ids())
+    return index
+
+
+def screen(exchange: ModelExchange, index: PositionIndex):
+    return index.screen(exchange.snapshot(), exchange.protocol.timestamp)
+
+
+@settings(max_examples=examples(60))
+@given(accounts=st.lists(account, min_size=1, max_size=12), btc=st.integers(60_000, 140_000),
+       eth=st.integers(2_000, 6_000), seconds=st.integers(0, 86_400))
+def test_screen_flags_every_liquidatable_account(accounts, btc, eth, seconds):
+    exchange, _ = book(accounts)
+    protocol = exchange.protocol
+    protocol.advance(seconds, 1)  # funding accrues on the skew
+    protocol.set_price(BTC, wad(btc))
+    protocol.set_price(ETH, wad(eth))
+    index = index_of(exchange)
+    scan, exact = screen(exchange, index), exchange.scan()
+    flagged = {scan.ids[i] for i, near in enumerate(scan.holds & (scan.values - scan.mms <= scan.margins)) if near}
+    assert set(exact.liquidatable()) <= flagged
+    assert scan.liquidatable() == exact.liquidatable()
+
+
+@pytest.mark.parametrize("offset, liquidatable", [(0, False), (-1, True), (1, False)])
+def test_screen_decides_value_equal_to_margin_to_the_wei(offset, liquidatable):
+    """AV == MM is not liquidatable, one wei less is: the screen flags both and the exact math
+    decides."""
+    exchange, [trader] = book([(12, 8, -20)])
+    protocol = exchange.protocol
+    protocol.advance(3_600, 1)
+    protocol.set_price(BTC, wad(96_000))
+    value, mm, _ = protocol.health(trader)
+    protocol._collateral[protocol._rows[trader]] += mm - value + offset  # test-only: exact boundary
+    index = index_of(exchange)
+    scan = screen(exchange, index)
+    assert protocol.health(trader)[0] - protocol.health(trader)[1] == offset
+    assert scan.liquidatable() == ([trader] if liquidatable else [])
+    assert index.confirmed == 1  # the screen could not tell: exactly one account was asked
+
+
+def test_screen_counts_social_loss_and_earmarks():
+    """A socialised loss lowers every ETH position's value lazily; the screen sees it through the
+    market's index, and an earmark is what the fund keeps for an account."""
+    exchange, ids = book([(11, 0, 20), (100, 0, -20), (100, 0, 20)])
+    protocol = exchange.protocol
+    protocol.set_price(ETH, wad(3_400))  # the 11% account ends $3,200 under water; no fund: socialised
+    [victim] = exchange.scan().liquidatable()
+    results = exchange.execute([Liquidate(victim, ETH)],
+                               protocol.timestamp + 1)
+    assert results[0].ok, results[0].error
+    index = index_of(exchange)
+    assert exchange.snapshot().social_loss_index[ETH] > 0
+    assert screen(exchange, index).liquidatable() == exchange.scan().liquidatable()
+    index.reconcile()
+
+
+@settings(max_examples=examples(40))
+@given(accounts=st.lists(account, min_size=2, max_size=14), btc=st.integers(70_000, 130_000),
+       side=st.sampled_from([1, -1]), by_score=st.booleans())
+def test_ranking_is_the_contracts(accounts, btc, side, by_score):
+    ranking = AdlRanking.PNL_LEVERAGE if by_score else AdlRanking.PRO_RATA
+    exchange, _ = book(accounts, [replace(SPECS[BTC], ranking=ranking), SPECS[ETH]])
+    protocol = exchange.protocol
+    protocol.set_price(BTC, wad(btc))
+    index = index_of(exchange)
+    screen(exchange, index)
+    ranking = index.adl_ranking(BTC, side, by_score=by_score)
+    expected, _ = protocol.adl_ranking(BTC, side)
+    assert [winner.account_id for winner in ranking] == list(expected)
+    for winner in ranking:
+        assert winner.size == protocol.position_of(winner.account_id, BTC)[0]
+
+
+def test_ranking_reads_only_the_prefix_it_needs():
+    exchange, _ = book([(100, 4, 0) for i in range(3)] + [(20 + i % 80, -4, 0) for i in range(200)])
+    exchange.protocol.set_price(BTC, wad(90_000))
+    index = index_of(exchange)
+    screen(exchange, index)
+    before = index.confirmed
+    ranking = index.adl_ranking(BTC, 1, by_score=True)
+    first = ranking[0]
+    assert index.confirmed - before < 60  # the top of 201 winners (the vault among them), not all
+    assert first.account_id == exchange.protocol.adl_ranking(BTC, 1)[0][0]
+
+
+def test_reconcile_names_a_change_the_index_missed():
+    exchange, [first, second] = book([(50, 1, 0), (50, -1, 0)])
+    index = index_of(exchange)
+    index.reconcile()
+    exchange.protocol._collateral[exchange.protocol._rows[second]] += 1  # behind the index's back
+    with pytest.raises(IndexMismatch, match=f"account {second:#x}, collateral"):
+        index.reconcile()
