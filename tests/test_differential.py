@@ -837,6 +837,7 @@ class Twin:
         calls += [("engine", "fundReserveOf", i) for i in ids]
         calls += [("engine", "marketMaskOf", i) for i in ids]
         calls += [("engine", "positionOf", i, m) for i in ids for m in markets]
+        calls += [("engine", "accountIdsFrom", 0, len(ids) + 1), ("engine", "accountStates", ids)]
         if usable:
             calls += [("engine", "healthOf", ids)]
         else:
@@ -888,6 +889,9 @@ class Twin:
         for i in ids:
             for m in markets:
                 check(f"positionOf({i:#x}, {m})", next(results), model.position_of(i, m))
+        check("accountIdsFrom", tuple(next(results)), tuple(model.account_ids_from(0, len(ids) + 1)))
+        check("accountStates", tuple(tuple(column) for column in next(results)),
+              tuple(tuple(column) for column in model.account_states(ids)))
 
         def model_health(i):
             try:
@@ -1028,6 +1032,11 @@ def build_env(project, chain, accounts, specs=None) -> Env:
         block_number=int(number_hex, 16),
         timestamp=int(block["timestamp"], 16),
     )
+    # The contracts created their markets a few blocks before the model's clock starts: same
+    # funding clocks (lastFundingTime), as the block number and timestamp are aligned above.
+    [views] = reader.batch([("engine", "marketViews")])
+    for market, view in zip(model.markets, views):
+        market.last_funding_time = view[10]
     return Env(chain=chain, system=system, reader=reader, model=model, traders=traders, keeper=deployer, vault=vault,
                batched=batched)
 

@@ -507,6 +507,14 @@ contract PerpEngine is IPerpEngine {
         }
     }
 
+    function accountIdsFrom(uint256 start, uint256 count) external view returns (uint256[] memory ids) {
+        uint256 n = start < accountIds.length ? FixedPointMath.min(count, accountIds.length - start) : 0;
+        ids = new uint256[](n);
+        for (uint256 i; i < n; ++i) {
+            ids[i] = accountIds[start + i];
+        }
+    }
+
     function accountStates(uint256[] calldata ids)
         external
         view

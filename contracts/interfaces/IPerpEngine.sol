@@ -180,6 +180,8 @@ interface IPerpEngine {
         view
         returns (uint256[] memory accountIds, int256[] memory values, uint256[] memory mms);
 
+    /// @notice The registered account ids `[start, start + count)`, in registration order.
+    function accountIdsFrom(uint256 start, uint256 count) external view returns (uint256[] memory accountIds);
     /// @notice What an off-chain position index keeps of each account, in one call: collateral,
     /// the fund's earmark, and per market m (row-major, `i * marketCount() + m`) the position's
     /// size, open notional, and the funding and social-loss indices it was last settled at.

@@ -29,6 +29,8 @@ from simulator.exchange import (
 # Accounts per healthRange call and per keeper view call, and transactions per setup block.
 SCAN_CHUNK = 400
 SETUP_BATCH = 500
+# Registry entries per accountIdsFrom call.
+IDS_CHUNK = 5000
 # Depth set while the opening book is built, so opening it does not walk the real book.
 SETUP_DEPTH = 10**36
 # Token units the operator holds for traders' margin top-ups ($1e12: never the limit).
@@ -41,9 +43,11 @@ def contract_abi(name: str, contract) -> ContractAbi:
 
 
 class ChainExchange:
-    def __init__(self, system: System, uri: str, keeper: str | None = None, start: int | None = None):
+    def __init__(self, system: System, uri: str, keeper: str | None = None, start: int | None = None,
+                 own_devnet: bool = False):
         """`start`: where the run's clock starts (its first block is mined then), when the chain's
-        is still before it."""
+        is still before it. `own_devnet`: the chain was started for this run (no one else sends or
+        holds ether on it)."""
         contracts = {
             "engine": contract_abi("engine", system.engine),
             "liquidator": contract_abi("liquidator", system.liquidator),
@@ -52,7 +56,7 @@ class ChainExchange:
         }
         for market, feed in enumerate(system.feeds):
             contracts[f"feed{market}"] = contract_abi(f"feed{market}", feed)
-        self.chain = BatchedChain(uri, contracts)
+        self.chain = BatchedChain(uri, contracts, own_devnet=own_devnet)
         self.operator = system.deployer.address  # owner, operator, market maker, feed updater, funder
         self.keeper = keeper or system.deployer.address
         self.vault = system.vault.address
@@ -173,7 +177,8 @@ class ChainExchange:
 
     def account_ids(self) -> list[int]:
         [count] = self.chain.call([Call("engine", "accountCount")])
-        return self._all([Call("engine", "accountIds", (i,)) for i in range(count)])
+        chunks = self._all([Call("engine", "accountIdsFrom", (start, IDS_CHUNK)) for start in range(0, count, IDS_CHUNK)])
+        return [account_id for chunk in chunks for account_id in chunk]
 
     def account_states(self, account_ids: Sequence[int]) -> tuple[list[int], ...]:
         columns: tuple[list[int], ...] = ([], [], [], [], [], [])

@@ -69,7 +69,7 @@ def devnet(markets: Sequence[MarketSpec]) -> Iterator["ChainExchange"]:  # noqa:
             deployer = accounts.test_accounts[0]
             vault = accounts.test_accounts[9]
             system = deploy_system(project, deployer, vault, markets, vault_collateral_usd=0, insurance_fund_usd=0)
-            exchange = ChainExchange(system, provider.uri, start=RUN_START)
+            exchange = ChainExchange(system, provider.uri, start=RUN_START, own_devnet=True)
             yield exchange
         finally:
             try:

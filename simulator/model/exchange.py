@@ -141,7 +141,7 @@ class ModelExchange:
                           mms=np.asarray(mms, dtype=object)[keep])
 
     def account_ids(self) -> list[int]:
-        return list(self.protocol.account_ids)
+        return self.protocol.account_ids_from(0, self.protocol.account_count())
 
     def account_states(self, account_ids: Sequence[int]) -> tuple[list[int], ...]:
         return self.protocol.account_states(account_ids)

@@ -678,6 +678,10 @@ class PerpEngine(ChainState):
         flagged = np.flatnonzero(holds & (values < mms).astype(bool))
         return [self.account_ids[i] for i in flagged.tolist()]
 
+    def account_ids_from(self, start: int, count: int) -> list[int]:
+        """accountIdsFrom: the registered ids [start, start + count), in registration order."""
+        return self.account_ids[start : start + count] if start < len(self.account_ids) else []
+
     def account_states(self, account_ids: Sequence[int]) -> tuple[list[int], list[int], list[int], list[int], list[int], list[int]]:
         """accountStates: collaterals, fund reserves, and per market (row-major, i * market count +
         m) sizes, open notionals, funding and social-loss indices; zeros where no position is open."""
