@@ -126,10 +126,10 @@ def test_missing_anvil_is_named_and_summary_written(tmp_path):
 
 
 def interrupted_run(out: Path, interrupt) -> tuple[subprocess.CompletedProcess, int, dict]:
-    """Runs oct-2025 (150 accounts, about 20 s) on its own devnet, calls `interrupt(anvil pid,
+    """Runs oct-2025 (1,000 accounts, about 15 s) on its own devnet, calls `interrupt(anvil pid,
     perpsim process)` after set-up and some steps, and checks that what was computed is written.
     Returns the finished process, anvil's pid and the summary."""
-    process = subprocess.Popen(PERPSIM + ["run", "oct-2025", "--accounts", "150", "--no-progress",
+    process = subprocess.Popen(PERPSIM + ["run", "oct-2025", "--accounts", "1000", "--no-progress",
                                           "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         anvil = None
@@ -142,8 +142,8 @@ def interrupted_run(out: Path, interrupt) -> tuple[subprocess.CompletedProcess, 
                 break
             time.sleep(0.1)
         assert anvil, "perpsim did not start anvil"
-        _wait_for_steps(anvil)  # however loaded the machine, then a few more seconds of steps
-        time.sleep(3)
+        _wait_for_steps(anvil)  # however loaded the machine, then a second more of steps
+        time.sleep(1)
         interrupt(anvil, process)
         stdout, stderr = process.communicate(timeout=120)
     finally:
