@@ -249,11 +249,15 @@ class PositionIndex:
         value_of = dict(zip(scan.ids, zip(scan.values, scan.margins)))
         values = np.array([value_of.get(w.account_id, (0.0, np.inf))[0] for w in winners])
         value_margins = np.array([value_of.get(w.account_id, (0.0, np.inf))[1] for w in winners])
-        with np.errstate(divide="ignore", invalid="ignore"):
-            base = np.where(open_rows > 0, upnl_rows / open_rows, np.inf) * notional_f
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             low_value, high_value = values - value_margins, values + value_margins
-            high = np.where(low_value > 0, base / low_value, np.inf) * (1 + 1e-9)
-            low = np.where(low_value > 0, base / high_value, np.inf) * (1 - 1e-9)
+            ratio = np.where(open_rows > 0, upnl_rows / open_rows, 0.0) * notional_f
+            # adlScore is the maximum with no cost basis or a value at or below zero.
+            surely_max = (open_rows == 0) | (high_value <= 0)
+            maybe_max = (open_rows == 0) | (low_value <= 0)
+            high = np.where(maybe_max, np.inf, ratio / np.where(maybe_max, 1.0, low_value)) * (1 + 1e-9)
+            low = np.where(surely_max, np.inf,
+                           np.where(np.isfinite(high_value) & (high_value > 0), ratio / high_value, 0.0)) * (1 - 1e-9)
         return WinnerRanking(winners, low, high, price, self._confirm)
 
     # -- checking it -- #

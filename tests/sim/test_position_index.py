@@ -18,7 +18,6 @@ from simulator.units import WAD, wad
 from tests.model.helpers import examples
 
 BTC, ETH = 0, 1
-VAULT_SIDE = 0x5EED
 SPECS = [
     MarketSpec("BTC", 100_000, depth2pct=10**12, tiers=[(1_000_000, "0.08"), (5_000_000, "0.12")],
                max_funding_rate="0.0001", skew_scale=50),
@@ -34,21 +33,21 @@ account = st.tuples(
 
 
 def book(accounts, specs=SPECS) -> tuple[ModelExchange, list[int]]:
-    """Traders filled against one counterparty at the spec prices (matched fills: no impact)."""
+    """Traders' taker trades against the vault, in a book deep enough that they fill at the spec
+    prices; the vault is registered like any account, holds every opposite side and ranks among
+    the winners."""
     exchange = ModelExchange(specs)
     protocol = exchange.protocol
-    protocol.fund(VAULT_SIDE, 10**9)
+    protocol.fund(exchange.vault_id, 10**9)
     ids = []
     for i, (percent, btc, eth) in enumerate(accounts):
         trader = 0xA000 + i
         ids.append(trader)
         notional = abs(btc) * 25_000 + abs(eth) * 1_000
         protocol.fund(trader, max(notional * percent // 100, 100))
-        for market, quarters, price in ((BTC, btc, 100_000), (ETH, eth, 4_000)):
+        for market, quarters in ((BTC, btc), (ETH, eth)):
             if quarters:
-                size = abs(quarters) * WAD // 4
-                buyer, seller = (trader, VAULT_SIDE) if quarters > 0 else (VAULT_SIDE, trader)
-                protocol.settle_matched_fill(buyer, seller, market, size, wad(price))
+                protocol.open_position(trader, market, quarters * WAD // 4)
     return exchange, ids
 
 
@@ -112,9 +111,11 @@ def test_screen_counts_social_loss_and_earmarks():
 
 
 @settings(max_examples=examples(40))
-@given(accounts=st.lists(account, min_size=2, max_size=14), btc=st.integers(70_000, 130_000),
+@given(accounts=st.lists(account, min_size=2, max_size=90), btc=st.integers(70_000, 130_000),
        side=st.sampled_from([1, -1]), by_score=st.booleans())
 def test_ranking_is_the_contracts(accounts, btc, side, by_score):
+    """The whole ranking, read in the keepers' order: past the first exact prefix (32), with the
+    vault (no screened value: its score is only bounded) among the winners."""
     ranking = AdlRanking.PNL_LEVERAGE if by_score else AdlRanking.PRO_RATA
     exchange, _ = book(accounts, [replace(SPECS[BTC], ranking=ranking), SPECS[ETH]])
     protocol = exchange.protocol
@@ -126,6 +127,22 @@ def test_ranking_is_the_contracts(accounts, btc, side, by_score):
     assert [winner.account_id for winner in ranking] == list(expected)
     for winner in ranking:
         assert winner.size == protocol.position_of(winner.account_id, BTC)[0]
+
+
+@pytest.mark.parametrize("by_score", [True, False])
+def test_ranking_past_its_first_prefix_places_the_vault(by_score):
+    """80 winning shorts of different leverage and the vault (short against net-long traders, its
+    value unscreened): read past the first exact prefix, the ranking is still the contract's."""
+    ranking_kind = AdlRanking.PNL_LEVERAGE if by_score else AdlRanking.PRO_RATA
+    longs = [(100, 40, 0)] * 10  # 100 BTC long against 50 BTC of shorts: the vault is 50 BTC short
+    shorts = [(12 + (i * 37) % 88, -(1 + i % 4), 0) for i in range(80)]
+    exchange, _ = book(longs + shorts, [replace(SPECS[BTC], ranking=ranking_kind), SPECS[ETH]])
+    exchange.protocol.set_price(BTC, wad(95_000))
+    index = index_of(exchange)
+    screen(exchange, index)
+    expected, _ = exchange.protocol.adl_ranking(BTC, 1)
+    assert exchange.vault_id in expected and len(expected) > 64
+    assert [winner.account_id for winner in index.adl_ranking(BTC, 1, by_score=by_score)] == list(expected)
 
 
 def test_ranking_reads_only_the_prefix_it_needs():
