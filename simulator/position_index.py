@@ -24,7 +24,6 @@ import numpy as np
 
 from simulator.errors import PerpsimError
 from simulator.exchange import ActionResult, Exchange, HealthScan, Snapshot
-from simulator.model import fixed_point as fp
 from simulator.model import funding as FundingMath
 from simulator.model import liquidation as LiquidationMath
 from simulator.model import margin as MarginMath
@@ -137,14 +136,6 @@ class PositionIndex:
             self._float[name][rows] = exact.astype(float)
 
     # -- reading it -- #
-
-    def row_values(self, account_id: int, field: str):
-        """The exact value(s) of one account's field (per market for position fields)."""
-        return self._exact[field][self.row_of[account_id]]
-
-    def position(self, account_id: int, market: int) -> int:
-        """The exact size of one position."""
-        return int(self._exact["size"][self.row_of[account_id], market])
 
     def screen(self, snapshot: Snapshot, timestamp: int) -> HealthScan:
         """Every account's value and maintenance margin in float64 (WAD units), with the margin

@@ -1,6 +1,8 @@
 """The run loop: one scenario, one seed, one mode (chain or model), from the opening book to the
 outputs. Each step: fundamentals -> external market (with last step's liquidation flow) -> oracle
-pushes, depth changes, trader and keeper actions as one block -> events -> metrics."""
+pushes, depth changes, trader and keeper actions as one block -> events -> the position index
+(accounts the events name are read back) -> its health screen -> keepers' and traders' plans ->
+metrics."""
 
 from __future__ import annotations
 

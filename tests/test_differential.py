@@ -613,7 +613,10 @@ class Twin:
             # Invariant 8.
             side = seen["size"]
             fills = outcome.named("AdlFill")
-            assert [f["counterpartyId"] for f in fills] == cps
+            filled = [f["counterpartyId"] for f in fills]
+            # In list order; a PRO_RATA winner whose share rounds to nothing has no fill.
+            assert filled == [cp for cp in cps if cp in set(filled)], "ADL fills out of the list's order"
+            assert set(filled) == set(cps) or model.liquidation_params(m).ranking == AdlRanking.PRO_RATA
             assert all(f["price"] == seen["bankruptcy"] for f in fills)
             assert sum(f["size"] for f in fills) == -side
             for cp in cps:
@@ -1492,6 +1495,29 @@ def test_pro_rata_adl_hands_out_the_rounding_remainder(env, chain):
         assert sum(floors.values()) == WAD - 1  # one wei to hand out
         assert sum(takes[i] - floors[i] for i in takes) == 1 and all(takes[i] >= floors[i] for i in takes)
         assert twin.model.position_of(alice_id, 0)[0] == 0
+
+
+def test_pro_rata_adl_passes_over_a_dust_winner(env, chain):
+    """PRO_RATA: a winner holding 1 wei, listed after the real winner (higher id), gets a share of 0
+    and no rounding unit; it gives up nothing and the ADL goes through (it reverted `ZeroAmount`
+    and stalled, issue 17)."""
+    with isolated(chain):
+        spec = MarketSpec("BTC", 100_000, depth2pct=10_000_000, ranking=AdlRanking.PRO_RATA, heartbeat=HEARTBEAT)
+        twin = one_market(env, spec, alice=10_700, bob=50_000, carol=50_000, erin=50_000, frank=50_000)
+        alice = env.traders[0]
+        others = sorted((env.traders[TRADER_NAMES.index(n)] for n in ("bob", "carol", "erin", "frank")),
+                        key=lambda a: int(a.address, 16))
+        winner, dust_long, dust = others[0], others[1], others[-1]
+        assert twin.matched(alice, winner, 0, WAD, wad(100_000)).ok
+        assert twin.matched(dust_long, dust, 0, 1, wad(100_000)).ok  # a 1-wei short
+        twin.set_price(0, oracle_answer(85_000), seconds=1)  # alice $4,300 under water, no fund
+        alice_id, dust_id = int(alice.address, 16), int(dust.address, 16)
+        outcome = twin.keeper_act(alice_id, 0)
+        [deleveraged] = outcome.named("Deleveraged")
+        assert deleveraged["counterparties"] == 2  # the whole ranking, the dust winner included
+        fills = {f["counterpartyId"]: -f["size"] for f in outcome.named("AdlFill")}
+        assert fills == {int(winner.address, 16): WAD}
+        assert twin.model.position_of(alice_id, 0)[0] == 0 and twin.model.position_of(dust_id, 0)[0] == -1
 
 
 def test_an_answer_exactly_one_heartbeat_old_is_fresh(env, chain):

@@ -165,6 +165,9 @@ contract LiquidationEngine is ILiquidationEngine {
             ? _rankedTakes(accountId, marketId, plan, counterparties, total)
             : _proRataTakes(accountId, marketId, plan, counterparties, total);
         for (uint256 i; i < counterparties.length; ++i) {
+            // A dust winner's pro-rata share can round to nothing: it gives up nothing, and the
+            // others' fills close the position (a fill of 0 would revert and stall the ADL).
+            if (takes[i] == 0) continue;
             // The bankrupt side closes: a long sells (negative delta), a short buys.
             int256 delta = plan.positionSize > 0 ? -int256(takes[i]) : int256(takes[i]);
             engine.adlFill(accountId, counterparties[i], marketId, delta, bankruptcyPrice);

@@ -1,5 +1,6 @@
-"""Keepers: find liquidatable accounts from a batched health scan, liquidate them, and send the
-canonical ADL ranking when the waterfall needs ADL."""
+"""Keepers: find liquidatable accounts from a health scan (in a run, the position index's screen,
+confirmed exactly), liquidate them, and send the canonical ADL ranking when the waterfall needs
+ADL."""
 
 from __future__ import annotations
 

@@ -232,6 +232,10 @@ class LiquidationEngine(PerpEngine):
         else:
             takes = self._pro_rata_takes(account_id, market_id, plan, counterparties, total)
         for i, counterparty in enumerate(counterparties):
+            # A dust winner's pro-rata share can round to nothing: it gives up nothing, and the
+            # others' fills close the position (a fill of 0 would revert and stall the ADL).
+            if takes[i] == 0:
+                continue
             # The bankrupt side closes: a long sells (negative delta), a short buys.
             delta = -takes[i] if plan.position_size > 0 else takes[i]
             self.adl_fill(account_id, counterparty, market_id, delta, bankruptcy_price)
