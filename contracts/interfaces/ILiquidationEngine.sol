@@ -39,6 +39,8 @@ interface ILiquidationEngine {
     /* ERRORS */
 
     error Unauthorized(address caller);
+    /// @notice Ownership cannot go to the zero address (no one could configure markets again).
+    error InvalidOwner(address newOwner);
     error UnknownMarket(uint256 marketId);
     error ZeroAmount();
     error InvalidParameter(bytes32 name, uint256 value);
@@ -78,6 +80,7 @@ interface ILiquidationEngine {
 
     /* EVENTS */
 
+    event OwnershipTransferred(address indexed previousOwner, address indexed newOwner);
     event LiquidationParamsSet(uint256 indexed marketId, LiquidationParams params);
     /// @notice One liquidation call: what was closed, where, and where the loss went.
     event Liquidation(

@@ -72,6 +72,8 @@ contract LiquidationEngine is ILiquidationEngine {
     /* ADMINISTRATION */
 
     function transferOwnership(address newOwner) external onlyOwner {
+        if (newOwner == address(0)) revert InvalidOwner(newOwner);
+        emit OwnershipTransferred(owner, newOwner);
         owner = newOwner;
     }
 
