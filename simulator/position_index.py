@@ -63,7 +63,7 @@ class PositionIndex:
         self._dirty: set[int] = set()
         self._ids_view: list[int] | None = None
         self._last_snapshot: Snapshot | None = None
-        self._last_timestamp = 0
+        self._last_scan: HealthScan | None = None
         self.tiers = [tuple(np.array(part, dtype=float) for part in exchange.tiers(m)) for m in range(n_markets)]
         self.rows_read = 0  # account rows read back from the exchange, over the run
         self.confirmed = 0  # accounts whose health was asked exactly, over the run
@@ -174,9 +174,10 @@ class PositionIndex:
         margin = SCREEN_TOLERANCE * magnitude + SCREEN_FLOOR
         keep = np.flatnonzero(included)
         ids = [self.ids[i] for i in keep.tolist()] if len(keep) != n else self._all_ids()
-        self._last_snapshot, self._last_timestamp = snapshot, timestamp
-        return HealthScan(ids=ids, values=value[keep], mms=mm[keep], margins=margin[keep],
-                          holds=held[keep].any(axis=1), confirm=self._confirm)
+        self._last_snapshot = snapshot
+        self._last_scan = HealthScan(ids=ids, values=value[keep], mms=mm[keep], margins=margin[keep],
+                                     holds=held[keep].any(axis=1), confirm=self._confirm)
+        return self._last_scan
 
     def _confirm(self, account_ids: list[int]) -> tuple[list[int], list[int]]:
         self.confirmed += len(account_ids)
@@ -236,7 +237,8 @@ class PositionIndex:
         upnl_rows, open_rows = upnl_f[rows], np.abs(open_f[rows])
         # Bounds on each score from the screen's value and its margin: an account whose value may
         # be at or below zero (or with no cost basis) may rank first.
-        scan = self.screen(snapshot, self._last_timestamp)
+        # The last screen's values bound the scores (settled values have a zero margin).
+        scan = self._last_scan
         value_of = dict(zip(scan.ids, zip(scan.values, scan.margins)))
         values = np.array([value_of.get(w.account_id, (0.0, np.inf))[0] for w in winners])
         value_margins = np.array([value_of.get(w.account_id, (0.0, np.inf))[1] for w in winners])
