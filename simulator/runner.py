@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import numpy as np
-from eth_utils import keccak, to_checksum_address
+from eth_hash.auto import keccak
 
 from simulator.agents.keepers import Keepers
 from simulator.agents.traders import TraderAccount, TraderAgents
@@ -47,7 +47,11 @@ class RunResult:
 
 
 def trader_address(seed: int, index: int) -> str:
-    return to_checksum_address(keccak(text=f"perpsim-trader-{seed}-{index}")[12:])
+    """A trader's address: the last 20 bytes of keccak("perpsim-trader-<seed>-<index>"), EIP-55
+    checksummed (a letter is upper case where the keccak of the lower-case hex has a nibble >= 8)."""
+    raw = keccak(f"perpsim-trader-{seed}-{index}".encode())[12:].hex()
+    nibbles = keccak(raw.encode()).hex()
+    return "0x" + "".join(c.upper() if n >= "8" else c for c, n in zip(raw, nibbles))
 
 
 def opening_book(scenario: Scenario, seed: int, accounts: int) -> tuple[BookSeed, list[TraderAccount], str | None]:

@@ -4,10 +4,10 @@ ADL."""
 
 from __future__ import annotations
 
-from simulator.chain.deploy import AdlRanking
 from typing import Sequence
 
 from simulator.exchange import Action, Deleverage, Exchange, HealthScan, Liquidate, position_sizes
+from simulator.market_spec import AdlRanking
 from simulator.position_index import PositionIndex, Winner
 
 # The order in which keepers liquidate a cross account's legs within a block: by market id, or

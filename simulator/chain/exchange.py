@@ -12,6 +12,8 @@ from simulator.chain.rpc import BatchedChain, Call, ContractAbi, Reverted, Tx
 from simulator.errors import ChainError
 from simulator.exchange import (
     MAX_UINT,
+    SETUP_BATCH,
+    SETUP_DEPTH,
     Action,
     ActionResult,
     AddMargin,
@@ -26,13 +28,10 @@ from simulator.exchange import (
     Trade,
 )
 
-# Accounts per healthRange call and per keeper view call, and transactions per setup block.
+# Accounts per healthRange call and per keeper view call.
 SCAN_CHUNK = 400
-SETUP_BATCH = 500
 # Registry entries per accountIdsFrom call.
 IDS_CHUNK = 5000
-# Depth set while the opening book is built, so opening it does not walk the real book.
-SETUP_DEPTH = 10**36
 # Token units the operator holds for traders' margin top-ups ($1e12: never the limit).
 AGENT_BUDGET = 10**18
 

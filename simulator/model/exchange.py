@@ -10,11 +10,11 @@ from typing import Sequence
 
 import numpy as np
 
-from simulator.chain.deploy import MarketSpec
-from simulator.chain.exchange import SETUP_BATCH, SETUP_DEPTH
 from simulator.exchange import (
     MAX_UINT,
     RUN_START,
+    SETUP_BATCH,
+    SETUP_DEPTH,
     Action,
     ActionResult,
     AddMargin,
@@ -28,6 +28,7 @@ from simulator.exchange import (
     Snapshot,
     Trade,
 )
+from simulator.market_spec import MarketSpec
 from simulator.model.errors import ModelRevert
 from simulator.model.protocol import Protocol
 from simulator.units import ORACLE_DECIMALS

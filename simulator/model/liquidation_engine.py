@@ -13,7 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
-from simulator.chain.deploy import AdlRanking, BadDebtPolicy
+from simulator.market_spec import AdlRanking, BadDebtPolicy
 from simulator.model import fixed_point as fp
 from simulator.model import liquidation as LiquidationMath
 from simulator.model import margin as MarginMath

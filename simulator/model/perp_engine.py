@@ -113,18 +113,23 @@ class Market:
 
 
 def _array_field(array_name: str, doc: str) -> property:
-    """A field of a storage reference backed by column `_market` (or the row) of an engine array."""
+    """A field of a storage reference backed by column `_market` (or the row) of an engine array.
+
+    The reference keeps the account's row once it has one (rows never move; a reverted transaction
+    drops the rows it created, and no reference outlives the call that made it)."""
 
     def get(ref):
-        row = ref._engine._rows.get(ref._id)
+        row = ref._row
         if row is None:
-            return 0
-        array = getattr(ref._engine, array_name)
+            row = ref._row = ref._engine._rows.get(ref._id)
+            if row is None:
+                return 0
+        array = ref._engine.__dict__[array_name]
         return array[row] if ref._market is None else array[row, ref._market]
 
     def set(ref, value):  # noqa: A001 - property setter
-        row = ref._engine._writable_row(ref._id)
-        array = getattr(ref._engine, array_name)
+        row = ref._row = ref._engine._writable_row(ref._id)
+        array = ref._engine.__dict__[array_name]
         if ref._market is None:
             array[row] = value
         else:
@@ -136,10 +141,11 @@ def _array_field(array_name: str, doc: str) -> property:
 class PositionRef:
     """``positions[id][marketId]``: reads default to 0, the first write creates the account's row."""
 
-    __slots__ = ("_engine", "_id", "_market")
+    __slots__ = ("_engine", "_id", "_market", "_row")
 
     def __init__(self, engine: "PerpEngine", account_id: int, market_id: int):
         self._engine, self._id, self._market = engine, account_id, market_id
+        self._row = engine._rows.get(account_id)
 
     size = _array_field("_size", "int256 size")
     open_notional = _array_field("_open_notional", "int256 openNotional")
@@ -150,10 +156,11 @@ class PositionRef:
 class AccountRef:
     """``accounts[id]``: collateral and registration (the market mask is derived from the sizes)."""
 
-    __slots__ = ("_engine", "_id", "_market")
+    __slots__ = ("_engine", "_id", "_market", "_row")
 
     def __init__(self, engine: "PerpEngine", account_id: int):
         self._engine, self._id, self._market = engine, account_id, None
+        self._row = engine._rows.get(account_id)
 
     collateral = _array_field("_collateral", "int256 collateral")
 
@@ -233,9 +240,16 @@ class PerpEngine(ChainState):
             self._journal[row] = (
                 self._collateral[row],
                 self._registered[row],
-                *(getattr(self, name)[row].copy() for name in self._POSITION_ARRAYS),
+                self._size[row].tolist(),
+                self._open_notional[row].tolist(),
+                self._funding_index[row].tolist(),
+                self._social_loss_index[row].tolist(),
             )
         return row
+
+    def _open_markets(self, row: int) -> list[int]:
+        """The markets where the account of `row` holds a position: the bits of its market mask."""
+        return [m for m, size in enumerate(self._size[row].tolist()) if size != 0]
 
     def _grow_rows(self, capacity: int) -> None:
         def grown(array):
@@ -641,7 +655,7 @@ class PerpEngine(ChainState):
         row = self._rows.get(account_id)
         if row is None:
             return 0
-        return sum(1 << m for m in np.flatnonzero(self._size[row] != 0).tolist())
+        return sum(1 << m for m in self._open_markets(row))
 
     def health(self, account_id: int) -> tuple[int, int, int]:
         """health: (AV, MM, IM) of any account id."""
@@ -694,7 +708,7 @@ class PerpEngine(ChainState):
             row = self._rows.get(account_id)
             if row is None:
                 continue
-            for m in np.flatnonzero(self._size[row] != 0).tolist():  # the market mask's bits
+            for m in self._open_markets(row):  # the market mask's bits
                 for column, name in zip(columns, self._POSITION_ARRAYS):
                     column[i * n + m] = getattr(self, name)[row, m]
         return (collaterals, reserves, *columns)
@@ -1019,7 +1033,7 @@ class PerpEngine(ChainState):
         row = self._rows.get(account_id)
         if row is None:
             return value, mm, im
-        for m in np.flatnonzero(self._size[row] != 0).tolist():  # the market mask's bits
+        for m in self._open_markets(row):  # the market mask's bits
             position = self._position(account_id, m)
             price = self._price_of(m)
             value += (

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from simulator.chain.deploy import MarketSpec
+from simulator.market_spec import MarketSpec
 from simulator.model.liquidation_engine import LiquidationEngine, LiquidationParams
 from simulator.model.perp_engine import MarketParams
 from simulator.units import ORACLE_DECIMALS, Number, oracle_answer, usdc, wad

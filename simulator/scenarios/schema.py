@@ -29,7 +29,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from simulator.chain.deploy import AdlRanking, BadDebtPolicy, MarketSpec
+from simulator.market_spec import AdlRanking, BadDebtPolicy, MarketSpec
 from simulator.scenarios.price_csv import PriceSeries, read_price_csv
 
 PRICE_PATH_TYPES = ("scripted", "gbm", "bridge", "csv")
