@@ -33,4 +33,4 @@ mutants: setup
 	$(VENV)/python -m tests.mutation $(ARGS)
 
 clean:
-	rm -rf .build runs .pytest_cache .hypothesis
+	rm -rf .build runs .pytest_cache .hypothesis .cache/books

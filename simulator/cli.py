@@ -56,8 +56,11 @@ def scenarios(as_json: bool) -> None:
                    "population.reference_accounts=1000 (repeatable; the value is read as YAML).")
 @click.option("--json", "as_json", is_flag=True, help="Print summary.json instead of a table.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
-def run(scenario, seed, accounts, steps, mode, out_dir, settings, as_json, no_progress) -> None:
+@click.option("--no-cache", is_flag=True,
+              help="Open the book anew instead of loading it from the checkout's cache of opened books (.cache/books).")
+def run(scenario, seed, accounts, steps, mode, out_dir, settings, as_json, no_progress, no_cache) -> None:
     """Run SCENARIO (a built-in name or a YAML file; default oct-2025) and write its report."""
+    from simulator.book_cache import BookCache
     from simulator.runner import run_scenario
     from simulator.scenarios import load_scenario, with_overrides, with_settings
 
@@ -67,8 +70,9 @@ def run(scenario, seed, accounts, steps, mode, out_dir, settings, as_json, no_pr
     loaded = with_overrides(loaded, seed=seed, accounts=accounts, mode=mode)
     out_dir = (out_dir or Path("runs") / f"{loaded.name}-{loaded.mode}-seed{loaded.seed}").resolve()
     factory = _chain_exchange if loaded.mode == "chain" else _model_exchange
+    cache = None if no_cache else BookCache()
     if as_json or no_progress:
-        result = run_scenario(loaded, out_dir, factory, max_steps=steps)
+        result = run_scenario(loaded, out_dir, factory, max_steps=steps, book_cache=cache)
     else:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -76,13 +80,15 @@ def run(scenario, seed, accounts, steps, mode, out_dir, settings, as_json, no_pr
                       MofNCompleteColumn(), TimeElapsedColumn(), transient=True) as bar:
             task = bar.add_task("run", total=min(loaded.steps, steps or loaded.steps))
             result = run_scenario(loaded, out_dir, factory, progress=lambda done, _: bar.update(task, completed=done),
-                                  max_steps=steps)
+                                  max_steps=steps, book_cache=cache)
     if as_json:
         click.echo(json.dumps(result.summary, indent=2))
     else:
         _print_summary(result.summary)
         click.echo(f"\nreport: {result.report or '(none: no step completed)'}")
         click.echo(f"data:   {result.out_dir}")
+        if cache is not None and cache.outcome:
+            click.echo(f"book:   {BOOK_CACHE_OUTCOMES[cache.outcome]} (--no-cache opens it anew)")
     if result.summary["status"] != "completed":
         raise PerpsimError(f"the run {result.summary['status']}: {result.summary.get('error')} "
                            f"(what was computed is in {result.out_dir})")
@@ -145,6 +151,13 @@ def report(run_dir: Path) -> None:
     from simulator.report import render_report
 
     click.echo(render_report(run_dir.resolve()))
+
+
+BOOK_CACHE_OUTCOMES = {
+    "hit": "the opened book was loaded from the cache",
+    "miss": "the book was opened and stored in the cache",
+    "rebuilt": "the cached book failed to load or verify; it was opened anew and replaced",
+}
 
 
 @contextmanager

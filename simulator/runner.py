@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 import traceback
 from collections import deque
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
@@ -18,9 +18,10 @@ import numpy as np
 from eth_hash.auto import keccak
 
 from simulator.agents.keepers import Keepers
+from simulator.book_cache import BookCache, StaleEntry
 from simulator.agents.traders import TraderAccount, TraderAgents
 from simulator.errors import PerpsimError
-from simulator.exchange import BookSeed, Exchange, PushPrice, SetDepth, Snapshot, TraderSeed
+from simulator.exchange import BookSeed, Exchange, PushPrice, SetDepth, SetupReport, Snapshot, TraderSeed
 from simulator.market.external import ExternalMarket
 from simulator.market.oracle_agent import OracleAgent
 from simulator.market.paths import generate_fundamental_paths
@@ -83,6 +84,26 @@ def opening_book(scenario: Scenario, seed: int, accounts: int) -> tuple[BookSeed
     return book, agents, whale_address
 
 
+@contextmanager
+def _opened_exchange(factory, scenario: Scenario, book: BookSeed,
+                     cache: BookCache | None) -> Iterator[tuple[Exchange, SetupReport]]:
+    """An exchange from `factory` with the book opened in its first blocks; through `cache` when
+    given. A cache entry that fails to load or verify may leave a half-loaded exchange: that one
+    is closed and the book opened on a fresh one (the entry is replaced)."""
+    with ExitStack() as stack:
+        exchange = stack.enter_context(factory(scenario))
+        if cache is None:
+            report = exchange.open_book(book, exchange.timestamp + 1)
+        else:
+            try:
+                report = cache.open_book(exchange, scenario.market_specs(), book, exchange.timestamp + 1)
+            except StaleEntry:
+                stack.close()
+                exchange = stack.enter_context(factory(scenario))
+                report = cache.open_book(exchange, scenario.market_specs(), book, exchange.timestamp + 1)
+        yield exchange, report
+
+
 def run_scenario(
     scenario: Scenario,
     out_dir: Path,
@@ -90,12 +111,14 @@ def run_scenario(
     progress: Callable[[int, int], None] | None = None,
     max_steps: int | None = None,
     check_index: bool = False,
+    book_cache: BookCache | None = None,
 ) -> RunResult:
     """Runs `scenario` (seed, accounts and mode already applied) and writes its outputs; with
     `max_steps`, only the scenario's first steps. Whatever was computed before an error is written
     too, with the error in summary.json. With `check_index` (tests), the position index is
     reconciled with the exchange after every step and each screen's liquidatable accounts are
-    compared with an exact scan of every account."""
+    compared with an exact scan of every account. With `book_cache`, the opened book is loaded
+    from it when it holds this one, and stored in it when not."""
     started = time.perf_counter()
     seed, accounts = scenario.seed, scenario.account_count
     steps = min(scenario.steps, max_steps) if max_steps else scenario.steps
@@ -111,9 +134,7 @@ def run_scenario(
         book, trader_accounts, whale_address = opening_book(scenario, seed, accounts)
         keepers = Keepers([spec.ranking for spec in scenario.market_specs()], scenario.agents.keepers.leg_order)
         traders = TraderAgents(scenario, trader_accounts, whale_address, seed)
-        with exchange_factory(scenario) as exchange:
-            start = exchange.timestamp + 1
-            report = exchange.open_book(book, start)
+        with _opened_exchange(exchange_factory, scenario, book, book_cache) as (exchange, report):
             setup_extra = {
                 "positions_opened": report.positions_opened,
                 "positions_rejected": len(report.positions_rejected),
@@ -188,4 +209,6 @@ def run_scenario(
     if metrics.series:
         report_path = render_report(out_dir)
     counters = {"index_rows_read": index.rows_read, "index_confirmed": index.confirmed} if index else {}
+    if book_cache is not None:
+        counters["book_cache"] = book_cache.outcome
     return RunResult(out_dir=out_dir, summary=summary, report=report_path, counters=counters)

@@ -3,6 +3,8 @@ transactions, every read one batch of eth_calls."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Sequence
 
 import numpy as np
@@ -99,6 +101,25 @@ class ChainExchange:
         rejected = [(r.tx.tag[0], r.tx.tag[1], r.error) for r in results if not r.ok and r.tx.function != "transferMargin"]
         opened = sum(1 for r in results if r.ok and r.tx.function != "transferMargin")
         return SetupReport(accounts=len(book.traders), positions_opened=opened, positions_rejected=rejected)
+
+    # -- the opened-book cache -- #
+
+    def code_fingerprint(self) -> str:
+        """The deployed contracts' addresses and runtime bytecode, the node's version and chain id."""
+        contracts = sorted(self.chain.contracts.items())
+        answers = self.chain.request_many([("eth_getCode", [c.address, "latest"]) for _, c in contracts]
+                                          + [("web3_clientVersion", []), ("eth_chainId", [])])
+        parts = [(name, c.address) for name, c in contracts] + answers
+        return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
+
+    def dump_state(self) -> bytes:
+        """anvil_dumpState: every account, its code, storage and nonce, and the latest block."""
+        return bytes.fromhex(self.chain.request("anvil_dumpState", [])[2:])
+
+    def load_state(self, data: bytes, timestamp: int) -> None:
+        """anvil_loadState: the dumped accounts and block (number and time) replace the chain's."""
+        self.chain.request("anvil_loadState", ["0x" + data.hex()])
+        self.timestamp = timestamp
 
     def _blocks(self, txs: list[Tx], clock) -> list:
         results = []

@@ -6,6 +6,9 @@ once, with no heartbeat or circuit breaker (runs whose scenario trips a breaker 
 
 from __future__ import annotations
 
+import hashlib
+import pickle
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -30,6 +33,7 @@ from simulator.exchange import (
 )
 from simulator.market_spec import MarketSpec
 from simulator.model.errors import ModelRevert
+from simulator.model import protocol as protocol_module
 from simulator.model.protocol import Protocol
 from simulator.units import ORACLE_DECIMALS
 
@@ -78,6 +82,27 @@ class ModelExchange:
         rejected = [(tag[0], tag[1], error) for tag, error in zip(tags, outcomes) if tag and error is not None]
         opened = sum(1 for tag, error in zip(tags, outcomes) if tag and error is None)
         return SetupReport(accounts=len(book.traders), positions_opened=opened, positions_rejected=rejected)
+
+    # -- the opened-book cache -- #
+
+    def code_fingerprint(self) -> str:
+        """The model's source: the numpy mirror of the contracts."""
+        digest = hashlib.sha256()
+        for path in sorted(Path(protocol_module.__file__).parent.glob("*.py")):
+            digest.update(path.name.encode() + path.read_bytes())
+        return digest.hexdigest()
+
+    def dump_state(self) -> bytes:
+        return pickle.dumps(self.protocol, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def load_state(self, data: bytes, timestamp: int) -> None:
+        """The protocol pickled by `dump_state` (a file of the checkout's own cache, never one
+        received from elsewhere: unpickling runs code)."""
+        protocol = pickle.loads(data)
+        if not isinstance(protocol, Protocol):
+            raise TypeError(f"a cached model state holds a {type(protocol).__name__}, not a Protocol")
+        self.protocol = protocol
+        self.timestamp = timestamp
 
     def _blocks(self, calls, clock) -> list[str | None]:
         """Runs the calls SETUP_BATCH to a block, like the chain; None for success, else the error."""
