@@ -16,6 +16,9 @@ MAX_UINT = 2**256 - 1
 # Where a run's clock starts, in both backends (the chain's genesis is set just before it): only
 # differences of time matter to the contracts, and a fixed start makes the logged times repeat.
 RUN_START = 1_800_000_000
+# Accounts per health or keeper view call (both exchanges chunk the same way: a refused price
+# fails a chunk's call).
+SCAN_CHUNK = 400
 # Transactions per block while the book is opened (both exchanges group the same calls).
 SETUP_BATCH = 500
 # Depth set while the opening book is built, so opening it does not walk the real book.

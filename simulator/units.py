@@ -35,7 +35,3 @@ def usdc(value: Number) -> int:
 def oracle_answer(price: Number) -> int:
     """An 8-decimal oracle answer (Chainlink USD convention), rounded to the nearest unit."""
     return int((Decimal(str(price)) * 10**ORACLE_DECIMALS).to_integral_value())
-
-
-def from_wad(value: int) -> float:
-    return value / WAD

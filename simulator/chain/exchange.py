@@ -14,6 +14,7 @@ from simulator.chain.rpc import BatchedChain, Call, ContractAbi, Reverted, Tx
 from simulator.errors import ChainError
 from simulator.exchange import (
     MAX_UINT,
+    SCAN_CHUNK,
     SETUP_BATCH,
     SETUP_DEPTH,
     Action,
@@ -30,8 +31,6 @@ from simulator.exchange import (
     Trade,
 )
 
-# Accounts per healthRange call and per keeper view call.
-SCAN_CHUNK = 400
 # Registry entries per accountIdsFrom call.
 IDS_CHUNK = 5000
 # Token units the operator holds for traders' margin top-ups ($1e12: never the limit).

@@ -63,13 +63,76 @@ class BookExhausted(ModelRevert):
     fields = ("marketId", "impact", "maxImpact")
 
 
-# OracleRouter.sol (the only oracle error the model raises: a price that was never set)
+# OracleRouter.sol and PriceFeed.sol (simulator/model/oracle_router.py). Without a router, the
+# model raises only InvalidPrice, for a price that was never set.
 
 
 class InvalidPrice(ModelRevert):
-    """The market has no usable price (the model's oracle was never given one)."""
+    """The market's answer is not a usable price (<= 0, too large, or none yet)."""
 
     fields = ("marketId", "answer")
+
+
+class StalePrice(ModelRevert):
+    """The market's answer is older than its heartbeat."""
+
+    fields = ("marketId", "updatedAt", "nowTs", "heartbeat")
+
+
+class BreakerTripped(ModelRevert):
+    """The market's circuit breaker is cooling down."""
+
+    fields = ("marketId", "until")
+
+
+class DeviationUnconfirmed(ModelRevert):
+    """The answer moved more than the breaker allows from the last accepted price."""
+
+    fields = ("marketId", "lastAccepted", "answer")
+
+
+class NotOwner(ModelRevert):
+    """Only the owner may call this."""
+
+    fields = ("caller",)
+
+
+class NotUpdater(ModelRevert):
+    """Only an updater may submit answers to this feed."""
+
+    fields = ("caller",)
+
+
+class NoAnswer(ModelRevert):
+    """The feed has no round yet."""
+
+
+class ZeroAddress(ModelRevert):
+    """The zero address is not allowed here."""
+
+
+class InvalidFeed(ModelRevert):
+    """The feed is not a contract."""
+
+    fields = ("feed",)
+
+
+class InvalidHeartbeat(ModelRevert):
+    """A heartbeat of 0 is not allowed."""
+
+    fields = ("heartbeat",)
+
+
+class InvalidMaxDeviation(ModelRevert):
+    """The breaker's deviation must be below 100%."""
+
+    fields = ("maxDeviation",)
+
+
+class UnsupportedDecimals(ModelRevert):
+    """The feed has more than 18 decimals."""
+
+    fields = ("decimals",)
 
 
 # IPerpEngine.sol

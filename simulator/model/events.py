@@ -41,6 +41,10 @@ EVENT_FIELDS: dict[str, tuple[str, ...]] = {
     "Deleveraged": (
         "accountId", "marketId", "size", "bankruptcyPrice", "oraclePrice", "valueBefore", "counterparties"
     ),
+    # PriceFeed and OracleRouter (the model's router: simulator/model/oracle_router.py)
+    "AnswerUpdated": ("current", "roundId", "updatedAt"),
+    "CircuitBreakerTripped": ("marketId", "lastAccepted", "answer", "until"),
+    "BreakerReset": ("marketId", "answer"),
 }
 
 

@@ -16,6 +16,7 @@ import numpy as np
 from simulator.exchange import (
     MAX_UINT,
     RUN_START,
+    SCAN_CHUNK,
     SETUP_BATCH,
     SETUP_DEPTH,
     Action,
@@ -35,15 +36,17 @@ from simulator.market_spec import MarketSpec
 from simulator.model.errors import ModelRevert
 from simulator.model import protocol as protocol_module
 from simulator.model.protocol import Protocol
-from simulator.units import ORACLE_DECIMALS
 
 VAULT = 0x7A0017
 KEEPER = 0x4EE9E2
 
 
 class ModelExchange:
-    def __init__(self, markets: Sequence[MarketSpec], timestamp: int = RUN_START):
-        self.protocol = Protocol.from_specs(markets, vault=VAULT, vault_collateral_usd=0, timestamp=timestamp)
+    def __init__(self, markets: Sequence[MarketSpec], timestamp: int = RUN_START - 1):
+        """`timestamp`: the time of the last block before the run, as on the chain exchange (so the
+        run's first block, the opening's, is at RUN_START in both)."""
+        self.protocol = Protocol.from_specs(markets, vault=VAULT, vault_collateral_usd=0, timestamp=timestamp,
+                                            oracle_router=True)
         self.n_markets = len(markets)
         self.vault_id = VAULT
         self.timestamp = timestamp
@@ -140,7 +143,9 @@ class ModelExchange:
     def _apply(self, action: Action) -> None:
         p = self.protocol
         if isinstance(action, PushPrice):
-            p.set_price(action.market, action.answer * 10 ** (18 - ORACLE_DECIMALS))
+            # The feed takes the answer; the router's update records what it decides (its breaker).
+            p.feeds[action.market].submit(action.answer, sender=p.deployer)
+            p.oracle.update(action.market)
         elif isinstance(action, SetDepth):
             p.set_depth(action.market, action.depth2pct)
         elif isinstance(action, Liquidate):
@@ -161,7 +166,19 @@ class ModelExchange:
     # -- reads -- #
 
     def scan(self) -> HealthScan:
-        ids, values, mms, _ = self.protocol.health_all()
+        try:
+            ids, values, mms, _ = self.protocol.health_all()
+        except ModelRevert:
+            # A refused price (breaker, staleness): as on chain, the accounts whose health can be
+            # computed now, one by one; those holding the refused market are left out.
+            rows = []
+            for account in self.protocol.account_ids:
+                try:
+                    rows.append((account, *self.protocol.health(account)[:2]))
+                except ModelRevert:
+                    continue
+            ids = [row[0] for row in rows]
+            values, mms = [row[1] for row in rows], [row[2] for row in rows]
         keep = [i for i, account in enumerate(ids) if account != VAULT]
         return HealthScan(ids=[int(ids[i]) for i in keep], values=np.asarray(values, dtype=object)[keep],
                           mms=np.asarray(mms, dtype=object)[keep])
@@ -190,12 +207,15 @@ class ModelExchange:
         return self.protocol.unrealized_pnls([a for a, _ in pairs], [m for _, m in pairs])
 
     def adl_required(self, pairs: Sequence[tuple[int, int]]) -> list[bool]:
+        """adlRequiredMany per chunk of pairs, as the chain exchange asks it: a refused price fails
+        its chunk's call, which answers False for every pair of the chunk."""
         answers = []
-        for account, market in pairs:
-            try:  # a refused price answers False, as on chain (whose scan then finds nobody)
-                answers.append(bool(self.protocol.adl_required(account, market)))
+        for start in range(0, len(pairs), SCAN_CHUNK):
+            chunk = pairs[start : start + SCAN_CHUNK]
+            try:
+                answers += [bool(a) for a in self.protocol.adl_required_many([a for a, _ in chunk], [m for _, m in chunk])]
             except ModelRevert:
-                answers.append(False)
+                answers += [False] * len(chunk)
         return answers
 
     def fund_reserves(self, account_ids: Sequence[int]) -> list[int]:
@@ -206,9 +226,14 @@ class ModelExchange:
 
     def snapshot(self) -> Snapshot:
         views = self.protocol.market_views()
+        prices, status = self.protocol.oracle.prices(list(range(self.n_markets)))
+        try:
+            vault_value = self.protocol.health(VAULT)[0]
+        except ModelRevert:  # a refused price: the chain's health view reverts too
+            vault_value = None
         return Snapshot(
-            prices=list(self.protocol.prices),
-            price_status=[0] * self.n_markets,
+            prices=prices,
+            price_status=status,
             depth2pct=[v.depth2pct for v in views],
             long_open_interest=[v.long_open_interest for v in views],
             short_open_interest=[v.short_open_interest for v in views],
@@ -216,7 +241,7 @@ class ModelExchange:
             insurance_fund=self.protocol.insurance_fund,
             insurance_fund_reserved=self.protocol.insurance_fund_reserved,
             bad_debt=self.protocol.bad_debt,
-            vault_value=self.protocol.health(VAULT)[0],
+            vault_value=vault_value,
             funding_index=[v.funding_index for v in views],
             funding_rate=[v.funding_rate for v in views],
             last_funding_time=[v.last_funding_time for v in views],

@@ -19,7 +19,7 @@ units, everything else WAD.
 
 from __future__ import annotations
 
-from dataclasses import astuple, dataclass, replace
+from dataclasses import dataclass, replace
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -73,9 +73,6 @@ class MarketParams:
     def from_spec(cls, spec) -> "MarketParams":
         """From a `simulator.chain.deploy.MarketSpec` (the tuple its `params()` sends to the chain)."""
         return cls(*spec.params())
-
-    def as_tuple(self) -> tuple:
-        return astuple(self)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,9 @@ State, by where it lives on chain:
   funding index, last funding time, open interest, book block and consumption, social-loss index),
   ``tiers``, ``insurance_fund``, ``bad_debt``, ``vault``, ``token_balance``.
 - LiquidationEngine: liquidation params per market (``liquidation_params``), ``rate_windows``.
-- ChainState: ``prices`` (what OracleRouter.price would serve; its guards are not modelled),
+- OracleRouter and PriceFeed (oracle_router, when built with ``oracle_router=True``): ``oracle``
+  (per market the feed, heartbeat, breaker and its state) and ``feeds``.
+- ChainState: ``prices`` (without a router: what the engine reads, set by ``set_price``),
   ``block_number``, ``timestamp``, ``events``.
 """
 
@@ -19,6 +21,7 @@ from typing import Sequence
 
 from simulator.market_spec import MarketSpec
 from simulator.model.liquidation_engine import LiquidationEngine, LiquidationParams
+from simulator.model.oracle_router import OracleRouter, PriceFeed
 from simulator.model.perp_engine import MarketParams
 from simulator.units import ORACLE_DECIMALS, Number, oracle_answer, usdc, wad
 
@@ -47,6 +50,7 @@ class Protocol(LiquidationEngine):
             chain["timestamp"] = timestamp
         super().__init__(token_decimals=token_decimals, deployer=deployer, **chain)
         self.deployer = deployer
+        self.feeds: list[PriceFeed] = []  # with an oracle router: each market's feed
 
     @classmethod
     def from_specs(
@@ -56,11 +60,16 @@ class Protocol(LiquidationEngine):
         vault: int = VAULT,
         vault_collateral_usd: Number = 10_000_000,
         insurance_fund_usd: Number = 0,
+        oracle_router: bool = False,
         **options,
     ) -> "Protocol":
         """The model of `simulator.chain.deploy.deploy_system`: markets with their prices, tiers and
-        liquidation rules, the vault set and funded, the insurance fund funded."""
+        liquidation rules, the vault set and funded, the insurance fund funded. With
+        `oracle_router`, each market's price comes from a feed through the router's mirror (its
+        heartbeat, breaker and cooldown from the spec), as on chain; without, from `set_price`."""
         protocol = cls(**options)
+        if oracle_router:
+            protocol.oracle = OracleRouter(protocol, owner=protocol.deployer)
         for spec in markets:
             protocol.add_market(spec)
         protocol.set_vault(vault)
@@ -75,16 +84,18 @@ class Protocol(LiquidationEngine):
         the router serves an 8-decimal answer: scaled exactly to WAD)."""
         market_id = self.create_market(spec.name, MarketParams.from_spec(spec))
         self.set_price(market_id, oracle_answer(spec.price) * 10 ** (18 - ORACLE_DECIMALS))
+        if self.oracle is not None:
+            feed = PriceFeed(self, ORACLE_DECIMALS, f"{spec.name} / USD", owner=self.deployer)
+            feed.submit(oracle_answer(spec.price), sender=self.deployer)
+            self.oracle.set_market(market_id, feed, spec.heartbeat, wad(spec.max_deviation), spec.cooldown,
+                                   sender=self.deployer)
+            self.feeds.append(feed)
         if spec.tiers:
             floors = [0] + [wad(floor) for floor, _ in spec.tiers]
             mmrs = [wad(spec.mmr)] + [wad(mmr) for _, mmr in spec.tiers]
             self.set_tiers(market_id, floors, mmrs)
         self.set_liquidation_params(market_id, LiquidationParams.from_spec(spec))
         return market_id
-
-    def set_price_usd(self, market_id: int, price: Number) -> None:
-        """`set_price` from a dollar price, rounded to the oracle's 8 decimals like System.set_price."""
-        self.set_price(market_id, oracle_answer(price) * 10 ** (18 - ORACLE_DECIMALS))
 
     def fund(self, account: int, amount_usd: Number) -> None:
         """Deposits `amount_usd` dollars into `account`'s cross account (System.fund)."""

@@ -10,9 +10,10 @@ event log, and transactions that revert atomically.
   are journaled on their first write, everything else is snapshotted when the transaction begins.
   Calls made inside a transaction (the liquidation engine calling the engine's hooks) are part of
   it, as external calls between the two contracts are part of one Ethereum transaction.
-- The oracle is outside the model: `set_price(market_id, price_wad)` sets the price the engine
-  reads. The chain's OracleRouter guards (heartbeat, deviation breaker, cooldown, invalid answers)
-  are not modelled; a driver that wants them decides before calling `set_price`.
+- The oracle: either the router's mirror (`oracle`: simulator/model/oracle_router.py, with its
+  feeds, heartbeat, deviation breaker and cooldown), as model-mode runs use it, or, without one,
+  `set_price(market_id, price_wad)` sets the price the engine reads, unguarded (tests that decide
+  the guards themselves).
 """
 
 from __future__ import annotations
@@ -68,8 +69,10 @@ class ChainState:
         self.timestamp = timestamp
         self.auto_mine = auto_mine
         self.block_time = block_time
-        # WAD price per market; 0 = never set (reading it raises InvalidPrice).
+        # WAD price per market; 0 = never set (reading it raises InvalidPrice). Unused when the
+        # chain has an oracle router (`oracle`, simulator/model/oracle_router.py): it serves them.
         self.prices: list[int] = []
+        self.oracle = None
         self.events: list[Event] = []
         self._tx_depth = 0
         # Row -> saved values, while a transaction runs (see PerpEngine._writable_row).
@@ -87,7 +90,7 @@ class ChainState:
     # --- oracle -----------------------------------------------------------------------------
 
     def set_price(self, market_id: int, price: int) -> None:
-        """Sets the WAD price the engine reads for `market_id` (OracleRouter.price, guards not modelled)."""
+        """Sets the WAD price the engine reads for `market_id` when the chain has no oracle router."""
         if not 0 <= market_id < len(self.prices):
             raise ValueError(f"no market {market_id}: create it first")
         if price <= 0:
@@ -95,7 +98,10 @@ class ChainState:
         self.prices[market_id] = int(price)
 
     def _price_of(self, market_id: int) -> int:
-        """_priceOf / oracle.price(marketId)."""
+        """_priceOf / oracle.price(marketId): the router's price when the chain has one (its
+        refusal raises its error), else the price `set_price` gave."""
+        if self.oracle is not None:
+            return self.oracle.price(market_id)
         price = self.prices[market_id]
         if price == 0:
             raise InvalidPrice(market_id, 0)

@@ -24,10 +24,6 @@ class PriceSeries:
     prices: np.ndarray
     source: str
 
-    @property
-    def duration_seconds(self) -> float:
-        return float(self.seconds[-1])
-
 
 def _parse_timestamp(text: str) -> float:
     try:

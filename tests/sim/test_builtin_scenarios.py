@@ -1,6 +1,6 @@
 """The built-in scenarios: every one loads, and each scenario beyond calm and oct-2025 does what
 its header says. Model mode on small populations (each run takes about a second); the circuit
-breaker, which only the chain's oracle router has, on chain with a tiny population."""
+breaker also on chain with a tiny population."""
 
 from __future__ import annotations
 
@@ -235,13 +235,16 @@ def test_keeper_latency_delays_the_first_liquidation_by_the_extra_steps(tmp_path
     assert first[1] is not None and first[5] == first[1] + 4
 
 
-def test_circuit_breaker_scenario_without_the_router_liquidates_on_the_wick(tmp_path):
-    """Model mode has no oracle router, so it is the run without the breaker: the wick's false
-    price liquidates accounts (the chain test below shows the breaker refusing it)."""
+def test_circuit_breaker_model_refuses_the_wick_and_without_the_breaker_liquidates_on_it(tmp_path):
+    """The model's oracle router trips on the wick as the contract does (the chain test below);
+    with the breaker off (`max_deviation: 0`) the wick's false price liquidates accounts."""
     chosen = scenario("circuit-breaker", accounts=40)
     wick = chosen.oracle.wick
-    result = run(chosen, tmp_path, steps=240)
-    on_wick = [e for e in result.of("Liquidation", marketId=0) if wick.step <= e["step"] <= wick.end_step]
+    guarded = run(chosen, tmp_path / "guarded", steps=240)
+    [trip] = guarded.of("CircuitBreakerTripped")
+    assert trip["step"] == wick.step and not guarded.of("Liquidation")
+    without = run(with_settings(chosen, {"markets.*.max_deviation": 0}), tmp_path / "without", steps=240)
+    on_wick = [e for e in without.of("Liquidation", marketId=0) if wick.step <= e["step"] <= wick.end_step]
     assert on_wick and all(usd(e["oraclePrice"]) < 0.9 * chosen.market("BTC").price for e in on_wick)
 
 
@@ -274,6 +277,3 @@ def test_circuit_breaker_on_chain_refuses_the_wick(tmp_path, chain_exchange):
     served = [price for price in result.column("BTC", "oracle_price") if price > 0]  # 0: refused
     assert min(served) > 0.95 * btc.price  # the wick's price was never served...
     assert result.summary["liquidations"] == 0 and not result.of("Liquidation")  # ...nor liquidated on it
-    # The same accounts without the breaker (the model has no router) are liquidated on the wick.
-    without = run(with_overrides(chosen, mode="model"), tmp_path / "model", steps=cooldown_end + 60)
-    assert without.summary["liquidations"] > 0
