@@ -1,7 +1,7 @@
 """Stateful property tests against the contracts on anvil, split as Morpho Blue splits its invariant
 suites: a STATIC machine (no price moves, no time passing) and a DYNAMIC one (bounded price moves,
 time and funding, depth changes, stale and breaker-tripped prices, keepers). Every rule runs on the
-contracts and on the model through tests/test_differential.Twin, which compares outcomes, events
+contracts and on the model through tests/twin/harness.Twin, which compares outcomes, events
 and the whole state after every transaction (invariant 11). Invariants are numbered as in
 INVARIANTS.md.
 
@@ -20,18 +20,8 @@ from simulator.units import WAD, usdc, wad
 from tests.invariants import check_invariants as check_chain_invariants
 from tests.model.helpers import check_invariants as check_model_invariants
 from tests.model.helpers import examples, steps
-from tests.test_differential import (
-    DEPTH_FACTORS,
-    MAX_UINT,
-    SPECS,
-    Env,
-    Twin,
-    apply_user_op,
-    build_env,
-    free_margin,
-    openings,
-    slot_spec,
-)
+from tests.twin.harness import MAX_UINT, SPECS, Env, Twin, apply_user_op, build_env, free_margin, slot_spec
+from tests.twin.strategies import DEPTH_FACTORS, openings
 
 N_MARKETS = 3
 N_TRADERS = 6
@@ -218,7 +208,7 @@ class StaticMachine(ProtocolMachine):
     @rule(op=openings(N_TRADERS, N_MARKETS), fund_bucket=st.integers(0, 100))
     def open(self, op, fund_bucket):
         """openPosition, openIsolatedPosition (after moving `fund_bucket`% of the free margin into
-        the bucket, itself a checked action) or settleMatchedFill, sized as test_differential does."""
+        the bucket, itself a checked action) or settleMatchedFill, sized as the differential suite's `apply_user_op` does."""
         _, t, m, side, tenths, how, other, band_bp, dust = op
         who = self.traders[t]
         cross, isolated = self.ids(who)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from simulator.agents.keepers import adl_counterparties
+from simulator.agents import reference_keeper
+from simulator.agents.reference_keeper import KeeperReport, ModelKeeper
 from simulator.chain.deploy import AdlRanking, BadDebtPolicy, MarketSpec
 from simulator.model import Protocol
 from simulator.model.errors import ModelRevert
@@ -101,44 +102,14 @@ def fingerprint(protocol: Protocol) -> tuple:
 
 
 def canonical_counterparties(protocol: Protocol, market_id: int, account_id: int, ranking) -> list[int]:
-    """simulator/chain/keeper.py's choice: the prefix of the ranking that covers the position
-    (PNL_LEVERAGE), or all of it (PRO_RATA)."""
-    size = abs(protocol.position_of(account_id, market_id)[0])
-    pro_rata = protocol.liquidation_params(market_id).ranking == AdlRanking.PRO_RATA
-    sizes = [] if pro_rata else protocol.position_sizes(list(ranking), market_id)
-    return adl_counterparties(list(ranking), sizes, size, pro_rata)
+    """The reference keeper's choice (simulator/agents/reference_keeper.py) on the model: the prefix
+    of the ranking that covers the position (PNL_LEVERAGE), or all of it (PRO_RATA)."""
+    return reference_keeper.canonical_counterparties(ModelKeeper(protocol), market_id, account_id, ranking)
 
 
-def run_keepers(protocol: Protocol, keeper: int = KEEPER, max_rounds: int = 10) -> dict:
-    """The model of simulator/chain/keeper.run_keepers: liquidate until nothing can be acted on."""
-    report = {"liquidations": 0, "adl_calls": 0, "stalled": []}
-    for _ in range(max_rounds):
-        progressed = False
-        report["stalled"] = []
-        for account_id in protocol.liquidatable_accounts():
-            if account_id == protocol.vault:
-                continue
-            for market_id in range(protocol.market_count()):
-                if not protocol.is_account_liquidatable(account_id):
-                    break
-                side = protocol.position_of(account_id, market_id)[0]
-                if side == 0:
-                    continue
-                try:
-                    if protocol.adl_required(account_id, market_id):
-                        ranking, _ = protocol.adl_ranking(market_id, side)
-                        chosen = canonical_counterparties(protocol, market_id, account_id, ranking)
-                        protocol.deleverage_account(account_id, market_id, chosen)
-                        report["adl_calls"] += 1
-                    else:
-                        protocol.liquidate_account(account_id, market_id, keeper=keeper)
-                        report["liquidations"] += 1
-                    progressed = True
-                except ModelRevert as exc:
-                    report["stalled"].append((account_id, market_id, type(exc).__name__))
-        if not progressed:
-            break
-    return report
+def run_keepers(protocol: Protocol, keeper: int = KEEPER, max_rounds: int = 10) -> KeeperReport:
+    """The reference keeper on the model: liquidate until nothing can be acted on."""
+    return reference_keeper.run_keepers(ModelKeeper(protocol, keeper), max_rounds)
 
 
 def health_by_loop(protocol: Protocol):

@@ -1,4 +1,4 @@
-"""Regressions on chain (with the model in lockstep, tests/test_differential.Twin): cases found while
+"""Regressions on chain (with the model in lockstep, tests/twin/harness.Twin): cases found while
 writing the property tests, kept as fixed sequences.
 
 The cross-account deficit case (found by the differential suite): a liquidation that leaves a
@@ -11,11 +11,20 @@ waterfall counts only the free fund for everyone else, and the earmark is paid o
 close-out. The model mirrors the contracts, so chain and model agree throughout.
 """
 
+import pytest
+
 from simulator.chain.deploy import MarketSpec
 from simulator.units import WAD, oracle_answer, usdc, wad
-from tests.test_differential import HEARTBEAT, Twin, env, isolated  # noqa: F401 (env: the module fixture)
+from tests.isolation import isolated
+from tests.twin.harness import Twin, build_env
+from tests.twin.oracle import HEARTBEAT
 
 BTC, ETH = 0, 1
+
+
+@pytest.fixture(scope="module")
+def env(project, chain, accounts, toolchain_checked):
+    return build_env(project, chain, accounts)
 
 
 def two_adl_markets(twin: Twin, insurance_usd: int):
