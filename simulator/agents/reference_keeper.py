@@ -18,7 +18,7 @@ from typing import Protocol as Interface
 from typing import Sequence
 
 from simulator.agents.keepers import adl_counterparties
-from simulator.chain.deploy import AdlRanking
+from simulator.market_spec import AdlRanking
 from simulator.model.errors import ModelRevert
 
 MAX_UINT = 2**256 - 1
