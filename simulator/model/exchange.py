@@ -55,6 +55,14 @@ class ModelExchange:
 
     def open_book(self, book: BookSeed, timestamp: int) -> SetupReport:
         p = self.protocol
+        p.logging = False  # nothing reads the opening's events (the chain's are not read either)
+        try:
+            return self._open_book(book, timestamp)
+        finally:
+            p.logging = True
+
+    def _open_book(self, book: BookSeed, timestamp: int) -> SetupReport:
+        p = self.protocol
         clock = iter(range(timestamp, timestamp + 10**6))
         next(clock)  # the chain's first block mints and approves: no engine state
         funding = [(int(t.address, 16), t.collateral) for t in book.traders if t.collateral]
