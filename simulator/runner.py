@@ -23,7 +23,7 @@ from simulator.errors import PerpsimError
 from simulator.exchange import BookSeed, Exchange, PushPrice, SetDepth, Snapshot, TraderSeed
 from simulator.market.external import ExternalMarket
 from simulator.market.oracle_agent import OracleAgent
-from simulator.market.paths import generate_fundamental_paths
+from simulator.market.paths import generate_fundamental_paths, sample_shocks
 from simulator.metrics import Metrics
 from simulator.position_index import PositionIndex
 from simulator.population import population_for_scenario, size_vault_and_insurance_fund
@@ -101,7 +101,10 @@ def run_scenario(
     status, error, setup_extra = "completed", None, {}
     completed_steps = 0
     try:
-        paths = generate_fundamental_paths(scenario, seed=seed)
+        sampled, shocks = sample_shocks(scenario, seed)
+        if shocks:  # the shock sizes this run drew (a scenario whose targets are distributions)
+            setup_extra["shocks"] = shocks
+        paths = generate_fundamental_paths(sampled, seed=seed)
         external = ExternalMarket.from_scenario(scenario)
         oracle = OracleAgent.from_scenario(scenario)
         book, trader_accounts, whale_address = opening_book(scenario, seed, accounts)
@@ -110,10 +113,10 @@ def run_scenario(
         with exchange_factory(scenario) as exchange:
             start = exchange.timestamp + 1
             report = exchange.open_book(book, start)
-            setup_extra = {
+            setup_extra.update({
                 "positions_opened": report.positions_opened,
                 "positions_rejected": len(report.positions_rejected),
-            }
+            })
             clock = exchange.timestamp
             final = exchange.snapshot()
             metrics.insurance_fund_start = final.insurance_fund
