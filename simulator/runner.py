@@ -86,13 +86,13 @@ def run_scenario(
     progress: Callable[[int, int], None] | None = None,
     max_steps: int | None = None,
     check_index: bool = False,
-    report: bool = True,
+    render: bool = True,
 ) -> RunResult:
     """Runs `scenario` (seed, accounts and mode already applied) and writes its outputs; with
     `max_steps`, only the scenario's first steps. Whatever was computed before an error is written
     too, with the error in summary.json. With `check_index` (tests), the position index is
     reconciled with the exchange after every step and each screen's liquidatable accounts are
-    compared with an exact scan of every account. Without `report`, only the data files are
+    compared with an exact scan of every account. Without `render`, only the data files are
     written (no plots, no report.html: `perpsim report` renders them later)."""
     started = time.perf_counter()
     seed, accounts = scenario.seed, scenario.account_count
@@ -186,7 +186,7 @@ def run_scenario(
     )
     write_data(out_dir, metrics, summary)
     report_path = None
-    if metrics.series and report:
+    if metrics.series and render:
         report_path = render_report(out_dir)
     counters = {"index_rows_read": index.rows_read, "index_confirmed": index.confirmed} if index else {}
     return RunResult(out_dir=out_dir, summary=summary, report=report_path, counters=counters)

@@ -236,7 +236,7 @@ def execute_run(task: Mapping, scratch: str | None = None, pack: bool = False,
         scenario = Scenario.model_validate_json(task["scenario"], context={"base_dir": None})
         factory = exchange_factory or EXCHANGES[scenario.mode]
         summary = run_scenario(scenario, folder, factory, max_steps=task.get("max_steps"),
-                               report=task.get("report", False)).summary
+                               render=task.get("report", False)).summary
         record.update(status=summary["status"], error=summary.get("error"), traceback=summary.get("traceback"),
                       summary=summary, fund_drawdown_usd=_drawdown(folder, summary))
     except Exception as exc:  # the run could not even start: record it, the sweep goes on
