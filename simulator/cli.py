@@ -282,7 +282,8 @@ def _print_risk(combinations: list[dict]) -> None:
     varied = [k for k in combinations[0] if k not in fixed]
     shown = {"p_insolvency": "P(insolvency)", "bad_debt_mean": "bad debt mean $", "bad_debt_var95": "VaR95 $",
              "bad_debt_var99": "VaR99 $", "bad_debt_es95": "ES95 $", "fund_drawdown_var95": "fund drawdown VaR95 $",
-             "p_adl": "P(ADL)", "adl_notional_var95": "ADL VaR95 $", "lar95": "LaR95 $"}
+             "p_adl": "P(ADL)", "adl_notional_var95": "ADL VaR95 $", "socialized_var95": "socialised VaR95 $",
+             "lar95": "LaR95 $"}
     table = Table(title="risk over paths (bootstrap 95% interval)")
     table.add_column("comb.")
     for path in varied:
@@ -304,7 +305,7 @@ def _print_risk(combinations: list[dict]) -> None:
         table.add_row(entry["combination"], *(str(entry[k]) for k in varied), done, *cells)
     console = Console()
     if not console.is_terminal:
-        console.width = 200
+        console.width = 260
     console.print(table)
 
 

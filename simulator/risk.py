@@ -69,6 +69,8 @@ FIGURES: list[Figure] = [
     *_loss_figures("adl_notional", "adl_notional_usd"),
     ("liquidated_mean", "liquidated_notional_usd", _mean),
     ("lar95", "liquidated_notional_usd", lambda rows: quantile_sorted(rows, 0.95)),
+    ("socialized_mean", "socialized_loss_usd", _mean),
+    ("socialized_var95", "socialized_loss_usd", lambda rows: quantile_sorted(rows, 0.95)),
     ("adl_overshoot_mean", "adl_overshoot_usd", _mean),
     ("adl_overshoot_var95", "adl_overshoot_usd", lambda rows: quantile_sorted(rows, 0.95)),
     ("vault_pnl_mean", "vault_pnl_usd", _mean),

@@ -291,6 +291,7 @@ def test_a_bad_draw_is_named(load_dict, draw, message):
 
 def test_risk_figures_follow_their_definitions():
     losses = [{"bad_debt_usd": float(x), "adl_notional_usd": 0.0, "liquidated_notional_usd": float(x),
+               "socialized_loss_usd": 0.0,
                "insurance_fund_drawdown_usd": None, "adl_overshoot_usd": 0.0, "vault_pnl_usd": float(x - 50)}
               for x in range(100)]  # 0, 1, ..., 99
     figures = risk_figures(losses, combination=1)
