@@ -376,23 +376,34 @@ def dask_client(workers: int, scheduler: str | None, scratch: Path) -> Iterator[
     """A Dask client: of an existing cluster at `scheduler`, else of a LocalCluster of `workers`
     processes with one thread each, whose files (worker folders, spill) go under `scratch`."""
     import dask
-    from distributed import Client, LocalCluster
 
     settings = {"temporary-directory": str(scratch), "distributed.worker.daemon": False,
                 "distributed.admin.large-graph-warning-threshold": "50MB"}
-    with dask.config.set(settings):
-        if scheduler is not None:
-            try:
-                client = Client(scheduler, timeout="15s")
-            except (OSError, TimeoutError, ValueError) as exc:
-                raise SweepError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
-            with client:
-                yield client
-            return
-        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                          local_directory=str(scratch), silence_logs=logging.ERROR) as cluster, \
-                Client(cluster) as client:
+    # Dask logs a lost connection with its own tracebacks; the sweep says it in one line.
+    logger = logging.getLogger("distributed")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        with dask.config.set(settings):
+            yield from _client(workers, scheduler, scratch)
+    finally:
+        logger.setLevel(level)
+
+
+def _client(workers: int, scheduler: str | None, scratch: Path) -> Iterator[Any]:
+    from distributed import Client, LocalCluster
+
+    if scheduler is not None:
+        try:
+            client = Client(scheduler, timeout="15s")
+        except (OSError, TimeoutError, ValueError) as exc:
+            raise SweepError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
+        with client:
             yield client
+        return
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                      local_directory=str(scratch), silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
+        yield client
 
 
 def _store(out_dir: Path, variant: Variant, record: dict) -> dict:
