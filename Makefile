@@ -9,7 +9,7 @@ help:
 	@echo "make run    the main job: the oct-2025 cascade against the contracts on a fresh anvil"
 	@echo "make test   run the whole test suite (contracts on anvil, properties, simulator)"
 	@echo "make gas    print the gas cost of every public contract function"
-	@echo "make bench  measure the simulator's throughput (chain vs model, batched vs one call at a time)"
+	@echo "make bench  measure the simulator's throughput (chain vs model, batched vs one call at a time, sweeps on 1 and 2 workers)"
 	@echo "make mutants check that the differential and stateful suites catch deliberate errors in the contracts"
 	@echo "make setup  install the toolchain only (Python env, npm solc/anvil, compiler stand-in)"
 	@echo "make clean  remove build outputs and run folders (keeps the installed toolchain)"
