@@ -116,13 +116,15 @@ def run(scenario, seed, accounts, steps, mode, out_dir, settings, as_json, no_pr
 @click.option("--resume/--no-resume", default=True, show_default=True,
               help="Skip runs already completed in the output folder with the same content key.")
 @click.option("--run-reports", is_flag=True, help="Render each run's report.html and plots too (slow: about 1.5 s a run).")
+@click.option("--no-cache", is_flag=True,
+              help="Open every run's book anew instead of loading it from the cache of opened books (.cache/books).")
 @click.option("--set", "settings", multiple=True, metavar="KEY.PATH=VALUE", callback=lambda _c, _p, v: _settings(v),
               help="Change a setting of every run, as perpsim run --set (repeatable).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Output folder (default: runs/sweep-<scenario>-<mode>).")
 @click.option("--json", "as_json", is_flag=True, help="Print sweep.json instead of a table.")
-def sweep(scenario, vary, seeds, seed, accounts, steps, mode, workers, scheduler, resume, run_reports, settings,
-          out_dir, as_json) -> None:
+def sweep(scenario, vary, seeds, seed, accounts, steps, mode, workers, scheduler, resume, run_reports, no_cache,
+          settings, out_dir, as_json) -> None:
     """Run SCENARIO over a grid of settings and price paths, in parallel; report the risk figures
     of each combination (sweep.csv, sweep.json), every run (runs.csv, runs.parquet), sweep.png,
     and each run's data in its folder. The exit status is the number of runs that did not
@@ -143,7 +145,8 @@ def sweep(scenario, vary, seeds, seed, accounts, steps, mode, workers, scheduler
     out_dir = (out_dir or Path("runs") / f"sweep-{loaded.name}-{mode}").resolve()
     if workers is None:
         workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    options = dict(max_steps=steps, workers=workers, scheduler=scheduler, resume=resume, run_reports=run_reports)
+    options = dict(max_steps=steps, workers=workers, scheduler=scheduler, resume=resume, run_reports=run_reports,
+                   book_cache=not no_cache)
     # `kill` (SIGTERM) stops the sweep as Ctrl-C does: tables written, workers and anvils stopped.
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:

@@ -47,6 +47,7 @@ import numpy as np
 import yaml
 
 from simulator import __version__
+from simulator.book_cache import BookCache
 from simulator.errors import PerpsimError
 from simulator.report import atomic_write
 from simulator.risk import FIGURE_NAMES, fund_drawdown, risk_figures
@@ -236,7 +237,8 @@ def execute_run(task: Mapping, scratch: str | None = None, pack: bool = False,
         scenario = Scenario.model_validate_json(task["scenario"], context={"base_dir": None})
         factory = exchange_factory or EXCHANGES[scenario.mode]
         summary = run_scenario(scenario, folder, factory, max_steps=task.get("max_steps"),
-                               render=task.get("report", False)).summary
+                               render=task.get("report", False),
+                               book_cache=BookCache() if task.get("book_cache") else None).summary
         record.update(status=summary["status"], error=summary.get("error"), traceback=summary.get("traceback"),
                       summary=summary, fund_drawdown_usd=_drawdown(folder, summary))
     except Exception as exc:  # the run could not even start: record it, the sweep goes on
@@ -283,12 +285,15 @@ def _failed_record(task: Mapping, error: str) -> dict:
 def run_sweep(variants: Sequence[Variant], out_dir: Path, exchange_factory: Callable | None = None,
               progress: Callable[[SweepStatus], None] | None = None, max_steps: int | None = None,
               workers: int = 1, scheduler: str | None = None, resume: bool = True,
-              run_reports: bool = False) -> SweepResult:
+              run_reports: bool = False, book_cache: bool = True) -> SweepResult:
     """Runs every variant into `out_dir`/<label>/ and writes the sweep's tables.
 
     `workers` 1 runs here, one after another; more start a Dask LocalCluster of that many worker
     processes (one thread each); `scheduler` (an address) uses an existing Dask cluster instead.
-    With `resume`, runs already completed under the same content key are not run again.
+    With `resume`, runs already completed under the same content key are not run again. With
+    `book_cache`, each run loads its opened book from (and stores it in) the cache of opened books
+    of the machine it runs on (simulator/book_cache.py): variants that differ only after the
+    opening open it once.
     `exchange_factory` (default: by the scenario's mode) must be picklable to run on Dask."""
     out_dir.mkdir(parents=True, exist_ok=True)
     partial = out_dir / PARTIAL
@@ -308,7 +313,7 @@ def run_sweep(variants: Sequence[Variant], out_dir: Path, exchange_factory: Call
     tables = _Tables(result, variants, rows)
     tasks = {index: {"label": variants[index].label, "key": keys[index],
                      "scenario": scenario_text(variants[index].scenario), "max_steps": max_steps,
-                     "report": run_reports} for index in todo}
+                     "report": run_reports, "book_cache": book_cache} for index in todo}
 
     def finished(index: int, record: dict) -> None:
         rows[index] = _store(out_dir, variants[index], record)
