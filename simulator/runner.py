@@ -170,7 +170,7 @@ def run_scenario(
                 while keeper_queue and keeper_queue[0][0] <= step:
                     actions += keeper_queue.popleft()[1]
                 api_outage = any(state.name == "OUTAGE" for state in market.maker_states)
-                actions += traders.plan(step, exchange, scan, list(market.prices), api_outage)
+                actions += traders.plan(step, exchange, scan, list(market.prices), api_outage, index)
                 results = exchange.execute(actions, timestamp) if actions else []
                 index.apply(results)
                 flow = metrics.record_results(step, results)
