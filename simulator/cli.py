@@ -208,6 +208,51 @@ def report(run_dir: Path) -> None:
     click.echo(render_report(run_dir.resolve()))
 
 
+@cli.command()
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--window", default=None, metavar="START:END",
+              help="The crash window in steps (default: the run's crash_window, the steepest falling "
+                   "scripted leg; else the whole run).")
+@click.option("--json", "as_json", is_flag=True, help="Print the facts as JSON.")
+def facts(run_dirs, window, as_json) -> None:
+    """The stylized facts of one or more run folders, against the bands of 10 Oct 2025
+    (docs/calibration.md): where the liquidation wave falls, long share, ADL / liquidated, first
+    ADL delay, ADL'd winners' profit, lowest BTC and SOL, accounts underwater before the waterfall."""
+    from simulator.facts import FactsError, compute_facts, fact_rows
+
+    bounds = None
+    if window is not None:
+        start, sep, end = window.partition(":")
+        try:
+            bounds = (int(start), int(end))
+        except ValueError:
+            raise click.BadParameter(f"{window!r}: expected START:END in steps, e.g. 1800:2400",
+                                     param_hint="--window") from None
+        if not sep or bounds[0] >= bounds[1]:
+            raise click.BadParameter(f"{window!r}: expected START:END with START < END", param_hint="--window")
+    results = {}
+    for run_dir in run_dirs:
+        if not run_dir.is_dir():
+            raise FactsError(run_dir, "no such run folder")
+        results[str(run_dir)] = compute_facts(run_dir, bounds)
+    if as_json:
+        click.echo(json.dumps(results if len(results) > 1 else next(iter(results.values())), indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    for name, found in results.items():
+        table = Table(title=name)
+        for header in ("fact", "run", "10 Oct 2025", ""):
+            table.add_column(header)
+        for row in fact_rows(found):
+            table.add_row(*row)
+        console = Console()
+        if not console.is_terminal:
+            console.width = 140
+        console.print(table)
+
+
 BOOK_CACHE_OUTCOMES = {
     "hit": "the opened book was loaded from the cache",
     "miss": "the book was opened and stored in the cache",

@@ -24,6 +24,14 @@ LOGGED_EVENTS = {
     "InsuranceFundReserved": ("accountId", "marketId", "amount", "total"),
     "InsuranceFundReleased": ("accountId", "marketId", "amount", "total"),
 }
+# Fields the simulator adds to logged events (WAD; computed off chain from the keepers' position
+# index, the same in both modes; docs/design.md §10.4): the account's value at the oracle prices of
+# the block, before the block's fills, and an ADL counterparty's realised profit on the closed part.
+EXTRA_FIELDS = {
+    "Liquidation": ("accountValueBefore",),
+    "Deleveraged": ("accountValueBefore",),
+    "AdlFill": ("counterpartyPnl",),
+}
 SERIES_FIELDS = (
     "step", "market", "fundamental", "external_price", "oracle_price", "oracle_status", "depth2pct_usd",
     "depth_factor", "long_oi", "short_oi", "vault_size", "liquidations", "liquidated_notional_usd",
@@ -53,10 +61,11 @@ class Metrics:
     insurance_fund_start: int = 0
     vault_value_start: int | None = None
 
-    def record_results(self, step: int, results: list[ActionResult]) -> dict[str, np.ndarray]:
+    def record_results(self, step: int, results: list[ActionResult], extra=None) -> dict[str, np.ndarray]:
         """Counts a step's events; returns per-market liquidation and taker flow for the external
         market (signed: + when longs were sold, or takers sold) and per-market counters for the
-        series."""
+        series. `extra(name, args)`, when given, returns fields the simulator adds to a logged event
+        (accountValueBefore, counterpartyPnl: see EXTRA_FIELDS)."""
         n = len(self.market_names)
         flow = {
             "signed_notional": np.zeros(n),
@@ -82,6 +91,8 @@ class Metrics:
                 if name in LOGGED_EVENTS:
                     row = {"step": step, "event": name}
                     row.update({k: _plain(args[k]) for k in LOGGED_EVENTS[name]})
+                    if extra is not None and name in EXTRA_FIELDS:
+                        row.update(extra(name, args))
                     self.events.append(row)
                 if name == "Liquidation":
                     m = args["marketId"]

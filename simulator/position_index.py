@@ -207,6 +207,46 @@ class PositionIndex:
             self._ids_view = list(self.ids)
         return self._ids_view
 
+    # -- what a block's events found (read before the index takes in the block) -- #
+
+    def values_before(self, account_ids: Sequence[int], snapshot: Snapshot, timestamp: int) -> dict[int, int]:
+        """Each account's value (WAD, float64 math as the screen's, rounded to an int) from its
+        row as it stands (before `refresh` takes in the block just executed), at `snapshot`'s
+        prices: what an account was worth at the oracle prices a block acted on, before the
+        block's fills. Accounts without a row, or holding a market whose price is refused, are
+        left out."""
+        out = {}
+        rows = [(a, self.row_of[a]) for a in dict.fromkeys(account_ids) if a in self.row_of]
+        f = self._float
+        for account_id, row in rows:
+            value = f["collateral"][row]
+            refused = False
+            for m in range(self.n_markets):
+                s = f["size"][row, m]
+                if s == 0:
+                    continue
+                price = snapshot.prices[m]
+                if price == 0:
+                    refused = True
+                    break
+                index_now = FundingMath.accrue(snapshot.funding_index[m], snapshot.funding_rate[m], price,
+                                               timestamp - snapshot.last_funding_time[m])
+                funding_gap = float(index_now) - f["funding_index"][row, m]
+                social_gap = float(snapshot.social_loss_index[m]) - f["social_loss_index"][row, m]
+                value += (s * (price / 1e18) - f["open_notional"][row, m]) - s * funding_gap / 1e18 \
+                    - abs(s) * social_gap / 1e18
+            if not refused:
+                out[account_id] = int(value)
+        return out
+
+    def position_before(self, account_id: int, market: int) -> tuple[int, int] | None:
+        """(size, open notional) of the account's position in `market` from its row as it stands
+        (exact); None without a row."""
+        row = self.row_of.get(account_id)
+        if row is None:
+            return None
+        return int(self._exact["size"][row, market]), int(self._exact["open_notional"][row, market])
+
     # -- ADL counterparties -- #
 
     def adl_ranking(self, market: int, bankrupt_side: int, by_score: bool) -> "WinnerRanking":

@@ -21,7 +21,8 @@ from simulator.agents.keepers import Keepers
 from simulator.agents.traders import TraderAccount, TraderAgents
 from simulator.book_cache import BookCache, StaleEntry
 from simulator.errors import PerpsimError
-from simulator.exchange import BookSeed, Exchange, PushPrice, SetDepth, SetupReport, Snapshot, TraderSeed
+from simulator.exchange import BookSeed, Deleverage, Exchange, PushPrice, SetDepth, SetupReport, Snapshot, TraderSeed
+from simulator.facts import crash_window
 from simulator.market.external import ExternalMarket
 from simulator.market.oracle_agent import OracleAgent
 from simulator.market.paths import generate_fundamental_paths, sample_shocks
@@ -104,6 +105,37 @@ def _opened_exchange(factory, scenario: Scenario, book: BookSeed,
         yield exchange, report
 
 
+def _event_extras(results, index: PositionIndex, snapshot: Snapshot, timestamp: int, vault_id: int,
+                  vault_before) -> Callable[[str, dict], dict] | None:
+    """The fields the metrics add to a block's logged events (metrics.EXTRA_FIELDS), from the
+    index's rows as they stood before the block (it reads the block's changes only at its next
+    refresh) at the oracle prices of the block: an account's value before the block's fills, and
+    an ADL counterparty's realised profit on what it gave up (its position's closed part at the
+    ADL price against its average entry price)."""
+    named = [args["accountId"] for result in results for name, args in result.events
+             if name in ("Liquidation", "Deleveraged")]
+    if not named:
+        return None
+    values = index.values_before(named, snapshot, timestamp)
+
+    def extra(name: str, args: dict) -> dict:
+        if name != "AdlFill":
+            return {"accountValueBefore": values.get(args["accountId"])}
+        counterparty, market = args["counterpartyId"], args["marketId"]
+        if counterparty == vault_id:
+            position = (vault_before[2][market], vault_before[3][market]) if vault_before else None
+        else:
+            position = index.position_before(counterparty, market)
+        if not position or position[0] == 0:
+            return {"counterpartyPnl": None}
+        size, open_notional = (int(x) for x in position)
+        closed = abs(args["size"])
+        sign = 1 if size > 0 else -1
+        return {"counterpartyPnl": sign * closed * args["price"] // WAD - open_notional * closed // abs(size)}
+
+    return extra
+
+
 def run_scenario(
     scenario: Scenario,
     out_dir: Path,
@@ -133,6 +165,8 @@ def run_scenario(
         sampled, shocks = sample_shocks(scenario, seed)
         if shocks:  # the shock sizes this run drew (a scenario whose targets are distributions)
             setup_extra["shocks"] = shocks
+        setup_extra["step_seconds"] = scenario.step_seconds
+        setup_extra["crash_window"] = crash_window(sampled)  # for `perpsim facts`
         paths = generate_fundamental_paths(sampled, seed=seed)
         external = ExternalMarket.from_scenario(scenario)
         oracle = OracleAgent.from_scenario(scenario)
@@ -171,16 +205,21 @@ def run_scenario(
                     actions += keeper_queue.popleft()[1]
                 api_outage = any(state.name == "OUTAGE" for state in market.maker_states)
                 actions += traders.plan(step, exchange, scan, list(market.prices), api_outage, index)
+                # The vault has no row in the index: its position before the block, for the profit
+                # of the ADL fills it takes as a counterparty.
+                vault_before = (exchange.account_states([exchange.vault_id])
+                                if any(isinstance(a, Deleverage) for a in actions) else None)
                 results = exchange.execute(actions, timestamp) if actions else []
                 index.apply(results)
-                flow = metrics.record_results(step, results)
-                last_flow = flow["signed_notional"], flow["taker_signed_notional"]
                 acted = bool(results)
                 # A refused price (breaker, staleness) can clear with time alone: read it again
                 # every step until it does, so the series shows when, and the keepers rescan then.
                 refused = any(final.price_status)
                 if acted or refused:
                     final = exchange.snapshot()
+                extra = _event_extras(results, index, final, timestamp, exchange.vault_id, vault_before)
+                flow = metrics.record_results(step, results, extra)
+                last_flow = flow["signed_notional"], flow["taker_signed_notional"]
                 cleared = refused and not any(final.price_status)
                 if acted or cleared or step % RESCAN_EVERY == 0:
                     scan = index.screen(final, exchange.timestamp)

@@ -125,6 +125,6 @@ def test_oct_2025_depth_collapses_in_the_crash_and_returns():
     factors = np.array([s.depth_factors for s in snapshots])
     outage = scenario.liquidity.outages[0]
     assert np.all(factors[:1700] == 1.0)  # full books before the crash
-    assert np.all(factors[outage.start_step:outage.end_step] == pytest.approx(0.1))  # 10x collapse
+    assert np.all(factors[outage.start_step:outage.end_step] == pytest.approx(0.01))  # the own book collapses 100x
     btc = scenario.market_index("BTC")
     assert factors[-1, btc] == 1.0  # BTC makers are back by the end of the hour
