@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import csv
+import functools
 import hashlib
 import io
 import itertools
@@ -53,6 +54,7 @@ from simulator.report import atomic_write
 from simulator.risk import FIGURE_NAMES, fund_drawdown, risk_figures
 from simulator.runner import run_scenario
 from simulator.scenarios import Scenario, with_overrides, with_settings
+from simulator.toolchain import PROJECT_ROOT
 
 # The summary figures a sweep compares, in table order.
 COLUMNS = (
@@ -185,17 +187,42 @@ def scenario_text(scenario: Scenario) -> str:
 
 
 def run_key(variant: Variant, max_steps: int | None = None) -> str:
-    """The content key of a run: what it computes depends on nothing else."""
+    """The content key of a run: what it computes depends on nothing else (the scenario with every
+    value, the price files it reads, seed, mode, accounts, steps, and perpsim's own code)."""
     scenario = variant.scenario
     content = {
         "scenario": scenario.model_dump(mode="json", exclude={"sweep"}),  # every value, defaults included
+        "price_files": {name: _file_digest(path.file) for name, path in scenario.price_paths.items()
+                        if isinstance(getattr(path, "file", None), Path)},
         "seed": scenario.seed,
         "mode": scenario.mode,
         "accounts": scenario.account_count,
         "steps": min(scenario.steps, max_steps) if max_steps else scenario.steps,
         "perpsim": __version__,
+        "code": code_fingerprint(),
     }
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+
+
+@functools.lru_cache(maxsize=1)
+def code_fingerprint() -> str:
+    """A hash of perpsim's source (the simulator package and the contracts): a run completed by
+    other code is run again on resume, whatever the version number says."""
+    digest = hashlib.sha256()
+    package = Path(__file__).resolve().parent
+    files = sorted(package.rglob("*.py")) + sorted(package.rglob("*.yaml")) + sorted((PROJECT_ROOT / "contracts").rglob("*.sol"))
+    for path in files:
+        name = path.relative_to(PROJECT_ROOT).as_posix() if path.is_relative_to(PROJECT_ROOT) else path.name
+        digest.update(name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def _file_digest(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
 
 
 @contextmanager
