@@ -23,8 +23,9 @@ from simulator.metrics import SERIES_FIELDS, Metrics
 
 PLOTS = ("prices.png", "liquidations.png", "insurance_and_bad_debt.png", "adl.png")
 DATA_FILES = ("timeseries.csv", "events.jsonl", "failed_actions.jsonl")
-# Seconds between two flushes of a running run's files: what a kill -9 can lose at most.
-FLUSH_SECONDS = 2.0
+# Seconds between two flushes of a running run's files: what a kill -9 can lose at most
+# (PERPSIM_FLUSH_SECONDS changes it; the tests flush more often).
+FLUSH_SECONDS = float(os.environ.get("PERPSIM_FLUSH_SECONDS", "2"))
 
 
 class ReportError(PerpsimError, FileNotFoundError):
@@ -76,10 +77,10 @@ class RunWriter:
     creates the folder and empties the data files of an earlier run there (and its plots, so a
     folder never shows another run's report)."""
 
-    def __init__(self, out_dir: Path, metrics: Metrics, flush_seconds: float = FLUSH_SECONDS):
+    def __init__(self, out_dir: Path, metrics: Metrics, flush_seconds: float | None = None):
         self.out_dir = Path(out_dir)
         self.metrics = metrics
-        self.flush_seconds = flush_seconds
+        self.flush_seconds = FLUSH_SECONDS if flush_seconds is None else flush_seconds
         self._written = {"series": 0, "events": 0, "failed": 0}
         self._last_flush = time.monotonic()
         writable_folder(self.out_dir)
@@ -203,6 +204,9 @@ def read_run(out_dir: Path) -> tuple[dict, dict[str, list[dict]], list[dict]]:
             event = json.loads(line)
             if not isinstance(event, dict) or not isinstance(event.get("step"), int):
                 raise ValueError("not an event (a JSON object with a step)")
+        except json.JSONDecodeError as exc:
+            raise ReportError(out_dir / "events.jsonl", f"line {number}: not valid JSON (column {exc.colno}: "
+                                                         f"{exc.msg})") from None
         except ValueError as exc:
             raise ReportError(out_dir / "events.jsonl", f"line {number}: {exc}") from None
         if steps is None or event["step"] < steps:
