@@ -95,7 +95,7 @@ def _price_problem(value: float) -> Optional[str]:
 
 def _usd_problem(value: float) -> Optional[str]:
     if value > MAX_USD:
-        return f"must be at most {MAX_USD:g} USD (the engine's MAX_DEPTH, 1e36 in WAD), got {value:g}"
+        return f"must be at most {MAX_USD:g} (the engine's bound on amounts, MAX_DEPTH: 1e36 in WAD), got {value:g}"
     return None
 
 
@@ -202,7 +202,7 @@ class Market(SchemaModel):
         problem = _price_problem(self.price)
         if problem:
             fail(problem, "price")
-        for key in ("depth2pct", "max_open_interest", "slice_threshold", "rate_limit_notional"):
+        for key in ("depth2pct", "max_open_interest", "skew_scale", "slice_threshold", "rate_limit_notional"):
             problem = _usd_problem(getattr(self, key))
             if problem:
                 fail(problem, key)
@@ -212,8 +212,6 @@ class Market(SchemaModel):
             problem = _wad_problem(getattr(self, key))
             if problem:
                 fail(problem, key)
-        if self.skew_scale > MAX_USD:
-            fail(f"must be at most {MAX_USD:g}, got {self.skew_scale:g}", "skew_scale")
         if len(self.name.encode()) > 32:
             fail(f"must fit in 32 bytes (it is stored as bytes32 on chain), got {len(self.name.encode())}", "name")
         if self.mmr > self.imr:

@@ -251,6 +251,9 @@ def test_report_on_a_run_with_no_step_says_so(tmp_path, capsys):
 # --- values beyond the contracts' units ------------------------------------------------------------
 
 
+AMOUNT = "must be at most 1e+18 (the engine's bound on amounts, MAX_DEPTH: 1e36 in WAD),"
+
+
 def _with(change) -> dict:
     data = base_scenario()
     change(data)
@@ -264,16 +267,16 @@ def _with(change) -> dict:
      "markets[1].price: must be at least 1e-08 USD (the oracle's resolution: 8 decimals; below it the answer is 0), "
      "got 1e-09"),
     (lambda d: d["markets"][2].update(depth2pct=1e80),
-     "markets[2].depth2pct: must be at most 1e+18 USD (the engine's MAX_DEPTH, 1e36 in WAD), got 1e+80"),
+     f"markets[2].depth2pct: {AMOUNT} got 1e+80"),
     (lambda d: d["markets"][0].update(max_open_interest=1e30),
-     "markets[0].max_open_interest: must be at most 1e+18 USD (the engine's MAX_DEPTH, 1e36 in WAD), got 1e+30"),
+     f"markets[0].max_open_interest: {AMOUNT} got 1e+30"),
     (lambda d: d["markets"][0].update(imr=1e-20), "markets[0].imr: has more than 18 decimals (the contracts' WAD), "
                                                   "got 1e-20"),
     (lambda d: d.update(liquidity={"base_factor": 1e14}),
      "liquidity.base_factor: BTC's depth2pct x base_factor (370000 x 1e+14) must be at most 1e+18 USD "
      "(the engine's MAX_DEPTH)"),
     (lambda d: d.update(population={"notional": {"median": 1e40}}),
-     "population.notional.median: must be at most 1e+18 USD (the engine's MAX_DEPTH, 1e36 in WAD), got 1e+40"),
+     f"population.notional.median: {AMOUNT} got 1e+40"),
     (lambda d: d.update(price_paths={"SOL": {"type": "scripted", "legs": [{"to_price": 1e-10, "duration_steps": 5}]}}),
      "price_paths.SOL.legs[0].to_price: the target price must be at least 1e-08 USD (the oracle's resolution: "
      "8 decimals; below it the answer is 0), got 1e-10"),
@@ -374,3 +377,71 @@ def test_set_values_are_read_with_the_same_bounds(capsys):
                                                            for i in range(1, 7)]) + "]"
     code, out, err = _perpsim("run", "calm", "--mode", "model", "--set", f"description={bomb}", capsys=capsys)
     assert code == 2 and "cannot read the value: the document holds more than 100,000 values" in err
+
+
+# --- fuzz: any document either loads or is one ScenarioError, quickly ------------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from simulator.scenarios import list_scenarios  # noqa: E402
+from simulator.scenarios.loader import _builtin_files  # noqa: E402
+
+FUZZ_SECONDS = 2.0  # of CPU per document, however malformed (CPU: other jobs on the machine do not count)
+TOKENS = ["\n", "\n  ", "\n    ", "- ", ": ", ", ", "[", "]", "{", "}", "&a ", "*a", "&b ", "*b", "<<: ", "? ", "!!str ",
+          "!!binary ", "!!python/object:os.system ", "!!timestamp ", "!!set ", "---\n", "...\n", "#", "'", '"', "|\n  ",
+          "name", "steps", "markets", "price", "depth2pct", "price_paths", "type", "scripted", "legs", "to", "sweep",
+          "vary", "population", "accounts", "oracle", "wick", "1", "-1", "0", "1e400", "-.inf", ".nan", "1e-30",
+          "100000", "BTC", "true", "null", "~", "0x10", "1_000", "2025-10-10", "\t", "\\u0000", "é"]
+SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-10**30, 10**30), st.floats(allow_nan=True),
+                    st.text(max_size=8))
+VALUES = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner,
+                                                                                             max_size=4), max_leaves=12)
+BUILTINS = sorted(info.name for info in list_scenarios())
+
+
+def _loads_or_refuses(text: str, tmp_path: Path) -> None:
+    started = time.process_time()
+    try:
+        data, lines = parse_yaml(text, "fuzz.yaml")
+        scenario_from_dict(data, source="fuzz.yaml", base_dir=tmp_path, lines=lines)
+    except ScenarioError as exc:
+        assert exc.user_message.startswith("fuzz.yaml")
+    assert time.process_time() - started < FUZZ_SECONDS
+
+
+@settings(max_examples=1500)
+@given(st.lists(st.sampled_from(TOKENS), max_size=40))
+def test_fuzz_random_yaml_loads_or_is_a_scenario_error(tmp_path_factory, tokens):
+    _loads_or_refuses("".join(tokens), tmp_path_factory.getbasetemp())
+
+
+@settings(max_examples=1500)
+@given(st.sampled_from(BUILTINS), st.data())
+def test_fuzz_mutated_builtins_load_or_are_a_scenario_error(tmp_path_factory, name, data):
+    document = yaml.safe_load(_builtin_files()[name].read_text())
+    for _ in range(data.draw(st.integers(1, 3), label="mutations")):
+        # Walk to a random mapping or list, then replace, delete or add one entry.
+        node = document
+        while True:
+            children = list(node.items()) if isinstance(node, dict) else list(enumerate(node))
+            nested = [key for key, value in children if isinstance(value, (dict, list)) and value]
+            if not nested or data.draw(st.booleans(), label="stop here"):
+                break
+            node = node[data.draw(st.sampled_from(nested), label="into")]
+        keys = list(node) if isinstance(node, dict) else list(range(len(node)))
+        action = data.draw(st.sampled_from(["replace", "delete", "add"]), label="action")
+        if action == "add" or not keys:
+            value = data.draw(VALUES, label="value")
+            if isinstance(node, dict):
+                node[data.draw(st.sampled_from(keys + ["extra", "name", "to_price"]) if keys else st.just("x"),
+                               label="key")] = value
+            else:
+                node.append(value)
+        else:
+            key = data.draw(st.sampled_from(keys), label="key")
+            if action == "delete":
+                del node[key]
+            else:
+                node[key] = data.draw(VALUES, label="value")
+    _loads_or_refuses(yaml.safe_dump(document, sort_keys=False, allow_unicode=True), tmp_path_factory.getbasetemp())
