@@ -165,7 +165,7 @@ def sweep(scenario, vary, seeds, seed, accounts, steps, mode, workers, scheduler
     options = dict(max_steps=steps, workers=workers, scheduler=scheduler, resume=resume, run_reports=run_reports,
                    book_cache=not no_cache)
     # `kill` (SIGTERM) stops the sweep as Ctrl-C does: tables written, workers and anvils stopped.
-    previous = signal.signal(signal.SIGTERM, _interrupt)
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         if as_json:
             result = run_sweep(variants, out_dir, **options)
@@ -183,16 +183,19 @@ def sweep(scenario, vary, seeds, seed, accounts, steps, mode, workers, scheduler
         click.echo(f"\n{len(result.rows)} of {result.planned} runs finished{resumed}\n"
                    f"risk:  {out_dir / 'sweep.csv'}\nruns:  {out_dir / 'runs.csv'} (and runs.parquet)\n"
                    f"plot:  {out_dir / 'sweep.png'}\ndata:  {out_dir}/<run>/")
+    stopped = [row for row in result.rows if row["status"] == "interrupted"]
+    if stopped:  # a run in this process saw the signal and the sweep stopped after it
+        words = stopped[0].get("error") or SIGNAL_WORDS[2]
+        signum = next((number for number, text in SIGNAL_WORDS.items() if text == words), 2)
+        raise Interrupted(f"the sweep was {words}: {len(result.rows) - len(result.failed)} of {result.planned} "
+                          f"runs completed (results so far are in {out_dir}; run the same command again to run only "
+                          "the rest)", signum)
     if result.not_completed:
         failed = ", ".join(f"{row['run']} ({row['status']}: {row.get('error')})" for row in result.failed[:5])
         more = f" and {len(result.failed) - 5} more" if len(result.failed) > 5 else ""
         raise SweepFailed(f"{result.not_completed} of {result.planned} runs did not complete"
                           f"{'; failed: ' + failed + more if failed else ''} (results so far are in {out_dir}; "
                           "run the same command again to run only those)", result.not_completed)
-
-
-def _interrupt(_signum, _frame) -> None:
-    raise KeyboardInterrupt
 
 
 def _terminate(_signum, _frame) -> None:
