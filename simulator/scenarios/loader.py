@@ -197,6 +197,8 @@ def parse_yaml(text: str, source: str) -> tuple[Any, dict[tuple, int]]:
         raise ScenarioError(f"YAML syntax error: {problem}{column}", source=source, line=line) from None
     except yaml.YAMLError as exc:
         raise ScenarioError(f"YAML syntax error: {exc}", source=source) from None
+    except ScenarioError:
+        raise
     except (ValueError, TypeError, AttributeError, OverflowError) as exc:
         # PyYAML's constructors raise these for some malformed tagged values (`!!timestamp x`).
         raise ScenarioError(f"a value cannot be read: {type(exc).__name__}: {exc}", source=source) from None
