@@ -129,7 +129,8 @@ def interrupted_run(out: Path, interrupt, code: int = 1) -> tuple[subprocess.Com
     """Runs oct-2025 (1,000 accounts, about 15 s) on its own devnet, calls `interrupt(anvil pid,
     perpsim process)` after set-up and some steps, and checks that what was computed is written
     and the exit status is `code`. Returns the finished process, anvil's pid and the summary."""
-    process = subprocess.Popen(PERPSIM + ["run", "oct-2025", "--accounts", "1000", "--no-progress",
+    # --no-cache: the book must be opened in blocks (a cached one is loaded without openPosition calls).
+    process = subprocess.Popen(PERPSIM + ["run", "oct-2025", "--accounts", "1000", "--no-progress", "--no-cache",
                                           "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         anvil = None
