@@ -368,7 +368,12 @@ def _compact(value) -> str:
 def main() -> None:
     try:
         cli(standalone_mode=False)
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as exc:
+        # click turns a KeyboardInterrupt (Ctrl-C, or SIGTERM as Terminated) that leaves a command into Abort.
+        if isinstance(exc.__context__, KeyboardInterrupt):
+            signum = interrupt_signal(exc.__context__)
+            click.echo(f"perpsim: {SIGNAL_WORDS[signum]}", err=True)
+            sys.exit(128 + signum)
         click.echo("aborted", err=True)
         sys.exit(130)
     except click.ClickException as exc:
