@@ -208,9 +208,9 @@ def run_scenario(
                     f"{scenario.market_names[market]}: {reason}; check the markets' prices and the population's sizes")
             clock = exchange.timestamp
             final = exchange.snapshot()
-            writer.flush(summarise("running"))
             metrics.insurance_fund_start = final.insurance_fund
             metrics.vault_value_start = final.vault_value
+            writer.flush(summarise("running"))  # the book is open
             depths = list(final.depth2pct)
             index = PositionIndex(exchange, len(scenario.markets), exchange.vault_id)
             index.bootstrap(exchange.account_ids())
