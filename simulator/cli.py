@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 import click
 
 from simulator import __version__, toolchain
-from simulator.errors import PerpsimError
+from simulator.errors import SIGNAL_WORDS, Interrupted, PerpsimError, Terminated, interrupt_signal
 
 DEFAULT_SCENARIO = "oct-2025"
 
@@ -61,26 +62,37 @@ def scenarios(as_json: bool) -> None:
 def run(scenario, seed, accounts, steps, mode, out_dir, settings, as_json, no_progress, no_cache) -> None:
     """Run SCENARIO (a built-in name or a YAML file; default oct-2025) and write its report."""
     from simulator.book_cache import BookCache
-    from simulator.runner import run_scenario
+    from simulator.report import writable_folder
+    from simulator.runner import check_price_paths, run_scenario
     from simulator.scenarios import load_scenario, with_overrides, with_settings
 
     loaded = load_scenario(scenario)
     if settings:
         loaded = with_settings(loaded, settings, source="--set")
     loaded = with_overrides(loaded, seed=seed, accounts=accounts, mode=mode)
-    out_dir = (out_dir or Path("runs") / f"{loaded.name}-{loaded.mode}-seed{loaded.seed}").resolve()
+    if loaded.sweep is not None:  # checked here too, not only by perpsim sweep
+        from simulator.sweep import plan_sweep
+
+        plan_sweep(loaded, seeds=1)
+    check_price_paths(loaded, max_steps=steps)
+    out_dir = writable_folder((out_dir or Path("runs") / f"{loaded.name}-{loaded.mode}-seed{loaded.seed}").resolve())
     factory = _chain_exchange if loaded.mode == "chain" else _model_exchange
     cache = None if no_cache else BookCache()
-    if as_json or no_progress:
-        result = run_scenario(loaded, out_dir, factory, max_steps=steps, book_cache=cache)
-    else:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    previous = signal.signal(signal.SIGTERM, _terminate)  # `kill` stops the run as Ctrl-C does, and says so
+    try:
+        if as_json or no_progress:
+            result = run_scenario(loaded, out_dir, factory, max_steps=steps, book_cache=cache)
+        else:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        with Progress(TextColumn(f"{loaded.name} ({loaded.mode}, {loaded.account_count} accounts)"), BarColumn(),
-                      MofNCompleteColumn(), TimeElapsedColumn(), transient=True) as bar:
-            task = bar.add_task("run", total=min(loaded.steps, steps or loaded.steps))
-            result = run_scenario(loaded, out_dir, factory, progress=lambda done, _: bar.update(task, completed=done),
-                                  max_steps=steps, book_cache=cache)
+            with Progress(TextColumn(f"{loaded.name} ({loaded.mode}, {loaded.account_count} accounts)"), BarColumn(),
+                          MofNCompleteColumn(), TimeElapsedColumn(), transient=True) as bar:
+                task = bar.add_task("run", total=min(loaded.steps, steps or loaded.steps))
+                result = run_scenario(loaded, out_dir, factory,
+                                      progress=lambda done, _: bar.update(task, completed=done),
+                                      max_steps=steps, book_cache=cache)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     if as_json:
         click.echo(json.dumps(result.summary, indent=2))
     else:
@@ -89,8 +101,12 @@ def run(scenario, seed, accounts, steps, mode, out_dir, settings, as_json, no_pr
         click.echo(f"data:   {result.out_dir}")
         if cache is not None and cache.outcome:
             click.echo(f"book:   {BOOK_CACHE_OUTCOMES[cache.outcome]} (--no-cache opens it anew)")
-    if result.summary["status"] != "completed":
-        raise PerpsimError(f"the run {result.summary['status']}: {result.summary.get('error')} "
+    summary = result.summary
+    if result.signal is not None:
+        raise Interrupted(f"the run was {summary.get('error')} after {summary['steps']} steps "
+                          f"(what was computed is in {result.out_dir})", result.signal)
+    if summary["status"] != "completed":
+        raise PerpsimError(f"the run {summary['status']} after {summary['steps']} steps: {summary.get('error')} "
                            f"(what was computed is in {result.out_dir})")
 
 
@@ -132,6 +148,7 @@ def sweep(scenario, vary, seeds, seed, accounts, steps, mode, workers, scheduler
     import os
     import signal
 
+    from simulator.report import writable_folder
     from simulator.scenarios import load_scenario, with_overrides, with_settings
     from simulator.sweep import SweepFailed, parse_vary, plan_sweep, run_sweep
 
@@ -142,13 +159,13 @@ def sweep(scenario, vary, seeds, seed, accounts, steps, mode, workers, scheduler
     grid = dict(parse_vary(option) for option in vary)
     variants = plan_sweep(loaded, grid or None, seeds, mode)
     mode = variants[0].scenario.mode
-    out_dir = (out_dir or Path("runs") / f"sweep-{loaded.name}-{mode}").resolve()
+    out_dir = writable_folder((out_dir or Path("runs") / f"sweep-{loaded.name}-{mode}").resolve())
     if workers is None:
         workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     options = dict(max_steps=steps, workers=workers, scheduler=scheduler, resume=resume, run_reports=run_reports,
                    book_cache=not no_cache)
     # `kill` (SIGTERM) stops the sweep as Ctrl-C does: tables written, workers and anvils stopped.
-    previous = signal.signal(signal.SIGTERM, _interrupt)
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         if as_json:
             result = run_sweep(variants, out_dir, **options)
@@ -166,6 +183,13 @@ def sweep(scenario, vary, seeds, seed, accounts, steps, mode, workers, scheduler
         click.echo(f"\n{len(result.rows)} of {result.planned} runs finished{resumed}\n"
                    f"risk:  {out_dir / 'sweep.csv'}\nruns:  {out_dir / 'runs.csv'} (and runs.parquet)\n"
                    f"plot:  {out_dir / 'sweep.png'}\ndata:  {out_dir}/<run>/")
+    stopped = [row for row in result.rows if row["status"] == "interrupted"]
+    if stopped:  # a run in this process saw the signal and the sweep stopped after it
+        words = stopped[0].get("error") or SIGNAL_WORDS[2]
+        signum = next((number for number, text in SIGNAL_WORDS.items() if text == words), 2)
+        raise Interrupted(f"the sweep was {words}: {len(result.rows) - len(result.failed)} of {result.planned} "
+                          f"runs completed (results so far are in {out_dir}; run the same command again to run only "
+                          "the rest)", signum)
     if result.not_completed:
         failed = ", ".join(f"{row['run']} ({row['status']}: {row.get('error')})" for row in result.failed[:5])
         more = f" and {len(result.failed) - 5} more" if len(result.failed) > 5 else ""
@@ -174,8 +198,8 @@ def sweep(scenario, vary, seeds, seed, accounts, steps, mode, workers, scheduler
                           "run the same command again to run only those)", result.not_completed)
 
 
-def _interrupt(_signum, _frame) -> None:
-    raise KeyboardInterrupt
+def _terminate(_signum, _frame) -> None:
+    raise Terminated
 
 
 def _sweep_with_progress(variants, out_dir, title, options):
@@ -202,10 +226,15 @@ def _sweep_with_progress(variants, out_dir, title, options):
 @cli.command()
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 def report(run_dir: Path) -> None:
-    """Render the plots and report.html of a run folder again."""
-    from simulator.report import render_report
+    """Render the plots and report.html of a run folder again (also of a run that did not finish:
+    its steps up to the last flush)."""
+    from simulator.report import read_run, render_report, unfinished_note
 
-    click.echo(render_report(run_dir.resolve()))
+    path = render_report(run_dir.resolve())
+    note = unfinished_note(read_run(run_dir.resolve())[0])
+    if note:
+        click.echo(f"note: {note}", err=True)
+    click.echo(path)
 
 
 @cli.command()
@@ -277,7 +306,8 @@ def _model_exchange(scenario):
 
 def _settings(options: tuple[str, ...]) -> dict:
     """--set options as {key path: value}, each value read as YAML."""
-    import yaml
+    from simulator.scenarios.errors import ScenarioError
+    from simulator.scenarios.loader import parse_yaml
 
     settings = {}
     for option in options:
@@ -285,10 +315,10 @@ def _settings(options: tuple[str, ...]) -> dict:
         if not sep or not path.strip():
             raise click.BadParameter(f"{option!r}: expected KEY.PATH=VALUE, e.g. population.reference_accounts=1000",
                                      param_hint="--set")
-        try:
-            settings[path.strip()] = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise click.BadParameter(f"{option!r}: cannot read the value: {exc}", param_hint="--set") from None
+        try:  # read with the scenario loader's bounds (no alias bomb)
+            settings[path.strip()] = parse_yaml(text, "--set")[0]
+        except ScenarioError as exc:
+            raise click.BadParameter(f"{option!r}: cannot read the value: {exc.problem}", param_hint="--set") from None
     return settings
 
 
@@ -383,7 +413,12 @@ def _compact(value) -> str:
 def main() -> None:
     try:
         cli(standalone_mode=False)
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as exc:
+        # click turns a KeyboardInterrupt (Ctrl-C, or SIGTERM as Terminated) that leaves a command into Abort.
+        if isinstance(exc.__context__, KeyboardInterrupt):
+            signum = interrupt_signal(exc.__context__)
+            click.echo(f"perpsim: {SIGNAL_WORDS[signum]}", err=True)
+            sys.exit(128 + signum)
         click.echo("aborted", err=True)
         sys.exit(130)
     except click.ClickException as exc:
@@ -392,3 +427,7 @@ def main() -> None:
     except PerpsimError as exc:
         click.echo(f"perpsim: {exc.user_message}", err=True)
         sys.exit(getattr(exc, "exit_code", 1))
+    except KeyboardInterrupt as exc:  # outside a run (loading, a sweep's set-up, a report)
+        signum = interrupt_signal(exc)
+        click.echo(f"perpsim: {SIGNAL_WORDS[signum]}", err=True)
+        sys.exit(128 + signum)

@@ -31,3 +31,31 @@ class ChainError(PerpsimError, ConnectionError):
         super().__init__(f"the devnet at {uri} {problem}")
         self.uri = uri
         self.problem = problem
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (`kill`), raised where the run is, as Ctrl-C raises KeyboardInterrupt: a
+    BaseException, so no `except Exception` on the way swallows it."""
+
+    signum = 15
+
+
+# What stopped a run, by signal number, and the exit status that says so (128 + the signal).
+SIGNAL_WORDS = {2: "interrupted by Ctrl-C (SIGINT)", 15: "stopped by SIGTERM (kill)"}
+
+
+def interrupt_signal(exc: BaseException) -> int:
+    """The signal behind a KeyboardInterrupt or SystemExit: Ape's handlers turn SIGINT into
+    SystemExit(130) and SIGTERM into SystemExit(143)."""
+    if isinstance(exc, SystemExit):
+        return 15 if exc.code == 143 else 2
+    return getattr(exc, "signum", 2)
+
+
+class Interrupted(PerpsimError):
+    """A command stopped by a signal; the exit status is 128 + its number (130, 143)."""
+
+    def __init__(self, user_message: str, signum: int):
+        super().__init__(user_message)
+        self.signum = signum
+        self.exit_code = 128 + signum

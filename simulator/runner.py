@@ -20,7 +20,7 @@ from eth_hash.auto import keccak
 from simulator.agents.keepers import Keepers
 from simulator.agents.traders import TraderAccount, TraderAgents
 from simulator.book_cache import BookCache, StaleEntry
-from simulator.errors import PerpsimError
+from simulator.errors import SIGNAL_WORDS, PerpsimError, interrupt_signal
 from simulator.exchange import BookSeed, Deleverage, Exchange, PushPrice, SetDepth, SetupReport, Snapshot, TraderSeed
 from simulator.facts import crash_window
 from simulator.market.external import ExternalMarket
@@ -29,14 +29,19 @@ from simulator.market.paths import generate_fundamental_paths, sample_shocks
 from simulator.metrics import Metrics
 from simulator.position_index import PositionIndex
 from simulator.population import population_for_scenario, size_vault_and_insurance_fund
-from simulator.report import render_report, write_data
-from simulator.scenarios.schema import Scenario
+from simulator.report import OutputError, RunWriter, render_report
+from simulator.scenarios.errors import ScenarioError
+from simulator.scenarios.schema import MAX_PRICE, MIN_PRICE, Scenario
 from simulator.units import WAD, oracle_answer
 
 # A depth change smaller than this fraction is not sent (market makers requote, not every tick).
 DEPTH_TOLERANCE = 0.005
 # Keepers rescan at least this often even when no price moved (funding moves health slowly).
 RESCAN_EVERY = 60
+
+
+class RunStopped(PerpsimError, RuntimeError):
+    """A run that cannot go on for a reason in its scenario (not a crash)."""
 
 
 @dataclass
@@ -46,6 +51,8 @@ class RunResult:
     report: Path | None
     # What the run asked of the exchange beyond its transactions (for benchmarks).
     counters: dict = field(default_factory=dict)
+    # The signal that interrupted the run (2 SIGINT, 15 SIGTERM), if one did.
+    signal: int | None = None
 
 
 def trader_address(seed: int, index: int) -> str:
@@ -83,6 +90,40 @@ def opening_book(scenario: Scenario, seed: int, accounts: int) -> tuple[BookSeed
         insurance_fund=int(round(funds.insurance_fund_usd * 10**6)),
     )
     return book, agents, whale_address
+
+
+def _answer(scenario: Scenario, step: int, market: int, price: float) -> int:
+    """The oracle answer of a price to push; RunStopped when the contracts cannot represent it
+    (an external price driven out of range by the impact of liquidations)."""
+    if not MIN_PRICE <= price <= MAX_PRICE:
+        raise RunStopped(f"at step {step}, market {scenario.market_names[market]}'s external price is {price:.4g} USD, "
+                         f"outside what the oracle can report ({MIN_PRICE:g} to {MAX_PRICE:.4g} USD)")
+    return oracle_answer(price)
+
+
+def check_price_paths(scenario: Scenario, max_steps: int | None = None, paths=None) -> None:
+    """Every price the run's fundamental paths reach (with the oracle's wick) must be one the
+    contracts can represent (simulator/scenarios/schema.py MIN_PRICE, MAX_PRICE): ScenarioError
+    naming the market, the first step that leaves the range and the price. `paths`: the run's
+    (else generated from the scenario's seed, as the run generates them)."""
+    if paths is None:
+        sampled, _ = sample_shocks(scenario, scenario.seed)
+        paths = generate_fundamental_paths(sampled, seed=scenario.seed)
+    steps = min(scenario.steps, max_steps) if max_steps else scenario.steps
+    prices = np.array(paths.prices[:steps], dtype=float)
+    wick = scenario.oracle.wick
+    if wick is not None:
+        prices[wick.step:wick.end_step, scenario.market_index(wick.market)] *= 1 + wick.move
+    for m, name in enumerate(scenario.market_names):
+        column = prices[:, m]
+        bad = np.flatnonzero(~((column >= MIN_PRICE) & (column <= MAX_PRICE)))
+        if bad.size:
+            step, price = int(bad[0]), float(column[bad[0]])
+            bound = (f"below the oracle's resolution ({MIN_PRICE:g} USD: 8 decimals)" if not price > MAX_PRICE
+                     else f"above the oracle router's MAX_PRICE ({MAX_PRICE:.4g} USD)")
+            raise ScenarioError(f"market {name}'s price reaches {price:.4g} USD at step {step}, {bound} "
+                                f"(seed {scenario.seed})", source=scenario.source or scenario.name,
+                                key_path=f"price_paths.{name}" if name in scenario.price_paths else None)
 
 
 @contextmanager
@@ -152,7 +193,12 @@ def run_scenario(
     reconciled with the exchange after every step and each screen's liquidatable accounts are
     compared with an exact scan of every account. With `book_cache`, the opened book is loaded
     from it when it holds this one, and stored in it when not. Without `render`, only the data
-    files are written (no plots, no report.html: `perpsim report` renders them later)."""
+    files are written (no plots, no report.html: `perpsim report` renders them later).
+
+    The data files are written as the run goes (simulator/report.py RunWriter): every
+    FLUSH_SECONDS the new rows and events are appended and summary.json rewritten with
+    `"status": "running"`, so a run killed without a word (kill -9) leaves its steps up to the
+    last flush. An output folder that cannot be written is an OutputError before anything runs."""
     started = time.perf_counter()
     seed, accounts = scenario.seed, scenario.account_count
     steps = min(scenario.steps, max_steps) if max_steps else scenario.steps
@@ -160,14 +206,25 @@ def run_scenario(
     final: Snapshot | None = None
     index: PositionIndex | None = None
     status, error, setup_extra = "completed", None, {}
+    stopped_by = None
     completed_steps = 0
+    writer = RunWriter(out_dir, metrics)
+
+    def summarise(status: str, error: str | None = None) -> dict:
+        return metrics.summary(
+            scenario=scenario.name, seed=seed, mode=scenario.mode, accounts=accounts, steps=completed_steps,
+            final=final, wall_seconds=time.perf_counter() - started, status=status, error=error, extra=setup_extra,
+        )
+
     try:
+        writer.flush(summarise("running"))
         sampled, shocks = sample_shocks(scenario, seed)
         if shocks:  # the shock sizes this run drew (a scenario whose targets are distributions)
             setup_extra["shocks"] = shocks
         setup_extra["step_seconds"] = scenario.step_seconds
         setup_extra["crash_window"] = crash_window(sampled)  # for `perpsim facts`
         paths = generate_fundamental_paths(sampled, seed=seed)
+        check_price_paths(scenario, steps, paths)
         external = ExternalMarket.from_scenario(scenario)
         oracle = OracleAgent.from_scenario(scenario)
         book, trader_accounts, whale_address = opening_book(scenario, seed, accounts)
@@ -178,10 +235,16 @@ def run_scenario(
                 "positions_opened": report.positions_opened,
                 "positions_rejected": len(report.positions_rejected),
             })
+            if report.positions_rejected and not report.positions_opened:
+                _address, market, reason = report.positions_rejected[0]
+                raise RunStopped(
+                    f"every opening position was rejected ({len(report.positions_rejected)}), e.g. in "
+                    f"{scenario.market_names[market]}: {reason}; check the markets' prices and the population's sizes")
             clock = exchange.timestamp
             final = exchange.snapshot()
             metrics.insurance_fund_start = final.insurance_fund
             metrics.vault_value_start = final.vault_value
+            writer.flush(summarise("running"))  # the book is open
             depths = list(final.depth2pct)
             index = PositionIndex(exchange, len(scenario.markets), exchange.vault_id)
             index.bootstrap(exchange.account_ids())
@@ -194,7 +257,7 @@ def run_scenario(
                 timestamp = clock + (step + 1) * scenario.step_seconds
                 fundamentals = paths.prices[step]
                 market = external.step(step, fundamentals, *last_flow)
-                actions = [PushPrice(m, oracle_answer(price)) for m, price in oracle.step(step, market.prices)]
+                actions = [PushPrice(m, _answer(scenario, step, m, price)) for m, price in oracle.step(step, market.prices)]
                 for m, depth in enumerate(market.depth2pct):
                     target = int(depth * WAD)
                     if depths[m] == 0 or abs(target - depths[m]) > DEPTH_TOLERANCE * depths[m]:
@@ -228,6 +291,8 @@ def run_scenario(
                     keeper_queue.append((step + latency, keepers.plan(exchange, scan, final.insurance_fund, index)))
                 metrics.record_step(step, fundamentals, market, final, flow)
                 completed_steps = step + 1
+                if writer.due():
+                    writer.flush(summarise("running"))
                 if progress:
                     progress(step + 1, steps)
             final = exchange.snapshot()
@@ -238,21 +303,22 @@ def run_scenario(
             setup_extra["claims_usd"] = sheet[1] / WAD
     except PerpsimError as exc:
         status, error = "failed", exc.user_message
-    except (KeyboardInterrupt, SystemExit):
-        # Ape's SIGINT handler raises SystemExit, not KeyboardInterrupt: both mean the user stopped us.
-        status, error = "interrupted", "interrupted by the user"
+    except (KeyboardInterrupt, SystemExit) as exc:
+        # Ape's SIGINT and SIGTERM handlers raise SystemExit, not KeyboardInterrupt: both stop us.
+        stopped_by = interrupt_signal(exc)
+        status, error = "interrupted", SIGNAL_WORDS[stopped_by]
     except Exception as exc:  # keep what was computed; the traceback goes into the summary
         status, error = "failed", "".join(traceback.format_exception_only(type(exc), exc)).strip()
         setup_extra["traceback"] = traceback.format_exc()
-    summary = metrics.summary(
-        scenario=scenario.name, seed=seed, mode=scenario.mode, accounts=accounts, steps=completed_steps,
-        final=final, wall_seconds=time.perf_counter() - started, status=status, error=error, extra=setup_extra,
-    )
-    write_data(out_dir, metrics, summary)
+    summary = summarise(status, error)
+    try:
+        writer.close(summary)
+    except OSError as exc:
+        raise OutputError(out_dir, f"{exc.strerror or exc} (the run {status} after {completed_steps} steps)") from None
     report_path = None
     if metrics.series and render:
         report_path = render_report(out_dir)
     counters = {"index_rows_read": index.rows_read, "index_confirmed": index.confirmed} if index else {}
     if book_cache is not None:
         counters["book_cache"] = book_cache.outcome
-    return RunResult(out_dir=out_dir, summary=summary, report=report_path, counters=counters)
+    return RunResult(out_dir=out_dir, summary=summary, report=report_path, counters=counters, signal=stopped_by)

@@ -45,7 +45,6 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
-import yaml
 
 from simulator import __version__
 from simulator.book_cache import BookCache
@@ -142,12 +141,15 @@ def parse_vary(option: str) -> tuple[str, list[Any]]:
     path, sep, values = option.partition("=")
     if not sep or not path.strip() or not values.strip():
         raise SweepError(f"--vary {option!r}: expected KEY.PATH=VALUE[,VALUE...], e.g. markets.*.policy=ADL,NONE")
+    from simulator.scenarios.errors import ScenarioError
+    from simulator.scenarios.loader import parse_yaml
+
     parsed = []
     for text in values.split(","):
-        try:
-            parsed.append(yaml.safe_load(text.strip()))
-        except yaml.YAMLError as exc:
-            raise SweepError(f"--vary {option!r}: cannot read the value {text!r}: {exc}") from None
+        try:  # read with the scenario loader's bounds (no alias bomb)
+            parsed.append(parse_yaml(text.strip(), "--vary")[0])
+        except ScenarioError as exc:
+            raise SweepError(f"--vary {option!r}: cannot read the value {text!r}: {exc.problem}") from None
     return path.strip(), parsed
 
 

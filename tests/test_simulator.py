@@ -125,11 +125,12 @@ def test_missing_anvil_is_named_and_summary_written(tmp_path):
     assert summary["status"] == "failed" and "anvil" in summary["error"]
 
 
-def interrupted_run(out: Path, interrupt) -> tuple[subprocess.CompletedProcess, int, dict]:
+def interrupted_run(out: Path, interrupt, code: int = 1) -> tuple[subprocess.CompletedProcess, int, dict]:
     """Runs oct-2025 (1,000 accounts, about 15 s) on its own devnet, calls `interrupt(anvil pid,
-    perpsim process)` after set-up and some steps, and checks that what was computed is written.
-    Returns the finished process, anvil's pid and the summary."""
-    process = subprocess.Popen(PERPSIM + ["run", "oct-2025", "--accounts", "1000", "--no-progress",
+    perpsim process)` after set-up and some steps, and checks that what was computed is written
+    and the exit status is `code`. Returns the finished process, anvil's pid and the summary."""
+    # --no-cache: the book must be opened in blocks (a cached one is loaded without openPosition calls).
+    process = subprocess.Popen(PERPSIM + ["run", "oct-2025", "--accounts", "1000", "--no-progress", "--no-cache",
                                           "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         anvil = None
@@ -149,7 +150,7 @@ def interrupted_run(out: Path, interrupt) -> tuple[subprocess.CompletedProcess, 
     finally:
         if process.poll() is None:
             process.kill()
-    assert process.returncode == 1, stdout + stderr
+    assert process.returncode == code, stdout + stderr
     summary = json.loads((out / "summary.json").read_text())
     assert 0 < summary["steps"] < 3600, (summary, stderr)
     rows = (out / "timeseries.csv").read_text().splitlines()
@@ -192,10 +193,11 @@ def test_anvil_dying_mid_run_keeps_what_was_computed(tmp_path):
 
 def test_interrupting_a_chain_run_keeps_what_was_computed(tmp_path):
     """Ctrl-C mid-run (Ape turns SIGINT into SystemExit): the steps done are written, status
-    "interrupted", and the devnet is stopped."""
-    done, anvil, summary = interrupted_run(tmp_path / "run", lambda _, perpsim: perpsim.send_signal(signal.SIGINT))
-    assert "interrupted" in done.stderr, done.stderr
-    assert summary["status"] == "interrupted"
+    "interrupted", the devnet is stopped, and the exit status is 130."""
+    done, anvil, summary = interrupted_run(tmp_path / "run", lambda _, perpsim: perpsim.send_signal(signal.SIGINT),
+                                           code=130)
+    assert "the run was interrupted by Ctrl-C (SIGINT) after" in done.stderr, done.stderr
+    assert summary["status"] == "interrupted" and summary["error"] == "interrupted by Ctrl-C (SIGINT)"
     time.sleep(0.5)
     with pytest.raises(ProcessLookupError):
         os.kill(anvil, 0)

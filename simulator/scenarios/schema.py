@@ -71,6 +71,43 @@ def _unknown_name(kind: str, name: str, known: list[str]) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
+# What the contracts can represent
+
+# The oracle answers with 8 decimals: a price below one unit of the last is 0, which the router refuses.
+MIN_PRICE = 1e-8
+# The oracle router's MAX_PRICE (type(uint128).max in WAD), in USD.
+MAX_PRICE = (2**128 - 1) / 1e18
+# The engine's MAX_DEPTH (1e36 WAD = 1e18 USD): the bound of a book's depth, and of every USD amount
+# a scenario gives the engine (open-interest caps, tiers, liquidation thresholds, the population's
+# sizes, the vault and the fund), so that products of two of them in WAD stay below 2^256.
+MAX_USD = 1e18
+
+
+def _price_problem(value: float) -> Optional[str]:
+    """Why `value` (USD) cannot be a price on chain, or None."""
+    if value < MIN_PRICE:
+        return (f"must be at least {MIN_PRICE:g} USD (the oracle's resolution: 8 decimals; below it the "
+                f"answer is 0), got {value:g}")
+    if value > MAX_PRICE:
+        return f"must be at most {MAX_PRICE:.4g} USD (the oracle router's MAX_PRICE), got {value:g}"
+    return None
+
+
+def _usd_problem(value: float) -> Optional[str]:
+    if value > MAX_USD:
+        return f"must be at most {MAX_USD:g} (the engine's bound on amounts, MAX_DEPTH: 1e36 in WAD), got {value:g}"
+    return None
+
+
+def _wad_problem(value: float) -> Optional[str]:
+    """Why `value` cannot be sent to the contracts as an 18-decimal integer, or None."""
+    exact = Decimal(repr(float(value))).scaleb(18)
+    if exact != exact.to_integral_value():
+        return f"has more than 18 decimals (the contracts' WAD), got {value!r}"
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
 # Base model and value types
 
 PositiveFloat = Annotated[float, Field(gt=0)]
@@ -162,6 +199,19 @@ class Market(SchemaModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> "Market":
+        problem = _price_problem(self.price)
+        if problem:
+            fail(problem, "price")
+        for key in ("depth2pct", "max_open_interest", "skew_scale", "slice_threshold", "rate_limit_notional"):
+            problem = _usd_problem(getattr(self, key))
+            if problem:
+                fail(problem, key)
+        for key in ("imr", "mmr", "liquidation_fee", "keeper_share", "depth2pct", "max_impact", "max_open_interest",
+                    "max_funding_rate", "skew_scale", "match_band", "max_deviation", "slice_threshold",
+                    "slice_fraction", "rate_limit_notional"):
+            problem = _wad_problem(getattr(self, key))
+            if problem:
+                fail(problem, key)
         if len(self.name.encode()) > 32:
             fail(f"must fit in 32 bytes (it is stored as bytes32 on chain), got {len(self.name.encode())}", "name")
         if self.mmr > self.imr:
@@ -179,6 +229,11 @@ class Market(SchemaModel):
                 fail(f"floors must increase (and be above 0): {floor} is not above {previous_floor}", "tiers", index, 0)
             if not previous_mmr < mmr < 1:
                 fail(f"tier mmr must increase and stay below 1: {mmr} is not in ({previous_mmr}, 1)", "tiers", index, 1)
+            for position, value in enumerate(tier):
+                problem = _usd_problem(value) if position == 0 else None
+                problem = problem or _wad_problem(value)
+                if problem:
+                    fail(problem, "tiers", index, position)
             previous_floor, previous_mmr = floor, mmr
         return self
 
@@ -871,4 +926,40 @@ class Scenario(SchemaModel):
         if whale is not None:
             known_market(whale.market, "agents", "whale", "market")
             within_run(whale.step, "step", "agents", "whale", "step")
+
+        # What the contracts can represent (the module's MIN_PRICE, MAX_PRICE, MAX_USD).
+        amounts = [(population.notional.median, ("population", "notional", "median")),
+                   (population.notional.min, ("population", "notional", "min")),
+                   (population.notional.max, ("population", "notional", "max")),
+                   (population.vault.collateral_usd, ("population", "vault", "collateral_usd")),
+                   (population.vault.min_usd, ("population", "vault", "min_usd")),
+                   (population.insurance_fund.usd, ("population", "insurance_fund", "usd")),
+                   (whale.notional if whale is not None else None, ("agents", "whale", "notional"))]
+        for value, at in amounts:
+            problem = _usd_problem(value) if value is not None else None
+            if problem:
+                fail(problem, *at)
+        for market in self.markets:
+            factor = self.liquidity.for_market(market.name).base_factor
+            if market.depth2pct * factor > MAX_USD:
+                override = self.liquidity.markets.get(market.name)
+                at = (("liquidity", "markets", market.name, "base_factor")
+                      if override is not None and override.base_factor is not None else ("liquidity", "base_factor"))
+                fail(f"{market.name}'s depth2pct x base_factor ({market.depth2pct:g} x {factor:g}) must be at most "
+                     f"{MAX_USD:g} USD (the engine's MAX_DEPTH)", *at)
+        for name, path in self.price_paths.items():
+            targets = path.legs if isinstance(path, ScriptedPath) else [path] if isinstance(path, BridgePath) else []
+            initial = self.market(name).price
+            for leg_index, target in enumerate(targets):
+                at = ("price_paths", name) + (("legs", leg_index) if isinstance(path, ScriptedPath) else ())
+                for key in ("to", "to_price"):
+                    value = getattr(target, key)
+                    if value is None:
+                        continue
+                    low, high = value.support() if isinstance(value, Draw) else (value, value)
+                    prices = [initial * (1 + x) if key == "to" else x for x in (low, high) if math.isfinite(x)]
+                    for price in prices:
+                        problem = _price_problem(price)
+                        if problem:
+                            fail(f"the target price {problem.split(', got')[0]}, got {price:g}", *at, key)
         return self
