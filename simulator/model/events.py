@@ -71,6 +71,10 @@ class Event:
         return self.args[name]
 
 
+# The oracle's events: emitted only by a model built with the router (simulator/model/oracle_router.py).
+ORACLE_EVENTS = ("AnswerUpdated", "CircuitBreakerTripped", "BreakerReset")
+
+
 def make_event(name: str, values: tuple, block_number: int, timestamp: int) -> Event:
     fields = EVENT_FIELDS[name]
     if len(values) != len(fields):
