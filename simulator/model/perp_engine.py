@@ -1,6 +1,9 @@
 """Mirror of contracts/engine/PerpEngine.sol: cross and isolated margin against a liquidity vault.
 
 Same sections, same function names in snake_case, same order of checks (so the same revert wins).
+PerpEngine.sol's bases are mirrored in place: the constants and storage of PerpEngineStorage.sol
+are this class's, and the batch views of PerpEngineViews.sol (healthOf, healthRange, accountIdsFrom,
+accountStates, marketView(s), balanceSheet) sit in the VIEWS section.
 Storage differs in form only:
 
 - accounts and positions live in numpy object-dtype arrays, one row per account id ever written
@@ -94,7 +97,7 @@ class MarketView:
 
 @dataclass
 class Market:
-    """struct Market (PerpEngine.sol storage)."""
+    """struct Market (PerpEngineStorage.sol)."""
 
     name: str
     params: MarketParams
