@@ -306,7 +306,7 @@ contract PerpEngine is IPerpEngine, PerpEngineViews {
         if (writtenOff != 0) emit BadDebtRecorded(accountId, marketId, writtenOff);
     }
 
-    /* VIEWS */
+    /* VIEWS: one account or market (the batch views are in PerpEngineViews) */
 
     /// @inheritdoc IPerpEngine
     function bankruptcyPrice(address account, uint256 marketId) external view returns (uint256) {
