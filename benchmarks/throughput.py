@@ -6,6 +6,12 @@ ratios in one run; asserts nothing.
     make bench ARGS="--accounts 1000 --repeat 3" (medians of three runs)
     make bench ARGS="--calm-accounts 100000"     (adds calm, 720 steps, in the model)
     make bench ARGS="--no-cached"                (skips the reruns with the opened book cached)
+    make bench ARGS="--sweep-only --sweep-runs 200" (the sweep alone: 200 runs on 1 and 2 workers)
+
+The sweep measurement (default 20 runs; 0 skips it) runs the same Monte Carlo sweep of oct-2025
+at 1,000 accounts in the model twice: in this process (1 worker) and on a Dask LocalCluster of 2
+worker processes (cluster start included), and prints runs per minute and the parallel efficiency
+(runs/min on 2 workers over twice the runs/min on 1).
 
 oct-2025 runs with `population.reference_accounts=1000`: every population samples the same
 exchange (the built-in's books), so 10,000 accounts is the same event as 1,000, ten times finer.
@@ -39,11 +45,20 @@ def main() -> None:
     parser.add_argument("--calm-accounts", type=int, default=0, help="also run calm (720 steps) in the model")
     parser.add_argument("--no-cached", action="store_true",
                         help="skip the reruns whose opened book comes from the book cache")
+    parser.add_argument("--sweep-runs", type=int, default=20,
+                        help="model runs of oct-2025 (1,000 accounts) in the sweep measurement, 0 to skip")
+    parser.add_argument("--sweep-workers", default="1,2", help="worker counts the sweep is measured with")
+    parser.add_argument("--sweep-only", action="store_true", help="measure the sweep only")
     args = parser.parse_args()
     populations = [int(n) for n in args.accounts.split(",")]
     modes = args.modes.split(",")
 
     rows: list[tuple[str, str]] = []
+    if args.sweep_runs:
+        rows += measure_sweep(args.sweep_runs, [int(n) for n in args.sweep_workers.split(",")])
+    if args.sweep_only:
+        _print(rows)
+        return
     ceiling = None
     if "chain" in modes:
         ceiling, evm_only = measure_ceiling()
@@ -85,10 +100,46 @@ def main() -> None:
         rows.append((f"calm, {args.calm_accounts:,} accounts, model", f"{wall:,.1f} s  "
                      f"({args.calm_accounts * steps / wall:,.0f} account-steps/s)"))
 
+    _print(rows)
+
+
+def _print(rows: list[tuple[str, str]]) -> None:
     width = max(len(label) for label, _ in rows)
     print(f"{'measurement':<{width}}  figure")
     for label, figure in rows:
         print(f"{label:<{width}}  {figure}")
+
+
+def measure_sweep(runs: int, worker_counts: list[int]) -> list[tuple[str, str]]:
+    """The same sweep (oct-2025, 1,000 accounts, model, `runs` paths) on each worker count; the
+    tables must come out the same."""
+    from simulator.sweep import TIMING_COLUMNS, plan_sweep, run_sweep
+
+    variants = plan_sweep(oct_scenario(REFERENCE_ACCOUNTS, "model"), {"markets.*.policy": ["ADL"]}, seeds=runs)
+    rows, rates, tables = [], {}, {}
+    scratch_root = PROJECT_ROOT / ".cache"
+    scratch_root.mkdir(exist_ok=True)
+    for workers in worker_counts:
+        with tempfile.TemporaryDirectory(dir=scratch_root, prefix="bench-sweep-") as scratch:
+            started = time.perf_counter()
+            result = run_sweep(variants, Path(scratch), workers=workers, resume=False)
+            wall = time.perf_counter() - started
+        if result.not_completed:
+            raise SystemExit(f"bench: {result.not_completed} sweep runs did not complete: {result.failed[:1]}")
+        rates[workers] = runs / wall * 60
+        tables[workers] = [{k: v for k, v in row.items() if k not in TIMING_COLUMNS} for row in result.rows]
+        run_median = statistics.median(row["wall_seconds"] for row in result.rows)
+        where = "this process" if workers == 1 else f"LocalCluster of {workers}, start included"
+        rows.append((f"sweep: {runs} runs of oct-2025, 1,000 accounts, model, {workers} worker(s) ({where})",
+                     f"{wall:,.1f} s  ({rates[workers]:,.1f} runs/min; median run {run_median:.2f} s)"))
+    if 1 in rates:
+        for workers in worker_counts:
+            if workers > 1:
+                rows.append((f"  parallel efficiency on {workers} workers (runs/min over {workers}x the 1-worker rate)",
+                             f"{rates[workers] / (workers * rates[1]):.0%}"))
+    same = all(table == tables[worker_counts[0]] for table in tables.values())
+    rows.append(("  tables identical whatever the number of workers", "yes" if same else "NO"))
+    return rows
 
 
 def measure_ceiling() -> tuple[float, float]:

@@ -103,10 +103,16 @@ class BookCache:
                     "positions_rejected": [list(r) for r in report.positions_rejected]}
             (staging / META_FILE).write_text(json.dumps(meta))
             shutil.rmtree(entry, ignore_errors=True)
-            os.replace(staging, entry)
+            try:
+                os.replace(staging, entry)
+            except OSError:  # another run (a sweep's other worker) stored the same book meanwhile
+                return
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-        self._prune(keep=entry)
+        try:
+            self._prune(keep=entry)
+        except OSError:  # entries removed by another run while this one looked: prune next time
+            pass
 
     def _prune(self, keep: Path) -> None:
         """Removes the entries used longest ago while the cache holds more than `max_bytes`."""

@@ -99,49 +99,104 @@ def run(scenario, seed, accounts, steps, mode, out_dir, settings, as_json, no_pr
 @click.option("--vary", "vary", multiple=True, metavar="KEY.PATH=V1,V2",
               help="A setting to vary, by its dotted key path in the scenario file (repeatable; "
                    "every combination runs). Default: the scenario's sweep: section.")
-@click.option("--seeds", type=click.IntRange(min=1), default=None,
-              help="Seeds per combination, counted up from the scenario's (default: the sweep section's, else 1).")
+@click.option("--paths", "--seeds", "seeds", type=click.IntRange(min=1), default=None,
+              help="Price paths (seeds) per combination, counted up from the scenario's seed: the same paths "
+                   "for every combination (default: the sweep section's seeds, else 1).")
 @click.option("--seed", type=int, default=None, help="First seed (default: the scenario's).")
 @click.option("--accounts", type=click.IntRange(min=1), default=None, help="Trader accounts (default: the scenario's).")
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Run only the first N steps.")
 @click.option("--mode", type=click.Choice(["chain", "model"]), default=None,
               help="model: the numpy model (fast); chain: contracts on anvil, one devnet per run "
                    "(default: the sweep section's, else model).")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Worker processes of a Dask LocalCluster on this machine, one thread each "
+                   "(default: one per core; 1 runs in this process).")
+@click.option("--scheduler", envvar="PERPSIM_SCHEDULER", default=None, metavar="tcp://HOST:PORT",
+              help="Send the runs to an existing Dask cluster (also PERPSIM_SCHEDULER) instead.")
+@click.option("--resume/--no-resume", default=True, show_default=True,
+              help="Skip runs already completed in the output folder with the same content key.")
+@click.option("--run-reports", is_flag=True, help="Render each run's report.html and plots too (slow: about 1.5 s a run).")
+@click.option("--no-cache", is_flag=True,
+              help="Open every run's book anew instead of loading it from the cache of opened books (.cache/books).")
+@click.option("--set", "settings", multiple=True, metavar="KEY.PATH=VALUE", callback=lambda _c, _p, v: _settings(v),
+              help="Change a setting of every run, as perpsim run --set (repeatable).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Output folder (default: runs/sweep-<scenario>-<mode>).")
 @click.option("--json", "as_json", is_flag=True, help="Print sweep.json instead of a table.")
-def sweep(scenario, vary, seeds, seed, accounts, steps, mode, out_dir, as_json) -> None:
-    """Run SCENARIO over a grid of settings and seeds; compare them in one table (sweep.csv,
-    sweep.json, sweep.png), each run's own report in its folder."""
-    from simulator.scenarios import load_scenario, with_overrides
-    from simulator.sweep import SweepError, parse_vary, plan_sweep, run_sweep
+def sweep(scenario, vary, seeds, seed, accounts, steps, mode, workers, scheduler, resume, run_reports, no_cache,
+          settings, out_dir, as_json) -> None:
+    """Run SCENARIO over a grid of settings and price paths, in parallel; report the risk figures
+    of each combination (sweep.csv, sweep.json), every run (runs.csv, runs.parquet), sweep.png,
+    and each run's data in its folder. The exit status is the number of runs that did not
+    complete (at most 100)."""
+    import os
+    import signal
 
-    loaded = with_overrides(load_scenario(scenario), seed=seed, accounts=accounts)
+    from simulator.scenarios import load_scenario, with_overrides, with_settings
+    from simulator.sweep import SweepFailed, parse_vary, plan_sweep, run_sweep
+
+    loaded = load_scenario(scenario)
+    if settings:
+        loaded = with_settings(loaded, settings, source="--set")
+    loaded = with_overrides(loaded, seed=seed, accounts=accounts)
     grid = dict(parse_vary(option) for option in vary)
     variants = plan_sweep(loaded, grid or None, seeds, mode)
     mode = variants[0].scenario.mode
     out_dir = (out_dir or Path("runs") / f"sweep-{loaded.name}-{mode}").resolve()
-    factory = _chain_exchange if mode == "chain" else _model_exchange
+    if workers is None:
+        workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    options = dict(max_steps=steps, workers=workers, scheduler=scheduler, resume=resume, run_reports=run_reports,
+                   book_cache=not no_cache)
+    # `kill` (SIGTERM) stops the sweep as Ctrl-C does: tables written, workers and anvils stopped.
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        if as_json:
+            result = run_sweep(variants, out_dir, **options)
+        else:
+            result = _sweep_with_progress(variants, out_dir, f"{loaded.name} ({mode})", options)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     if as_json:
-        result = run_sweep(variants, out_dir, factory, max_steps=steps)
         click.echo((out_dir / "sweep.json").read_text())
     else:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        if len(result.rows) <= 24:
+            _print_sweep(result.rows)
+        _print_risk(result.combinations)
+        resumed = f" ({result.resumed} resumed from an earlier sweep)" if result.resumed else ""
+        click.echo(f"\n{len(result.rows)} of {result.planned} runs finished{resumed}\n"
+                   f"risk:  {out_dir / 'sweep.csv'}\nruns:  {out_dir / 'runs.csv'} (and runs.parquet)\n"
+                   f"plot:  {out_dir / 'sweep.png'}\ndata:  {out_dir}/<run>/")
+    if result.not_completed:
+        failed = ", ".join(f"{row['run']} ({row['status']}: {row.get('error')})" for row in result.failed[:5])
+        more = f" and {len(result.failed) - 5} more" if len(result.failed) > 5 else ""
+        raise SweepFailed(f"{result.not_completed} of {result.planned} runs did not complete"
+                          f"{'; failed: ' + failed + more if failed else ''} (results so far are in {out_dir}; "
+                          "run the same command again to run only those)", result.not_completed)
 
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      transient=True) as bar:
-            task = bar.add_task("sweep", total=len(variants))
 
-            def show(done, total, variant):
-                bar.update(task, completed=done, description=f"{loaded.name} ({mode}) {variant.label}")
+def _interrupt(_signum, _frame) -> None:
+    raise KeyboardInterrupt
 
-            result = run_sweep(variants, out_dir, factory, progress=show, max_steps=steps)
-        _print_sweep(result.rows)
-        click.echo(f"\ntable: {out_dir / 'sweep.csv'}\nplot:  {out_dir / 'sweep.png'}\nruns:  {out_dir}/<run>/report.html")
-    if result.failed or len(result.rows) < len(variants):
-        failed = ", ".join(f"{row['run']} ({row['status']}: {row.get('error')})" for row in result.failed)
-        raise SweepError(f"{len(result.rows)} of {len(variants)} runs finished"
-                         f"{'; not completed: ' + failed if failed else ''} (results so far are in {out_dir})")
+
+def _sweep_with_progress(variants, out_dir, title, options):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
+        TimeRemainingColumn
+
+    from simulator.sweep import run_sweep
+
+    with Progress(TextColumn(title), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[failed]} failed, {task.fields[running]} running"), TimeElapsedColumn(),
+                  TextColumn("ETA"), TimeRemainingColumn(), transient=True) as bar:
+        task = bar.add_task("sweep", total=len(variants), failed=0, running=0)
+        resumed = [0]
+
+        def show(status):
+            if not resumed[0] and status.resumed:  # runs resumed are done already: keep them out of the ETA
+                resumed[0] = status.resumed
+                bar.reset(task, total=status.total - status.resumed, failed=0, running=0)
+            bar.update(task, completed=status.done - resumed[0], failed=status.failed, running=status.running)
+
+        return run_sweep(variants, out_dir, progress=show, **options)
 
 
 @cli.command()
@@ -213,7 +268,8 @@ def _print_sweep(rows: list[dict]) -> None:
     shown = {"liquidations": "liqs", "liquidated_notional_usd": "liq. $", "insurance_fund_end_usd": "fund end $",
              "bad_debt_usd": "bad debt $", "adl_fills": "ADL fills", "adl_notional_usd": "ADL $",
              "socialized_loss_usd": "socialised $", "status": "status"}
-    varied = [k for k in (rows[0] if rows else {}) if k not in ("run", "seed", "error", *COLUMNS)]
+    varied = [k for k in (rows[0] if rows else {}) if k not in ("run", "combination", "seed", "error", *COLUMNS)
+              and not k.startswith("shock:")]
     table = Table()
     table.add_column("run")
     for path in varied:
@@ -221,10 +277,51 @@ def _print_sweep(rows: list[dict]) -> None:
     for key, header in shown.items():
         table.add_column(header, justify="left" if key == "status" else "right")
     for row in rows:
-        table.add_row(row["run"], *(str(row[k]) for k in varied), *(_compact(row[k]) for k in shown))
+        table.add_row(row["run"], *(str(row[k]) for k in varied), *(_compact(row.get(k)) for k in shown))
     console = Console()
     if not console.is_terminal:
         console.width = 160  # piped or captured: no terminal to fit, keep rows on one line
+    console.print(table)
+
+
+def _print_risk(combinations: list[dict]) -> None:
+    """The risk figures of each combination, with their bootstrap 95% intervals."""
+    from rich.console import Console
+    from rich.table import Table
+
+    if not combinations:
+        return
+    from simulator.risk import FIGURE_NAMES
+
+    fixed = {"combination", "paths", "completed", "failed",
+             *(f"{name}{suffix}" for name in FIGURE_NAMES for suffix in ("", "_ci_low", "_ci_high"))}
+    varied = [k for k in combinations[0] if k not in fixed]
+    shown = {"p_insolvency": "P(insolvency)", "bad_debt_mean": "bad debt mean $", "bad_debt_var95": "VaR95 $",
+             "bad_debt_var99": "VaR99 $", "bad_debt_es95": "ES95 $", "fund_drawdown_var95": "fund drawdown VaR95 $",
+             "p_adl": "P(ADL)", "adl_notional_var95": "ADL VaR95 $", "socialized_var95": "socialised VaR95 $",
+             "lar95": "LaR95 $"}
+    table = Table(title="risk over paths (bootstrap 95% interval)")
+    table.add_column("comb.")
+    for path in varied:
+        table.add_column(path, overflow="fold")
+    table.add_column("paths", justify="right")
+    for header in shown.values():
+        table.add_column(header, justify="right")
+    for entry in combinations:
+        cells = []
+        for key in shown:
+            value, low, high = entry.get(key), entry.get(f"{key}_ci_low"), entry.get(f"{key}_ci_high")
+            if value is None:
+                cells.append("-")
+            elif key.startswith("p_"):
+                cells.append(f"{value:.2f} [{low:.2f}, {high:.2f}]")
+            else:
+                cells.append(f"{_compact(value)} [{_compact(low)}, {_compact(high)}]")
+        done = f"{entry['completed']}/{entry['paths']}"
+        table.add_row(entry["combination"], *(str(entry[k]) for k in varied), done, *cells)
+    console = Console()
+    if not console.is_terminal:
+        console.width = 260
     console.print(table)
 
 
@@ -249,4 +346,4 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except PerpsimError as exc:
         click.echo(f"perpsim: {exc.user_message}", err=True)
-        sys.exit(1)
+        sys.exit(getattr(exc, "exit_code", 1))

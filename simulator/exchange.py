@@ -52,6 +52,66 @@ class SetupReport:
     positions_rejected: list = field(default_factory=list)  # (address, market, reason)
 
 
+@dataclass(frozen=True)
+class OpeningCall:
+    """A call of the engine while the book opens, by its Solidity name: sent by `sender` (None:
+    the operator, who funds every account); `position` is the (trader address, market) a trade
+    opens, whose outcome the set-up report counts."""
+
+    function: str
+    args: tuple
+    sender: str | None = None
+    position: tuple[str, int] | None = None
+
+
+def open_book(exchange: "Exchange", book: BookSeed, timestamp: int) -> SetupReport:
+    """The opening, the same blocks on both exchanges: the operator's funds (the chain's token;
+    nothing in the model), every deposit, the depth set out of the way, every trader's positions
+    (an isolated one after its margin moves into the bucket), the depth set back. A block holds
+    SETUP_BATCH calls; blocks are mined a second apart from `timestamp`."""
+    clock = iter(range(timestamp, timestamp + 10**6))
+    exchange.fund_operator(book, next(clock))
+    deposits = [OpeningCall("depositFor", (t.address, t.collateral)) for t in book.traders if t.collateral]
+    deposits.append(OpeningCall("depositFor", (exchange.vault, book.vault_collateral)))
+    if book.insurance_fund:
+        deposits.append(OpeningCall("depositInsurance", (book.insurance_fund,)))
+    failed = [(call, error) for call, error in zip(deposits, _in_blocks(exchange, deposits, clock)) if error]
+    if failed:
+        call, error = failed[0]
+        raise RuntimeError(f"set-up transaction {call.function}{call.args} failed: {error}")
+    depths = exchange.snapshot().depth2pct
+    _in_blocks(exchange, [OpeningCall("setDepth", (m, SETUP_DEPTH)) for m in range(len(depths))], clock)
+    trades = []
+    for trader in book.traders:
+        for market, size in trader.positions.items():
+            if trader.isolated_market is not None:
+                trades.append(OpeningCall("transferMargin", (market, trader.collateral * 10**12), trader.address))
+                trades.append(OpeningCall("openIsolatedPosition", (market, size, _no_price_limit(size)), trader.address,
+                                          (trader.address, market)))
+            else:
+                trades.append(OpeningCall("openPosition", (market, size, _no_price_limit(size)), trader.address,
+                                          (trader.address, market)))
+    outcomes = _in_blocks(exchange, trades, clock)
+    _in_blocks(exchange, [OpeningCall("setDepth", (m, d)) for m, d in enumerate(depths)], clock)
+    exchange.timestamp = next(clock) - 1
+    opened = [(call.position, error) for call, error in zip(trades, outcomes) if call.position]
+    return SetupReport(accounts=len(book.traders), positions_opened=sum(1 for _, error in opened if error is None),
+                       positions_rejected=[(*position, error) for position, error in opened if error is not None])
+
+
+def _in_blocks(exchange: "Exchange", calls: list[OpeningCall], clock) -> list[str | None]:
+    """Each call's error (None: it went through), SETUP_BATCH calls to a block."""
+    outcomes: list[str | None] = []
+    for start in range(0, len(calls), SETUP_BATCH):
+        outcomes += exchange.setup_block(calls[start : start + SETUP_BATCH], next(clock))
+    return outcomes
+
+
+def _no_price_limit(size: int) -> int:
+    """Buys accept any price, sells any price above zero."""
+    return MAX_UINT if size > 0 else 0
+
+
 # -- actions -- #
 
 
@@ -194,7 +254,19 @@ class Snapshot:
 class Exchange(Protocol):
     """What the run loop needs from a backend."""
 
-    def open_book(self, book: BookSeed, timestamp: int) -> SetupReport: ...
+    def open_book(self, book: BookSeed, timestamp: int) -> SetupReport:
+        """`open_book(self, book, timestamp)` (this module): the same blocks on both."""
+        ...
+
+    vault: str | int  # the vault's address (the model's: an int)
+
+    def fund_operator(self, book: BookSeed, timestamp: int) -> None:
+        """The opening's first block: what the operator needs to fund every account."""
+        ...
+
+    def setup_block(self, calls: Sequence[OpeningCall], timestamp: int) -> list[str | None]:
+        """The calls mined as one block at `timestamp`: each one's error, None when it went through."""
+        ...
 
     # The opened-book cache (simulator/book_cache.py): what determines the backend's behaviour,
     # and its whole state as bytes, written and read back.

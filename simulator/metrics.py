@@ -1,6 +1,6 @@
-"""What a run measures: per-step time series per market, an event log, and the summary of
-DESIGN 4.1. Computed from the contracts' own events, so the chain and the model are measured the
-same way."""
+"""What a run measures: per-step time series per market, an event log, and the summary
+(docs/design.md §10). Computed from the contracts' own events, so the chain and the model are
+measured the same way."""
 
 from __future__ import annotations
 

@@ -135,6 +135,24 @@ class PositionIndex:
             self._exact[name][rows] = exact
             self._float[name][rows] = exact.astype(float)
 
+    # -- exact reads for the agents: the state after the last block, as the exchange's views give it -- #
+
+    def open_markets(self, account_ids: Sequence[int]) -> list[list[int]]:
+        """The markets each account holds a position in (`marketMasksAndReserves`' masks)."""
+        self.refresh()
+        sizes = self._exact["size"]
+        return [[m for m in range(self.n_markets) if sizes[self.row_of[a], m] != 0] for a in account_ids]
+
+    def fund_reserves(self, account_ids: Sequence[int]) -> list[int]:
+        """The fund's earmark for each account (`marketMasksAndReserves`' reserves)."""
+        self.refresh()
+        return [self._exact["fund_reserve"][self.row_of[a]] for a in account_ids]
+
+    def positions(self, account_ids: Sequence[int], market: int) -> list[int]:
+        """Each account's position size in `market` (`positionSizes`)."""
+        self.refresh()
+        return [self._exact["size"][self.row_of[a], market] for a in account_ids]
+
     # -- reading it -- #
 
     def screen(self, snapshot: Snapshot, timestamp: int) -> HealthScan:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import csv
 import html
+import io
 import json
 import os
 from pathlib import Path
@@ -31,10 +32,11 @@ def atomic_write(path: Path, text: str) -> None:
 
 def write_data(out_dir: Path, metrics: Metrics, summary: dict) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
-    rows = [",".join(SERIES_FIELDS)]
-    for row in metrics.series:
-        rows.append(",".join(_cell(row[k]) for k in SERIES_FIELDS))
-    atomic_write(out_dir / "timeseries.csv", "\n".join(rows) + "\n")
+    table = io.StringIO()
+    writer = csv.writer(table, lineterminator="\n")  # quotes a field with a comma, e.g. a market's name
+    writer.writerow(SERIES_FIELDS)
+    writer.writerows([_cell(row[k]) for k in SERIES_FIELDS] for row in metrics.series)
+    atomic_write(out_dir / "timeseries.csv", table.getvalue())
     atomic_write(out_dir / "events.jsonl", "".join(json.dumps(e) + "\n" for e in metrics.events))
     atomic_write(out_dir / "failed_actions.jsonl", "".join(json.dumps(e) + "\n" for e in metrics.failed_actions))
     atomic_write(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")

@@ -18,13 +18,13 @@ import numpy as np
 from eth_hash.auto import keccak
 
 from simulator.agents.keepers import Keepers
-from simulator.book_cache import BookCache, StaleEntry
 from simulator.agents.traders import TraderAccount, TraderAgents
+from simulator.book_cache import BookCache, StaleEntry
 from simulator.errors import PerpsimError
 from simulator.exchange import BookSeed, Exchange, PushPrice, SetDepth, SetupReport, Snapshot, TraderSeed
 from simulator.market.external import ExternalMarket
 from simulator.market.oracle_agent import OracleAgent
-from simulator.market.paths import generate_fundamental_paths
+from simulator.market.paths import generate_fundamental_paths, sample_shocks
 from simulator.metrics import Metrics
 from simulator.position_index import PositionIndex
 from simulator.population import population_for_scenario, size_vault_and_insurance_fund
@@ -112,13 +112,15 @@ def run_scenario(
     max_steps: int | None = None,
     check_index: bool = False,
     book_cache: BookCache | None = None,
+    render: bool = True,
 ) -> RunResult:
     """Runs `scenario` (seed, accounts and mode already applied) and writes its outputs; with
     `max_steps`, only the scenario's first steps. Whatever was computed before an error is written
     too, with the error in summary.json. With `check_index` (tests), the position index is
     reconciled with the exchange after every step and each screen's liquidatable accounts are
     compared with an exact scan of every account. With `book_cache`, the opened book is loaded
-    from it when it holds this one, and stored in it when not."""
+    from it when it holds this one, and stored in it when not. Without `render`, only the data
+    files are written (no plots, no report.html: `perpsim report` renders them later)."""
     started = time.perf_counter()
     seed, accounts = scenario.seed, scenario.account_count
     steps = min(scenario.steps, max_steps) if max_steps else scenario.steps
@@ -128,17 +130,20 @@ def run_scenario(
     status, error, setup_extra = "completed", None, {}
     completed_steps = 0
     try:
-        paths = generate_fundamental_paths(scenario, seed=seed)
+        sampled, shocks = sample_shocks(scenario, seed)
+        if shocks:  # the shock sizes this run drew (a scenario whose targets are distributions)
+            setup_extra["shocks"] = shocks
+        paths = generate_fundamental_paths(sampled, seed=seed)
         external = ExternalMarket.from_scenario(scenario)
         oracle = OracleAgent.from_scenario(scenario)
         book, trader_accounts, whale_address = opening_book(scenario, seed, accounts)
         keepers = Keepers([spec.ranking for spec in scenario.market_specs()], scenario.agents.keepers.leg_order)
         traders = TraderAgents(scenario, trader_accounts, whale_address, seed)
         with _opened_exchange(exchange_factory, scenario, book, book_cache) as (exchange, report):
-            setup_extra = {
+            setup_extra.update({
                 "positions_opened": report.positions_opened,
                 "positions_rejected": len(report.positions_rejected),
-            }
+            })
             clock = exchange.timestamp
             final = exchange.snapshot()
             metrics.insurance_fund_start = final.insurance_fund
@@ -165,7 +170,7 @@ def run_scenario(
                 while keeper_queue and keeper_queue[0][0] <= step:
                     actions += keeper_queue.popleft()[1]
                 api_outage = any(state.name == "OUTAGE" for state in market.maker_states)
-                actions += traders.plan(step, exchange, scan, list(market.prices), api_outage)
+                actions += traders.plan(step, exchange, scan, list(market.prices), api_outage, index)
                 results = exchange.execute(actions, timestamp) if actions else []
                 index.apply(results)
                 flow = metrics.record_results(step, results)
@@ -206,7 +211,7 @@ def run_scenario(
     )
     write_data(out_dir, metrics, summary)
     report_path = None
-    if metrics.series:
+    if metrics.series and render:
         report_path = render_report(out_dir)
     counters = {"index_rows_read": index.rows_read, "index_confirmed": index.confirmed} if index else {}
     if book_cache is not None:

@@ -1,4 +1,4 @@
-"""Invariant checks of DESIGN section 5 on the deployed contracts, called after state changes.
+"""Invariant checks of INVARIANTS.md on the deployed contracts, called after state changes.
 
 Numbered as in INVARIANTS.md."""
 

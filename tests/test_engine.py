@@ -1,5 +1,6 @@
-"""The engine's mechanics against DESIGN's reference numbers: leverage, the depth curve, zero-equity
-point, tiered maintenance margin, cross vs isolated margin, guarded prices and funding."""
+"""The engine's mechanics against the reference numbers of docs/design.md §11: leverage, the depth
+curve, zero-equity point, tiered maintenance margin, cross vs isolated margin, guarded prices and
+funding."""
 
 import ape
 import pytest

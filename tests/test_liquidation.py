@@ -1,4 +1,5 @@
-"""Liquidation, the insurance fund, the three bad-debt policies and ADL (DESIGN 3.3, invariants 4-8, 10)."""
+"""Liquidation, the insurance fund, the three bad-debt policies and ADL (docs/design.md §6,
+invariants 4-8 and 10 of INVARIANTS.md)."""
 
 import ape
 import pytest

@@ -8,7 +8,7 @@ import {IOracleRouter} from "./IOracleRouter.sol";
 struct MarketParams {
     /// initial margin ratio (0.1e18 = 10x)
     uint256 imr;
-    /// maintenance margin ratio of the first tier (DESIGN default imr / 2)
+    /// maintenance margin ratio of the first tier (default imr / 2 in scenarios, docs/design.md §2.5)
     uint256 mmr;
     /// liquidation penalty as a fraction of closed notional
     uint256 liquidationFee;

@@ -64,7 +64,9 @@ class Keepers:
         candidates = scan.liquidatable()
         if not candidates:
             return []
-        pairs = [(a, m) for a, markets in zip(candidates, exchange.open_markets(candidates)) for m in markets]
+        # Masks, earmarks and sizes are in the index, exact: the chain is asked only what it alone knows.
+        reads = index if index is not None else exchange
+        pairs = [(a, m) for a, markets in zip(candidates, reads.open_markets(candidates)) for m in markets]
         if self.leg_order == "largest_loss":
             pairs = self._losing_legs_first(exchange, pairs)
         actions: list[Action] = []
@@ -72,9 +74,9 @@ class Keepers:
         touched: set[int] = set()  # accounts an earlier action of this block changes
         deleveraged: set[int] = set()
         if insurance_fund is not None:
-            pairs = self._within_budget(pairs, self._fund_draws(exchange, scan, candidates), insurance_fund)
+            pairs = self._within_budget(pairs, self._fund_draws(reads, scan, candidates), insurance_fund)
         needs = exchange.adl_required(pairs)
-        sizes = position_sizes(exchange, [pair for pair, need in zip(pairs, needs) if need])
+        sizes = position_sizes(reads, [pair for pair, need in zip(pairs, needs) if need])
         for (account, market), needs_adl in zip(pairs, needs):
             if not needs_adl:
                 actions.append(Liquidate(account, market))
@@ -123,7 +125,7 @@ class Keepers:
         return kept
 
     @staticmethod
-    def _fund_draws(exchange: Exchange, scan: HealthScan, candidates: list[int]) -> dict[int, int]:
+    def _fund_draws(reads: Exchange | PositionIndex, scan: HealthScan, candidates: list[int]) -> dict[int, int]:
         """What each underwater candidate would draw from the free fund: its deficit at the oracle
         prices beyond the fund's earmark for it (book impact comes on top; the budget is a floor)."""
         value_of = {a: value for a, (value, _) in scan.exact(candidates).items()}
@@ -131,7 +133,7 @@ class Keepers:
         if not underwater:
             return {}
         return {a: max(-int(value_of[a]) - reserved, 0)
-                for a, reserved in zip(underwater, exchange.fund_reserves(underwater))}
+                for a, reserved in zip(underwater, reads.fund_reserves(underwater))}
 
     def _queue(self, exchange: Exchange, market: int, side: int, index: PositionIndex | None) -> "_AdlQueue":
         pro_rata = self.rankings[market] is AdlRanking.PRO_RATA

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from simulator.exchange import Action, AddMargin, Exchange, HealthScan, Trade, position_sizes
+from simulator.position_index import PositionIndex
 from simulator.scenarios.schema import Scenario
 from simulator.units import WAD
 
@@ -36,8 +37,9 @@ class TraderAgents:
         self._alignment = None
 
     def plan(self, step: int, exchange: Exchange, scan: HealthScan | None, prices: list[float],
-             api_outage: bool = False) -> list[Action]:
-        """This step's trader actions; nothing reaches the exchange during an API outage."""
+             api_outage: bool = False, position_index: PositionIndex | None = None) -> list[Action]:
+        """This step's trader actions; nothing reaches the exchange during an API outage. With the
+        `position_index` (at the exchange's state), closing positions are read from it."""
         actions: list[Action] = []
         if api_outage:
             return actions
@@ -85,7 +87,7 @@ class TraderAgents:
             value, mm = exact[scan.ids[index]]
             amount = max(int(2 * mm - value) // 10**12, 1)
             actions.append(AddMargin(self.by_id[scan.ids[index]].address, amount))
-        actions += self._closes(exchange, closing)
+        actions += self._closes(position_index if position_index is not None else exchange, closing)
         return actions
 
     def _aligned(self, ids: list[int]):
@@ -103,11 +105,11 @@ class TraderAgents:
             self._aligned_ids = ids
         return self._alignment
 
-    def _closes(self, exchange: Exchange, account_ids: list[int]) -> list[Action]:
+    def _closes(self, reads: Exchange | PositionIndex, account_ids: list[int]) -> list[Action]:
         if not account_ids:
             return []
-        pairs = [(a, m) for a, markets in zip(account_ids, exchange.open_markets(account_ids)) for m in markets]
-        sizes = position_sizes(exchange, pairs)
+        pairs = [(a, m) for a, markets in zip(account_ids, reads.open_markets(account_ids)) for m in markets]
+        sizes = position_sizes(reads, pairs)
         closes: list[Action] = []
         for account_id, market in pairs:
             account = self.by_id[account_id]

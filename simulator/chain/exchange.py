@@ -15,8 +15,6 @@ from simulator.errors import ChainError
 from simulator.exchange import (
     MAX_UINT,
     SCAN_CHUNK,
-    SETUP_BATCH,
-    SETUP_DEPTH,
     Action,
     ActionResult,
     AddMargin,
@@ -24,11 +22,13 @@ from simulator.exchange import (
     Deleverage,
     HealthScan,
     Liquidate,
+    OpeningCall,
     PushPrice,
     SetDepth,
     SetupReport,
     Snapshot,
     Trade,
+    open_book,
 )
 
 # Registry entries per accountIdsFrom call.
@@ -69,37 +69,22 @@ class ChainExchange:
     # -- set-up -- #
 
     def open_book(self, book: BookSeed, timestamp: int) -> SetupReport:
-        """Funds every trader, the vault and the insurance fund, and opens the traders' positions
-        against the vault, in blocks of batched transactions."""
-        clock = iter(range(timestamp, timestamp + 10**6))
-        # The operator also keeps a budget for the traders' top-ups during the run (AddMargin).
+        """simulator.exchange.open_book: blocks of batched transactions."""
+        return open_book(self, book, timestamp)
+
+    def fund_operator(self, book: BookSeed, timestamp: int) -> None:
+        """The operator mints what it deposits for every account (and a budget for the traders'
+        top-ups during the run, AddMargin) and lets the engine take it."""
         total = sum(t.collateral for t in book.traders) + book.vault_collateral + book.insurance_fund + AGENT_BUDGET
-        self._blocks([
+        self.chain.transact([
             Tx(self.operator, "usdc", "mint", (self.operator, total)),
             Tx(self.operator, "usdc", "approve", (self.chain.contracts["engine"].address, MAX_UINT)),
-        ], clock)
-        funding = [Tx(self.operator, "engine", "depositFor", (t.address, t.collateral)) for t in book.traders if t.collateral]
-        funding.append(Tx(self.operator, "engine", "depositFor", (self.vault, book.vault_collateral)))
-        if book.insurance_fund:
-            funding.append(Tx(self.operator, "engine", "depositInsurance", (book.insurance_fund,)))
-        self._expect_ok(self._blocks(funding, clock))
+        ], timestamp=timestamp)
 
-        depths = [view[6] for view in self.chain.call([Call("engine", "marketViews")])[0]]
-        self._blocks([Tx(self.operator, "engine", "setDepth", (m, SETUP_DEPTH)) for m in range(self.n_markets)], clock)
-        trades = []
-        for trader in book.traders:
-            for market, size in trader.positions.items():
-                if trader.isolated_market is not None:
-                    trades.append(Tx(trader.address, "engine", "transferMargin", (market, trader.collateral * 10**12), tag=(trader.address, market)))
-                    trades.append(Tx(trader.address, "engine", "openIsolatedPosition", (market, size, _limit(size)), tag=(trader.address, market)))
-                else:
-                    trades.append(Tx(trader.address, "engine", "openPosition", (market, size, _limit(size)), tag=(trader.address, market)))
-        results = self._blocks(trades, clock)
-        self._blocks([Tx(self.operator, "engine", "setDepth", (m, d)) for m, d in enumerate(depths)], clock)
-        self.timestamp = next(clock) - 1
-        rejected = [(r.tx.tag[0], r.tx.tag[1], r.error) for r in results if not r.ok and r.tx.function != "transferMargin"]
-        opened = sum(1 for r in results if r.ok and r.tx.function != "transferMargin")
-        return SetupReport(accounts=len(book.traders), positions_opened=opened, positions_rejected=rejected)
+    def setup_block(self, calls: Sequence[OpeningCall], timestamp: int) -> list[str | None]:
+        txs = [Tx(call.sender or self.operator, "engine", call.function, call.args) for call in calls]
+        self.timestamp = timestamp
+        return [None if r.ok else r.error for r in self.chain.transact(txs, timestamp=timestamp)]
 
     # -- the opened-book cache -- #
 
@@ -119,17 +104,6 @@ class ChainExchange:
         """anvil_loadState: the dumped accounts and block (number and time) replace the chain's."""
         self.chain.request("anvil_loadState", ["0x" + data.hex()])
         self.timestamp = timestamp
-
-    def _blocks(self, txs: list[Tx], clock) -> list:
-        results = []
-        for start in range(0, len(txs), SETUP_BATCH):
-            results += self.chain.transact(txs[start : start + SETUP_BATCH], timestamp=next(clock))
-        return results
-
-    def _expect_ok(self, results) -> None:
-        for result in results:
-            if not result.ok:
-                raise RuntimeError(f"set-up transaction {result.tx.function}{result.tx.args} failed: {result.error}")
 
     # -- a step -- #
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import signal
 import socket
 import subprocess
 import tempfile
@@ -87,7 +88,7 @@ def _anvil(arguments: list[str], what: str) -> Iterator[str]:
     uri = f"http://127.0.0.1:{port}"
     errors = tempfile.TemporaryFile()
     process = subprocess.Popen([str(PROJECT_ROOT / "toolchain" / "bin" / "anvil"), "--port", str(port), *arguments],
-                               stdout=subprocess.DEVNULL, stderr=errors)
+                               stdout=subprocess.DEVNULL, stderr=errors, preexec_fn=_stop_with_parent)
     try:
         deadline = time.monotonic() + START_TIMEOUT
         while not _answers(uri):
@@ -105,6 +106,19 @@ def _anvil(arguments: list[str], what: str) -> Iterator[str]:
             process.kill()
             process.wait()
         errors.close()
+
+
+def _stop_with_parent() -> None:
+    """In the anvil's process before it starts (Linux): SIGTERM it when the thread that started
+    it dies, so an anvil never outlives a killed run (a sweep's Dask worker killed mid-run cannot
+    run its `finally`). The wrapper execs anvil, which keeps the setting."""
+    try:
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):  # not Linux: the context manager still stops it on any exception
+        pass
 
 
 def _answers(uri: str) -> bool:

@@ -26,11 +26,14 @@ from typing import Optional, Sequence
 import numpy as np
 
 from simulator.scenarios.price_csv import PriceSeries
-from simulator.scenarios.schema import BridgePath, CsvPath, GbmPath, Jumps, Scenario, ScriptedPath
+from simulator.scenarios.schema import BridgePath, CsvPath, Draw, GbmPath, Jumps, Scenario, ScriptedPath
 
 SECONDS_PER_YEAR = 365 * 24 * 3600
 # Distinguishes the price paths' random stream from other uses of the same scenario seed.
 PATHS_STREAM = 1
+# The stream of drawn shock sizes (a leg's `to` given as a distribution); 2 and 3 are the
+# population's and the traders'.
+SHOCKS_STREAM = 4
 
 
 def year_fraction(step_seconds: float) -> float:
@@ -177,11 +180,50 @@ def csv_path(
 # A whole scenario
 
 
+def sample_shocks(scenario: Scenario, seed: Optional[int] = None) -> tuple[Scenario, dict[str, float]]:
+    """The scenario with every drawn target (a leg's or a bridge's `to` / `to_price` given as a
+    distribution) replaced by a number drawn for `seed` (default: the scenario's), and the drawn
+    values by key path (``price_paths.BTC.legs.1.to``).
+
+    Each target draws from its own generator, ``SeedSequence(seed, spawn_key=(SHOCKS_STREAM,
+    market index, leg index))`` (a bridge is leg 0), so a draw depends on the seed and its place
+    only: adding a draw elsewhere does not change it, nor do the settings a sweep varies. A
+    scenario without draws is returned unchanged and uses no random numbers."""
+    seed = scenario.seed if seed is None else seed
+    drawn: dict[str, float] = {}
+    paths = dict(scenario.price_paths)
+
+    def resolve(target, market_index: int, leg_index: int, at: str):
+        update = {}
+        for key in ("to", "to_price"):
+            value = getattr(target, key)
+            if isinstance(value, Draw):
+                sequence = np.random.SeedSequence(seed, spawn_key=(SHOCKS_STREAM, market_index, leg_index))
+                update[key] = value.sample(np.random.Generator(np.random.PCG64(sequence)))
+                drawn[f"{at}.{key}"] = update[key]
+        return target.model_copy(update=update) if update else target
+
+    for name, path in scenario.price_paths.items():
+        market_index = scenario.market_index(name)
+        if isinstance(path, ScriptedPath) and any(leg.drawn for leg in path.legs):
+            legs = [resolve(leg, market_index, i, f"price_paths.{name}.legs.{i}") for i, leg in enumerate(path.legs)]
+            paths[name] = path.model_copy(update={"legs": legs})
+        elif isinstance(path, BridgePath) and path.drawn:
+            paths[name] = resolve(path, market_index, 0, f"price_paths.{name}")
+    if not drawn:
+        return scenario, drawn
+    sampled = scenario.model_copy(update={"price_paths": paths})
+    sampled._source = scenario.source
+    return sampled, drawn
+
+
 def generate_fundamental_paths(scenario: Scenario, seed: Optional[int] = None) -> FundamentalPaths:
     """The fundamental price of every market at every step, shape (steps, markets).
 
-    `seed` defaults to the scenario's; markets without a price path keep their initial price."""
+    `seed` defaults to the scenario's; markets without a price path keep their initial price.
+    Drawn shock sizes are sampled for `seed` first (:func:`sample_shocks`)."""
     seed = scenario.seed if seed is None else seed
+    scenario, _ = sample_shocks(scenario, seed)
     steps, step_seconds = scenario.steps, scenario.step_seconds
     names = scenario.market_names
     rngs = market_generators(seed, len(names))

@@ -11,8 +11,9 @@ Each module mirrors one Solidity file, with the same function names in snake_cas
 | `position`              | contracts/libraries/PositionMath.sol      |
 | `funding`               | contracts/libraries/FundingMath.sol       |
 | `liquidation`           | contracts/libraries/LiquidationMath.sol   |
-| `perp_engine`           | contracts/engine/PerpEngine.sol           |
+| `perp_engine`           | contracts/engine/PerpEngine.sol (its account storage's form: `storage`) |
 | `liquidation_engine`    | contracts/liquidation/LiquidationEngine.sol |
+| `oracle_router`         | contracts/oracle/OracleRouter.sol and PriceFeed.sol |
 | `errors`, `events`      | the custom errors and events of the interfaces |
 | `state`                 | the chain: blocks, time, oracle prices, atomic transactions |
 | `protocol`              | `Protocol`: all of the above in one object |

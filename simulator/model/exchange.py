@@ -17,8 +17,6 @@ from simulator.exchange import (
     MAX_UINT,
     RUN_START,
     SCAN_CHUNK,
-    SETUP_BATCH,
-    SETUP_DEPTH,
     Action,
     ActionResult,
     AddMargin,
@@ -26,15 +24,17 @@ from simulator.exchange import (
     Deleverage,
     HealthScan,
     Liquidate,
+    OpeningCall,
     PushPrice,
     SetDepth,
     SetupReport,
     Snapshot,
     Trade,
+    open_book,
 )
 from simulator.market_spec import MarketSpec
-from simulator.model.errors import ModelRevert
 from simulator.model import protocol as protocol_module
+from simulator.model.errors import ModelRevert
 from simulator.model.protocol import Protocol
 
 VAULT = 0x7A0017
@@ -48,43 +48,54 @@ class ModelExchange:
         self.protocol = Protocol.from_specs(markets, vault=VAULT, vault_collateral_usd=0, timestamp=timestamp,
                                             oracle_router=True)
         self.n_markets = len(markets)
-        self.vault_id = VAULT
+        self.vault = self.vault_id = VAULT
         self.timestamp = timestamp
 
-    # -- set-up: the same blocks as ChainExchange.open_book -- #
+    # -- set-up: simulator.exchange.open_book -- #
 
     def open_book(self, book: BookSeed, timestamp: int) -> SetupReport:
         p = self.protocol
-        clock = iter(range(timestamp, timestamp + 10**6))
-        next(clock)  # the chain's first block mints and approves: no engine state
-        funding = [(int(t.address, 16), t.collateral) for t in book.traders if t.collateral]
-        funding.append((VAULT, book.vault_collateral))
-        calls = [lambda a=a, c=c: p.deposit_for(a, c, sender=p.deployer) for a, c in funding]
-        if book.insurance_fund:
-            calls.append(lambda: p.deposit_insurance(book.insurance_fund, sender=p.deployer))
-        for result in self._blocks(calls, clock):
-            if result is not None:
-                raise RuntimeError(f"set-up deposit failed in the model: {result}")
-        depths = [view.depth2pct for view in p.market_views()]
-        self._blocks([lambda m=m: p.set_depth(m, SETUP_DEPTH) for m in range(self.n_markets)], clock)
-        trades, tags = [], []
-        for trader in book.traders:
-            owner = int(trader.address, 16)
-            for market, size in trader.positions.items():
-                if trader.isolated_market is not None:
-                    trades.append(lambda o=owner, m=market, c=trader.collateral: p.transfer_margin(o, m, c * 10**12))
-                    tags.append(None)
-                    trades.append(lambda o=owner, m=market, s=size: p.open_isolated_position(o, m, s, _limit(s)))
+        p.logging = False  # nothing reads the opening's events (the chain's are not read either)
+        try:
+            return open_book(self, book, timestamp)
+        finally:
+            p.logging = True
+            p.events.clear()
+
+    def fund_operator(self, book: BookSeed, timestamp: int) -> None:
+        """The model's engine takes deposits without a token: the chain's first block (mint and
+        approve) changes nothing here."""
+
+    def setup_block(self, calls: Sequence[OpeningCall], timestamp: int) -> list[str | None]:
+        p = self.protocol
+        self._mine(timestamp)
+        outcomes: list[str | None] = []
+        for call in calls:
+            sender = p.deployer if call.sender is None else int(call.sender, 16)
+            try:
+                if call.function == "depositFor":
+                    account, amount = call.args
+                    p.deposit_for(account if isinstance(account, int) else int(account, 16), amount, sender=sender)
+                elif call.function == "depositInsurance":
+                    p.deposit_insurance(*call.args, sender=sender)
+                elif call.function == "setDepth":
+                    p.set_depth(*call.args)
+                elif call.function == "transferMargin":
+                    p.transfer_margin(sender, *call.args)
+                elif call.function == "openPosition":
+                    p.open_position(sender, *call.args)
+                elif call.function == "openIsolatedPosition":
+                    p.open_isolated_position(sender, *call.args)
                 else:
-                    trades.append(lambda o=owner, m=market, s=size: p.open_position(o, m, s, _limit(s)))
-                tags.append((trader.address, market))
-        outcomes = self._blocks(trades, clock)
-        self._blocks([lambda m=m, d=d: p.set_depth(m, d) for m, d in enumerate(depths)], clock)
-        self.timestamp = next(clock) - 1
-        p.events.clear()
-        rejected = [(tag[0], tag[1], error) for tag, error in zip(tags, outcomes) if tag and error is not None]
-        opened = sum(1 for tag, error in zip(tags, outcomes) if tag and error is None)
-        return SetupReport(accounts=len(book.traders), positions_opened=opened, positions_rejected=rejected)
+                    raise TypeError(f"the opening sends no {call.function}")
+                outcomes.append(None)
+            except ModelRevert as exc:
+                outcomes.append(_error_text(exc))
+        self.timestamp = timestamp
+        return outcomes
+
+    def _mine(self, timestamp: int) -> None:
+        self.protocol.advance(timestamp - self.protocol.timestamp, 1)
 
     # -- the opened-book cache -- #
 
@@ -106,22 +117,6 @@ class ModelExchange:
             raise TypeError(f"a cached model state holds a {type(protocol).__name__}, not a Protocol")
         self.protocol = protocol
         self.timestamp = timestamp
-
-    def _blocks(self, calls, clock) -> list[str | None]:
-        """Runs the calls SETUP_BATCH to a block, like the chain; None for success, else the error."""
-        outcomes = []
-        for start in range(0, len(calls), SETUP_BATCH):
-            self._mine(next(clock))
-            for call in calls[start : start + SETUP_BATCH]:
-                try:
-                    call()
-                    outcomes.append(None)
-                except ModelRevert as exc:
-                    outcomes.append(_error_text(exc))
-        return outcomes
-
-    def _mine(self, timestamp: int) -> None:
-        self.protocol.advance(timestamp - self.protocol.timestamp, 1)
 
     # -- a step -- #
 

@@ -1,19 +1,19 @@
 """Mirror of contracts/engine/PerpEngine.sol: cross and isolated margin against a liquidity vault.
 
 Same sections, same function names in snake_case, same order of checks (so the same revert wins).
-PerpEngine.sol's bases are mirrored in place: the constants and storage of PerpEngineStorage.sol
-are this class's, and the batch views of PerpEngineViews.sol (healthOf, healthRange, accountIdsFrom,
-accountStates, marketView(s), balanceSheet) sit in the VIEWS section.
 Storage differs in form only:
 
-- accounts and positions live in numpy object-dtype arrays, one row per account id ever written
-  (``_collateral[row]``, ``_size[row, market]``, ...), so health can be computed for every account
-  at once (`health_all`). `_account(id)` and `_position(id, market)` return storage references that
-  read and write those arrays, so the code reads like the Solidity (``position.size = new_size``).
+- accounts and positions live in numpy object-dtype arrays with storage references over them
+  (simulator/model/storage.py: `_account(id)`, `_position(id, market)`), so the code reads like the
+  Solidity (``position.size = new_size``) and health can be computed for every account at once.
 - ``Account.marketMask`` is not stored: bit m is set exactly when the size in market m is non-zero
   (`_fill` is the only writer of both), so the model derives it.
 - Roles, the reentrancy lock and the token contract are not modelled: the caller is passed
   explicitly where the contract uses ``msg.sender``, and the engine's token balance is a counter.
+
+PerpEngine.sol's two bases are mirrored in this class: the constants and storage of
+PerpEngineStorage.sol, and the batch views of PerpEngineViews.sol (healthOf, healthRange,
+accountIdsFrom, accountStates, marketView(s), balanceSheet) in its VIEWS section.
 
 Addresses and account ids are ints: a cross account's id is its address, an isolated bucket's id is
 ``address | (marketId + 1) << 160``. Amounts follow the contract: deposits and withdrawals in token
@@ -50,7 +50,8 @@ from simulator.model.errors import (
     ZeroAmount,
 )
 from simulator.model.margin import Tier
-from simulator.model.state import ChainState, transaction
+from simulator.model.state import transaction
+from simulator.model.storage import AccountRef, AccountStorage, PositionRef
 from simulator.units import WAD
 
 ADDRESS_BITS = 160
@@ -112,69 +113,7 @@ class Market:
     social_loss_index: int = 0
 
 
-def _array_field(array_name: str, doc: str) -> property:
-    """A field of a storage reference backed by column `_market` (or the row) of an engine array.
-
-    The reference keeps the account's row once it has one (rows never move; a reverted transaction
-    drops the rows it created, and no reference outlives the call that made it)."""
-
-    def get(ref):
-        row = ref._row
-        if row is None:
-            row = ref._row = ref._engine._rows.get(ref._id)
-            if row is None:
-                return 0
-        array = ref._engine.__dict__[array_name]
-        return array[row] if ref._market is None else array[row, ref._market]
-
-    def set(ref, value):  # noqa: A001 - property setter
-        row = ref._row = ref._engine._writable_row(ref._id)
-        array = ref._engine.__dict__[array_name]
-        if ref._market is None:
-            array[row] = value
-        else:
-            array[row, ref._market] = value
-
-    return property(get, set, doc=doc)
-
-
-class PositionRef:
-    """``positions[id][marketId]``: reads default to 0, the first write creates the account's row."""
-
-    __slots__ = ("_engine", "_id", "_market", "_row")
-
-    def __init__(self, engine: "PerpEngine", account_id: int, market_id: int):
-        self._engine, self._id, self._market = engine, account_id, market_id
-        self._row = engine._rows.get(account_id)
-
-    size = _array_field("_size", "int256 size")
-    open_notional = _array_field("_open_notional", "int256 openNotional")
-    funding_index = _array_field("_funding_index", "int256 fundingIndex")
-    social_loss_index = _array_field("_social_loss_index", "uint256 socialLossIndex")
-
-
-class AccountRef:
-    """``accounts[id]``: collateral and registration (the market mask is derived from the sizes)."""
-
-    __slots__ = ("_engine", "_id", "_market", "_row")
-
-    def __init__(self, engine: "PerpEngine", account_id: int):
-        self._engine, self._id, self._market = engine, account_id, None
-        self._row = engine._rows.get(account_id)
-
-    collateral = _array_field("_collateral", "int256 collateral")
-
-    @property
-    def registered(self) -> bool:
-        row = self._engine._rows.get(self._id)
-        return row is not None and bool(self._engine._registered[row])
-
-    @property
-    def market_mask(self) -> int:
-        return self._engine.market_mask_of(self._id)
-
-
-class PerpEngine(ChainState):
+class PerpEngine(AccountStorage):
     """The engine's storage and functions. NatSpec lives in contracts/interfaces/IPerpEngine.sol."""
 
     MAX_MARKETS = 256
@@ -201,71 +140,7 @@ class PerpEngine(ChainState):
         self.fund_reserve: dict[int, int] = {}  # fundReserveOf: the fund's earmark per account id
         self.bad_debt = 0
 
-        # Rows of the account arrays: one per account id ever written (registered or not).
-        self._rows: dict[int, int] = {}
-        self._row_ids: list[int] = []
-        self._registered_rows: list[int] = []  # rows of account_ids, same order
-        capacity = 16
-        self._collateral = np.zeros(capacity, dtype=object)
-        self._registered = np.zeros(capacity, dtype=bool)
-        self._size = np.zeros((capacity, 0), dtype=object)
-        self._open_notional = np.zeros((capacity, 0), dtype=object)
-        self._funding_index = np.zeros((capacity, 0), dtype=object)
-        self._social_loss_index = np.zeros((capacity, 0), dtype=object)
-
-    _POSITION_ARRAYS = ("_size", "_open_notional", "_funding_index", "_social_loss_index")
-
-    # --- storage references and rows -----------------------------------------------------------
-
-    def _account(self, account_id: int) -> AccountRef:
-        return AccountRef(self, account_id)
-
-    def _position(self, account_id: int, market_id: int) -> PositionRef:
-        return PositionRef(self, account_id, market_id)
-
-    def _writable_row(self, account_id: int) -> int:
-        """The account's row, created if new, journaled before its first write in a transaction."""
-        row = self._rows.get(account_id)
-        if row is None:
-            row = len(self._row_ids)
-            if row == len(self._collateral):
-                self._grow_rows(2 * row)
-            self._collateral[row] = 0
-            self._registered[row] = False
-            for name in self._POSITION_ARRAYS:
-                getattr(self, name)[row, :] = 0
-            self._rows[account_id] = row
-            self._row_ids.append(account_id)
-        elif self._journal is not None and row not in self._journal:
-            self._journal[row] = (
-                self._collateral[row],
-                self._registered[row],
-                self._size[row].tolist(),
-                self._open_notional[row].tolist(),
-                self._funding_index[row].tolist(),
-                self._social_loss_index[row].tolist(),
-            )
-        return row
-
-    def _open_markets(self, row: int) -> list[int]:
-        """The markets where the account of `row` holds a position: the bits of its market mask."""
-        return [m for m, size in enumerate(self._size[row].tolist()) if size != 0]
-
-    def _grow_rows(self, capacity: int) -> None:
-        def grown(array):
-            bigger = np.zeros((capacity,) + array.shape[1:], dtype=array.dtype)
-            bigger[: len(array)] = array
-            return bigger
-
-        self._collateral = grown(self._collateral)
-        self._registered = grown(self._registered)
-        for name in self._POSITION_ARRAYS:
-            setattr(self, name, grown(getattr(self, name)))
-
-    def _add_market_column(self) -> None:
-        for name in self._POSITION_ARRAYS:
-            array = getattr(self, name)
-            setattr(self, name, np.hstack([array, np.zeros((len(array), 1), dtype=object)]))
+        self._registered_rows: list[int] = []  # rows of account_ids (storage.py), same order
 
     def _snapshot(self) -> dict:
         snapshot = super()._snapshot()
@@ -275,12 +150,11 @@ class PerpEngine(ChainState):
             fund_reserve=dict(self.fund_reserve),
             markets=[_copy(market) for market in self.markets],
             tiers=list(self.tiers),
-            accounts=(len(self.account_ids), len(self._row_ids)),
+            registered=len(self.account_ids),
         )
         return snapshot
 
     def _restore(self, snapshot: dict) -> None:
-        super()._restore(snapshot)
         (self.vault, self.insurance_fund, self.insurance_fund_reserved, self.bad_debt, self.token_balance,
          self.owner) = snapshot["engine_scalars"]
         self.fund_reserve = snapshot["fund_reserve"]
@@ -289,20 +163,12 @@ class PerpEngine(ChainState):
             live.__dict__.update(saved.__dict__)
         del self.markets[len(saved_markets):]
         self.tiers[:] = snapshot["tiers"]
-        for name in self._POSITION_ARRAYS:
-            array = getattr(self, name)
-            if array.shape[1] > len(self.markets):
-                setattr(self, name, array[:, : len(self.markets)].copy())
-        for row, saved in (self._journal or {}).items():
-            self._collateral[row], self._registered[row] = saved[0], saved[1]
-            for name, values in zip(self._POSITION_ARRAYS, saved[2:]):
-                getattr(self, name)[row, : len(values)] = values[: len(self.markets)]
-        registered, rows = snapshot["accounts"]
-        for account_id in self._row_ids[rows:]:
-            del self._rows[account_id]
-        del self._row_ids[rows:]
-        del self.account_ids[registered:]
-        del self._registered_rows[registered:]
+        del self.account_ids[snapshot["registered"]:]
+        del self._registered_rows[snapshot["registered"]:]
+        super()._restore(snapshot)  # the account rows, once the market count is restored
+
+    def _market_count(self) -> int:
+        return len(self.markets)
 
     # ==========================================================================================
     # ADMINISTRATION

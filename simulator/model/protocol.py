@@ -83,8 +83,9 @@ class Protocol(LiquidationEngine):
         """createMarket + setTiers + setLiquidationParams from a MarketSpec, and its first price (as
         the router serves an 8-decimal answer: scaled exactly to WAD)."""
         market_id = self.create_market(spec.name, MarketParams.from_spec(spec))
-        self.set_price(market_id, oracle_answer(spec.price) * 10 ** (18 - ORACLE_DECIMALS))
-        if self.oracle is not None:
+        if self.oracle is None:
+            self.set_price(market_id, oracle_answer(spec.price) * 10 ** (18 - ORACLE_DECIMALS))
+        else:
             feed = PriceFeed(self, ORACLE_DECIMALS, f"{spec.name} / USD", owner=self.deployer)
             feed.submit(oracle_answer(spec.price), sender=self.deployer)
             self.oracle.set_market(market_id, feed, spec.heartbeat, wad(spec.max_deviation), spec.cooldown,
@@ -96,6 +97,19 @@ class Protocol(LiquidationEngine):
             self.set_tiers(market_id, floors, mmrs)
         self.set_liquidation_params(market_id, LiquidationParams.from_spec(spec))
         return market_id
+
+    def set_price(self, market_id: int, price: int) -> None:
+        """Sets the WAD price of `market_id`: without an oracle router, the price the engine reads;
+        with one, the feed's new answer (8 decimals: `price` must be a whole answer) and the
+        router's `update`, as the oracle's keeper does (the breaker may refuse it)."""
+        if self.oracle is None:
+            super().set_price(market_id, price)
+            return
+        answer, rest = divmod(int(price), 10 ** (18 - ORACLE_DECIMALS))
+        if rest or answer <= 0:
+            raise ValueError(f"price {price} is not a positive {ORACLE_DECIMALS}-decimal oracle answer in WAD")
+        self.feeds[market_id].submit(answer, sender=self.deployer)
+        self.oracle.update(market_id)
 
     def fund(self, account: int, amount_usd: Number) -> None:
         """Deposits `amount_usd` dollars into `account`'s cross account (System.fund)."""

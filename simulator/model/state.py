@@ -74,6 +74,8 @@ class ChainState:
         self.prices: list[int] = []
         self.oracle = None
         self.events: list[Event] = []
+        # False while no one reads the log (a driver's set-up blocks): events are not built.
+        self.logging = True
         self._tx_depth = 0
         # Row -> saved values, while a transaction runs (see PerpEngine._writable_row).
         self._journal: dict[int, tuple] | None = None
@@ -110,7 +112,8 @@ class ChainState:
     # --- events -----------------------------------------------------------------------------
 
     def _emit(self, name: str, *values: Any) -> None:
-        self.events.append(make_event(name, values, self.block_number, self.timestamp))
+        if self.logging:
+            self.events.append(make_event(name, values, self.block_number, self.timestamp))
 
     def events_named(self, name: str, since: int = 0) -> list[Event]:
         """Events called `name` in the log from index `since` on."""

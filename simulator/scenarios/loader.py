@@ -131,7 +131,11 @@ def _without_union_tags(loc: tuple) -> tuple:
     # Pydantic puts the chosen variant of a discriminated union into the location
     # (price_paths.BTC.gbm.vol); the author never wrote it.
     if len(loc) > 2 and loc[0] == "price_paths" and loc[2] in PRICE_PATH_TYPES:
-        return loc[:2] + loc[3:]
+        loc = loc[:2] + loc[3:]
+    # ... and a target's choice between a number and a draw (legs.0.to.draw.low).
+    for i in range(len(loc) - 1):
+        if loc[i] in ("to", "to_price") and loc[i + 1] in ("number", "draw"):
+            return loc[:i + 1] + loc[i + 2:]
     return loc
 
 

@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, NoReturn, Optional, Union
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Discriminator, Field, PrivateAttr, Tag, ValidationInfo, field_validator,
+                      model_validator)
 from pydantic_core import PydanticCustomError
 
 from simulator.market_spec import AdlRanking, BadDebtPolicy, MarketSpec
@@ -222,20 +223,117 @@ class Market(SchemaModel):
 # Price paths
 
 
+DRAW_KINDS = ("uniform", "normal", "choice")
+
+
+class Draw(SchemaModel):
+    """A shock size drawn afresh for every run (every path of a sweep) instead of a fixed number,
+    so a Monte Carlo sweep samples a family of crashes:
+
+    - ``{dist: uniform, low: -0.20, high: -0.08}``: uniform on [low, high];
+    - ``{dist: normal, mean: -0.12, std: 0.03, low: -0.5, high: -0.01}``: normal, clipped to
+      [low, high] (each bound optional unless the value needs it, e.g. `to` must stay above -1);
+    - ``{dist: choice, values: [-0.08, -0.12, -0.31], weights: [0.5, 0.3, 0.2]}``: one of the
+      values (weights optional, equal by default; they need not sum to 1).
+
+    The draw is deterministic in the run's seed (see :func:`simulator.market.paths.sample_shocks`)."""
+
+    dist: str
+    low: Optional[float] = None
+    high: Optional[float] = None
+    mean: Optional[float] = None
+    std: Optional[NonNegativeFloat] = None
+    values: Optional[list[float]] = None
+    weights: Optional[list[NonNegativeFloat]] = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> "Draw":
+        if self.dist not in DRAW_KINDS:
+            fail(f"should be one of {', '.join(DRAW_KINDS)}, got {self.dist!r}{did_you_mean(self.dist, list(DRAW_KINDS))}",
+                 "dist")
+        allowed = {"uniform": {"low", "high"}, "normal": {"mean", "std", "low", "high"},
+                   "choice": {"values", "weights"}}[self.dist]
+        for key in ("low", "high", "mean", "std", "values", "weights"):
+            if getattr(self, key) is not None and key not in allowed:
+                fail(f"a {self.dist} draw takes {', '.join(sorted(allowed))}, not '{key}'", key)
+        required = {"uniform": ("low", "high"), "normal": ("mean", "std"), "choice": ("values",)}[self.dist]
+        for key in required:
+            if getattr(self, key) is None:
+                fail(f"a {self.dist} draw needs '{key}'")
+        if self.low is not None and self.high is not None and not self.low < self.high:
+            fail(f"must be above low ({self.low}), got {self.high}", "high")
+        if self.dist == "normal" and self.mean is not None:
+            if self.low is not None and self.mean < self.low or self.high is not None and self.mean > self.high:
+                fail(f"the mean {self.mean} is outside [low, high] = [{self.low}, {self.high}]", "mean")
+        if self.dist == "choice":
+            if not self.values:
+                fail("needs at least 1 value", "values")
+            if self.weights is not None:
+                if len(self.weights) != len(self.values):
+                    fail(f"needs one weight per value ({len(self.values)}), got {len(self.weights)}", "weights")
+                if sum(self.weights) <= 0:
+                    fail("at least one weight must be above 0", "weights")
+        return self
+
+    def support(self) -> tuple[float, float]:
+        """The smallest and largest value the draw can give (infinite for an unclipped normal)."""
+        if self.dist == "choice":
+            chosen = [v for v, w in zip(self.values, self.weights or [1.0] * len(self.values)) if w > 0]
+            return min(chosen), max(chosen)
+        if self.dist == "normal" and self.std == 0:
+            return self.mean, self.mean
+        return (self.low if self.low is not None else -math.inf, self.high if self.high is not None else math.inf)
+
+    def sample(self, rng: np.random.Generator) -> float:
+        if self.dist == "uniform":
+            return float(rng.uniform(self.low, self.high))
+        if self.dist == "normal":
+            value = float(rng.normal(self.mean, self.std))
+            low = self.low if self.low is not None else -math.inf
+            high = self.high if self.high is not None else math.inf
+            return min(max(value, low), high)
+        weights = np.asarray(self.weights if self.weights is not None else [1.0] * len(self.values), dtype=float)
+        return float(self.values[int(rng.choice(len(self.values), p=weights / weights.sum()))])
+
+
+def _number_or_draw_tag(value: Any) -> str:
+    return "draw" if isinstance(value, (dict, Draw)) else "number"
+
+
+def _NumberOrDraw(bounds: Any) -> Any:
+    """A float within `bounds`, or a Draw (a mapping); only the matching branch's error is reported."""
+    return Annotated[Union[Annotated[Annotated[float, bounds], Tag("number")], Annotated[Draw, Tag("draw")]],
+                     Discriminator(_number_or_draw_tag)]
+
+
 class _Target(SchemaModel):
     """A price to reach: `to` (a move relative to the market's initial price, -0.12 = 12% below)
-    or `to_price` (an absolute USD price); exactly one of them."""
+    or `to_price` (an absolute USD price); exactly one of them. Either may be a :class:`Draw`,
+    sampled per run."""
 
-    to: Optional[float] = Field(default=None, gt=-1)
-    to_price: Optional[PositiveFloat] = None
+    to: Optional[_NumberOrDraw(Field(gt=-1))] = None
+    to_price: Optional[_NumberOrDraw(Field(gt=0))] = None
 
     @model_validator(mode="after")
     def _exactly_one_target(self) -> "_Target":
         if (self.to is None) == (self.to_price is None):
             fail("give exactly one of 'to' (a move from the initial price, e.g. -0.12) or 'to_price' (a USD price)")
+        for key, floor, what in (("to", -1.0, "a move of -1 (-100%) or less"), ("to_price", 0.0, "a price of 0 or less")):
+            draw = getattr(self, key)
+            if isinstance(draw, Draw) and not draw.support()[0] > floor:
+                if draw.dist == "choice":
+                    fail(f"every value must be above {floor:g}, got {draw.support()[0]:g}", key, "values")
+                fail(f"this draw can give {what}: set low above {floor:g}", key, "low")
         return self
 
+    @property
+    def drawn(self) -> bool:
+        """True when the target is a distribution, sampled per run."""
+        return isinstance(self.to, Draw) or isinstance(self.to_price, Draw)
+
     def target_price(self, initial_price: float) -> float:
+        if self.drawn:
+            raise ValueError("a drawn target has no price until it is sampled (simulator.market.paths.sample_shocks)")
         return self.to_price if self.to_price is not None else initial_price * (1.0 + self.to)
 
 

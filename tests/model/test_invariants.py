@@ -1,4 +1,4 @@
-"""DESIGN section 5 invariants on the model after random sequences of operations (hypothesis):
+"""INVARIANTS.md invariants on the model after random sequences of operations (hypothesis):
 conservation (1), open interest (2), the insurance fund (4), liquidations never leave a partially
 closed account less healthy (5), ADL fills at the bankruptcy price against opposite-side winners
 (8), and every revert leaves the state untouched."""

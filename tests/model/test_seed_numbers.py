@@ -1,4 +1,5 @@
-"""The model against DESIGN's reference numbers (the same cases tests/test_engine.py checks on chain)."""
+"""The model against the reference numbers of docs/design.md §11 (the same cases tests/test_engine.py
+checks on chain)."""
 
 import pytest
 

@@ -6,16 +6,22 @@ import csv
 import json
 import subprocess
 import sys
+import time
 from contextlib import contextmanager
+from importlib import resources
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
+import yaml
 
 from simulator.errors import PerpsimError
 from simulator.model.exchange import ModelExchange
 from simulator.runner import run_scenario
-from simulator.scenarios import ScenarioError, load_scenario, with_overrides, with_settings
-from simulator.sweep import SweepError, parse_vary, plan_sweep, run_sweep
+from simulator.market.paths import generate_fundamental_paths, sample_shocks
+from simulator.risk import fund_drawdown, risk_figures
+from simulator.scenarios import ScenarioError, load_scenario, scenario_from_dict, with_overrides, with_settings
+from simulator.sweep import TIMING_COLUMNS, SweepError, parse_vary, plan_sweep, run_sweep
 from tests.sim.conftest import base_scenario
 
 PERPSIM = [str(Path(sys.executable).with_name("perpsim"))]
@@ -124,12 +130,17 @@ def test_a_sweep_runs_each_variant_as_perpsim_run_would(tmp_path):
     scenario = small_oct()
     variants = plan_sweep(scenario, {"markets.*.policy": ["ADL", "NONE"]}, seeds=2)
     result = run_sweep(variants, tmp_path / "sweep", model_exchange, max_steps=2_300)
-    rows = list(csv.DictReader(open(tmp_path / "sweep" / "sweep.csv")))
+    rows = list(csv.DictReader(open(tmp_path / "sweep" / "runs.csv")))
     assert [r["run"] for r in rows] == ["v01-seed0", "v01-seed1", "v02-seed0", "v02-seed1"]
     assert [r["markets.*.policy"] for r in rows] == ["ADL", "ADL", "NONE", "NONE"]
     document = json.loads((tmp_path / "sweep" / "sweep.json").read_text())
     assert (document["planned"], document["finished"], document["varied"]) == (4, 4, ["markets.*.policy"])
     assert (tmp_path / "sweep" / "sweep.png").stat().st_size > 0
+    risk = list(csv.DictReader(open(tmp_path / "sweep" / "sweep.csv")))
+    assert [(r["combination"], r["markets.*.policy"], r["paths"], r["completed"]) for r in risk] == [
+        ("v01", "ADL", "2", "2"), ("v02", "NONE", "2", "2")]
+    assert document["combinations"][1]["liquidated_mean"] == pytest.approx(
+        sum(row["liquidated_notional_usd"] for row in document["runs"][2:]) / 2)
     assert not result.failed
     # Each row is the summary of a plain run of the same settings and seed.
     alone = run_scenario(with_overrides(with_settings(scenario, {"markets.*.policy": "NONE"}), seed=1),
@@ -150,24 +161,43 @@ def test_a_failed_run_is_recorded_and_the_others_still_run(tmp_path):
         calls.append(scenario.seed)
         if len(calls) == 2:
             raise PerpsimError("the devnet went away")
+        if len(calls) == 4:
+            1 / 0
         yield ModelExchange(scenario.market_specs())
 
-    variants = plan_sweep(small_oct(accounts=20), {"markets.*.policy": ["ADL"]}, seeds=3)
+    variants = plan_sweep(small_oct(accounts=20), {"markets.*.policy": ["ADL"]}, seeds=4)
     result = run_sweep(variants, tmp_path, flaky, max_steps=20)
-    assert [row["status"] for row in result.rows] == ["completed", "failed", "completed"]
+    assert [row["status"] for row in result.rows] == ["completed", "failed", "completed", "failed"]
     assert result.rows[1]["error"] == "the devnet went away"
-    assert [row["run"] for row in result.failed] == ["v01-seed1"]
-    rows = list(csv.DictReader(open(tmp_path / "sweep.csv")))
-    assert [r["status"] for r in rows] == ["completed", "failed", "completed"]
+    assert result.rows[3]["error"] == "ZeroDivisionError: division by zero"
+    assert [row["run"] for row in result.failed] == ["v01-seed1", "v01-seed3"]
+    assert result.not_completed == 2
+    rows = list(csv.DictReader(open(tmp_path / "runs.csv")))
+    assert [r["status"] for r in rows] == ["completed", "failed", "completed", "failed"]
+    # The traceback of the run that raised is kept, with the run's own files.
+    recorded = json.loads((tmp_path / "v01-seed3" / "run.json").read_text())
+    assert recorded["status"] == "failed" and "1 / 0" in recorded["traceback"]
+    assert json.loads((tmp_path / "v01-seed3" / "summary.json").read_text())["status"] == "failed"
+    # Resuming runs the failed runs only.
+    rerun = []
+
+    @contextmanager
+    def counting(scenario):
+        rerun.append(scenario.seed)
+        yield ModelExchange(scenario.market_specs())
+
+    result = run_sweep(variants, tmp_path, counting, max_steps=20)
+    assert rerun == [1, 3] and result.resumed == 2 and result.not_completed == 0
+    assert [row["status"] for row in result.rows] == ["completed"] * 4
 
 
 def test_the_command_line_sweeps_and_reports_bad_input(tmp_path):
     done = subprocess.run(PERPSIM + ["sweep", "calm", "--vary", "markets.*.policy=ADL,NONE", "--accounts", "20",
-                                     "--steps", "30", "--out", str(tmp_path / "ok")],
+                                     "--steps", "30", "--workers", "1", "--out", str(tmp_path / "ok")],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    assert "v02-seed0" in done.stdout and "sweep.csv" in done.stdout
-    assert len(list(csv.DictReader(open(tmp_path / "ok" / "sweep.csv")))) == 2
+    assert "v02-seed0" in done.stdout and "sweep.csv" in done.stdout and "P(insolvency)" in done.stdout
+    assert len(list(csv.DictReader(open(tmp_path / "ok" / "runs.csv")))) == 2
     done = subprocess.run(PERPSIM + ["sweep", "calm", "--vary", "markets.*.polcy=ADL", "--out", str(tmp_path / "bad")],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 1
@@ -179,19 +209,20 @@ def test_the_command_line_sweeps_and_reports_bad_input(tmp_path):
 
 
 def test_a_sweep_section_can_ask_for_chain_mode(tmp_path, write_scenario):
-    """One fresh anvil per run, none left behind."""
+    """One fresh devnet per run, inside a Dask worker (a LocalCluster of 2), none left behind. One
+    tiny run: a worker's first chain run imports Ape and takes several seconds."""
     data = base_scenario()
     data["steps"] = 5
     data["population"] = {"accounts": 5}
-    data["sweep"] = {"vary": {"markets.*.policy": ["ADL", "NONE"]}, "mode": "chain"}
+    data["sweep"] = {"vary": {"markets.*.policy": ["NONE"]}, "mode": "chain"}
     anvils_before = set(_anvil_pids())
-    done = subprocess.run(PERPSIM + ["sweep", str(write_scenario(data)), "--json", "--out", str(tmp_path / "out")],
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(PERPSIM + ["sweep", str(write_scenario(data)), "--json", "--workers", "2",
+                                     "--out", str(tmp_path / "out")], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     document = json.loads(done.stdout)
-    assert (document["mode"], document["finished"]) == ("chain", 2)
-    assert [row["status"] for row in document["runs"]] == ["completed", "completed"]
-    assert json.loads((tmp_path / "out" / "v02-seed0" / "summary.json").read_text())["mode"] == "chain"
+    assert (document["mode"], document["finished"]) == ("chain", 1)
+    assert [row["status"] for row in document["runs"]] == ["completed"]
+    assert json.loads((tmp_path / "out" / "v01-seed0" / "summary.json").read_text())["mode"] == "chain"
     assert set(_anvil_pids()) <= anvils_before
 
 
@@ -211,3 +242,114 @@ def test_run_takes_settings_by_key_path(tmp_path):
     assert "--set" in done.stderr and "did you mean 'reference_accounts'?" in done.stderr
     done = subprocess.run(PERPSIM + ["run", "calm", "--set", "population"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 2 and "expected KEY.PATH=VALUE" in done.stderr
+
+
+# --- Monte Carlo: parallel, resumable, drawn shocks, risk figures ------------------------------------
+
+
+def adl_paths(accounts=30, **overrides):
+    """adl-policies with its BTC crash drawn per path: a family of crashes, not one."""
+    data = yaml.safe_load(resources.files("simulator.scenarios").joinpath("builtin/adl-policies.yaml").read_text())
+    data["price_paths"]["BTC"]["legs"][0]["to"] = {"dist": "uniform", "low": -0.30, "high": -0.10}
+    return with_overrides(scenario_from_dict(data, source="adl-paths"), accounts=accounts, mode="model", **overrides)
+
+
+def test_drawn_shocks_depend_on_the_seed_only():
+    scenario = adl_paths()
+    first, drawn = sample_shocks(scenario, 7)
+    assert list(drawn) == ["price_paths.BTC.legs.0.to"] and -0.30 <= drawn["price_paths.BTC.legs.0.to"] <= -0.10
+    assert first.price_paths["BTC"].legs[0].to == drawn["price_paths.BTC.legs.0.to"]
+    assert sample_shocks(scenario, 7)[1] == drawn and sample_shocks(scenario, 8)[1] != drawn
+    # Varying another setting (a policy) keeps the draw: combinations see the same crashes.
+    assert sample_shocks(with_settings(scenario, {"markets.*.policy": "NONE"}), 7)[1] == drawn
+    paths = generate_fundamental_paths(scenario, seed=7)
+    assert paths.of("BTC")[330] == pytest.approx(100_000 * (1 + drawn["price_paths.BTC.legs.0.to"]))
+    draws = [sample_shocks(scenario, seed)[1]["price_paths.BTC.legs.0.to"] for seed in range(200)]
+    assert min(draws) < -0.27 and max(draws) > -0.13  # spread over [low, high]
+    # A scenario without draws uses no random numbers and is returned as it is.
+    plain = load_scenario("adl-policies")
+    assert sample_shocks(plain, 7) == (plain, {})
+
+
+@pytest.mark.parametrize("draw, message", [
+    ({"dist": "unifrom", "low": -0.2, "high": -0.1}, "legs[0].to.dist: should be one of uniform, normal, choice, got 'unifrom' "
+                                                     "(did you mean 'uniform'?)"),
+    ({"dist": "uniform", "low": -0.2}, "legs[0].to: a uniform draw needs 'high'"),
+    ({"dist": "uniform", "low": -0.1, "high": -0.2}, "legs[0].to.high: must be above low (-0.1), got -0.2"),
+    ({"dist": "normal", "mean": -0.1, "std": 0.05}, "legs[0].to.low: this draw can give a move of -1 (-100%) or less: "
+                                                    "set low above -1"),
+    ({"dist": "choice", "values": [-0.1, -1.2]}, "legs[0].to.values: every value must be above -1, got -1.2"),
+    ({"dist": "uniform", "low": -0.2, "high": -0.1, "std": 1}, "legs[0].to.std: a uniform draw takes high, low, not 'std'"),
+])
+def test_a_bad_draw_is_named(load_dict, draw, message):
+    data = base_scenario()
+    data["price_paths"] = {"BTC": {"type": "scripted", "legs": [{"to": draw, "duration_steps": 10}]}}
+    with pytest.raises(ScenarioError) as error:
+        load_dict(data)
+    assert f"price_paths.BTC.{message}" in str(error.value)
+
+
+def test_risk_figures_follow_their_definitions():
+    losses = [{"bad_debt_usd": float(x), "adl_notional_usd": 0.0, "liquidated_notional_usd": float(x),
+               "socialized_loss_usd": 0.0,
+               "insurance_fund_drawdown_usd": None, "adl_overshoot_usd": 0.0, "vault_pnl_usd": float(x - 50)}
+              for x in range(100)]  # 0, 1, ..., 99
+    figures = risk_figures(losses, combination=1)
+    assert figures["p_insolvency"] == 0.99 and figures["p_adl"] == 0.0
+    assert (figures["bad_debt_var95"], figures["bad_debt_var99"], figures["bad_debt_es95"]) == (94.0, 98.0, 97.0)
+    assert figures["bad_debt_mean"] == 49.5 and figures["lar95"] == 94.0 and figures["vault_pnl_p05"] == -46.0
+    assert figures["bad_debt_var95_ci_low"] < 94.0 < figures["bad_debt_var95_ci_high"] <= 99.0
+    assert figures["p_insolvency_ci_low"] < 0.99 <= figures["p_insolvency_ci_high"] <= 1.0
+    assert figures["fund_drawdown_mean"] is None  # not known on any path
+    assert risk_figures(losses, combination=1) == figures  # the bootstrap is seeded
+    assert fund_drawdown(100.0, [120.0, 90.0, 130.0, 125.0]) == 30.0
+
+
+def test_two_dask_workers_write_the_tables_one_process_writes(tmp_path):
+    """A LocalCluster of 2 workers; each path's seed is the sweep's, never the worker's."""
+    variants = plan_sweep(adl_paths(), {"markets.*.policy": ["ADL", "NONE"]}, seeds=3)
+    alone = run_sweep(variants, tmp_path / "one", max_steps=400, workers=1)
+    parallel = run_sweep(variants, tmp_path / "two", max_steps=400, workers=2)
+    assert parallel.not_completed == 0 and parallel.resumed == 0
+    assert _without_timing(parallel.rows) == _without_timing(alone.rows)
+    assert (tmp_path / "two" / "sweep.csv").read_text() == (tmp_path / "one" / "sweep.csv").read_text()
+    table = pq.read_table(tmp_path / "two" / "runs.parquet").to_pylist()
+    assert _without_timing(table) == _without_timing([{**row, "error": None} for row in alone.rows])
+    shocks = [row["shock:price_paths.BTC.legs.0.to"] for row in alone.rows]
+    assert shocks[:3] == shocks[3:] and len(set(shocks)) == 3  # three crashes, the same for both policies
+    assert sum(row["liquidations"] for row in alone.rows) > 0
+    assert not (tmp_path / "two" / ".partial").exists()
+
+
+def test_a_killed_sweep_resumes_with_only_what_was_missing(tmp_path, write_scenario):
+    data = yaml.safe_load(resources.files("simulator.scenarios").joinpath("builtin/adl-policies.yaml").read_text())
+    path = write_scenario(data, "adl.yaml")
+    command = PERPSIM + ["sweep", str(path), "--vary", "markets.*.policy=ADL,NONE", "--paths", "4", "--accounts", "30",
+                         "--steps", "600", "--workers", "1", "--json", "--out", str(tmp_path / "out")]
+    sweep = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while len(_finished(tmp_path / "out")) < 3 and sweep.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    sweep.kill()
+    sweep.wait()
+    before = {label: (tmp_path / "out" / label / "run.json").stat().st_mtime_ns for label in _finished(tmp_path / "out")}
+    assert 3 <= len(before) < 8, sweep.stderr.read()
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    document = json.loads(done.stdout)
+    assert (document["finished"], document["failed"]) == (8, 0)
+    after = {label: (tmp_path / "out" / label / "run.json").stat().st_mtime_ns for label in before}
+    assert after == before  # the runs finished before the kill were not run again
+    assert len(_finished(tmp_path / "out")) == 8 and not (tmp_path / "out" / ".partial").exists()
+    # A different setting is a different run: nothing is resumed under another key.
+    changed = subprocess.run([c if c != "600" else "500" for c in command], capture_output=True, text=True, timeout=300)
+    assert changed.returncode == 0, changed.stderr
+    assert all((tmp_path / "out" / label / "run.json").stat().st_mtime_ns != mtime for label, mtime in before.items())
+
+
+def _finished(out: Path) -> list[str]:
+    return sorted(p.parent.name for p in out.glob("*/run.json"))
+
+
+def _without_timing(rows):
+    return [{k: v for k, v in row.items() if k not in TIMING_COLUMNS} for row in rows]
