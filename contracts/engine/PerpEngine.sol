@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.37;
 
-import {IPerpEngine, MarketParams, MarketView} from "../interfaces/IPerpEngine.sol";
+import {IPerpEngine, MarketParams} from "../interfaces/IPerpEngine.sol";
 import {IOracleRouter} from "../interfaces/IOracleRouter.sol";
 import {IERC20} from "../interfaces/IERC20.sol";
 import {FixedPointMath, WAD} from "../libraries/FixedPointMath.sol";
@@ -10,83 +10,17 @@ import {DepthCurve} from "../libraries/DepthCurve.sol";
 import {PositionMath} from "../libraries/PositionMath.sol";
 import {FundingMath} from "../libraries/FundingMath.sol";
 import {LiquidationMath} from "../libraries/LiquidationMath.sol";
+import {PerpEngineStorage} from "./PerpEngineStorage.sol";
+import {PerpEngineViews} from "./PerpEngineViews.sol";
 
 /// @title PerpEngine
 /// @notice Perpetual futures with cross and isolated margin against a liquidity vault.
-/// NatSpec of the public interface lives in IPerpEngine.
-contract PerpEngine is IPerpEngine {
+/// The mechanism: margin, fills, funding, the insurance fund and the loss waterfall. Its storage is
+/// declared in PerpEngineStorage; the batch views over many accounts or markets are inherited from
+/// PerpEngineViews. NatSpec of the public interface lives in IPerpEngine.
+contract PerpEngine is IPerpEngine, PerpEngineViews {
     using FixedPointMath for uint256;
     using FixedPointMath for int256;
-
-    /* ROLES */
-
-    bytes32 public constant OPERATOR_ROLE = keccak256("OPERATOR");
-    bytes32 public constant MARKET_MAKER_ROLE = keccak256("MARKET_MAKER");
-    bytes32 public constant LIQUIDATOR_ROLE = keccak256("LIQUIDATOR");
-    bytes32 public constant OWNER_ROLE = keccak256("OWNER");
-
-    uint256 internal constant MAX_MARKETS = 256;
-    /// @dev Depth bound that keeps the curve's arithmetic far from overflow ($1e18 of book).
-    uint256 internal constant MAX_DEPTH = 1e36;
-
-    /* STORAGE */
-
-    struct Market {
-        bytes32 name;
-        MarketParams params;
-        int256 fundingIndex;
-        uint256 lastFundingTime;
-        // Open interest of traders (the vault excluded): longs - shorts + vault size = 0.
-        uint256 longOpenInterest;
-        uint256 shortOpenInterest;
-        uint256 bookBlock;
-        int256 bookConsumed;
-        // Socialised loss per unit of |size| (SOCIALIZE policy), settled lazily like funding.
-        uint256 socialLossIndex;
-    }
-
-    struct Position {
-        int256 size;
-        int256 openNotional;
-        int256 fundingIndex;
-        uint256 socialLossIndex;
-    }
-
-    struct Account {
-        int256 collateral;
-        // Bit m set: the account has an open position in market m.
-        uint256 marketMask;
-        bool registered;
-    }
-
-    IERC20 public immutable collateralToken;
-    /// @notice 10 ** (18 - token decimals): token units to WAD.
-    uint256 public immutable tokenScale;
-    IOracleRouter public immutable oracle;
-
-    address public owner;
-    address public vault;
-    mapping(bytes32 role => mapping(address account => bool)) public hasRole;
-
-    Market[] internal markets;
-    mapping(uint256 marketId => Tier[]) internal tiers;
-
-    mapping(uint256 accountId => Account) internal accounts;
-    mapping(uint256 accountId => mapping(uint256 marketId => Position)) internal positions;
-    uint256[] public accountIds;
-
-    /// @notice Insurance fund balance free to pay new losses (WAD USD). Funded by deposits and
-    /// liquidation penalties.
-    uint256 public insuranceFund;
-    /// @notice Part of the fund earmarked for deficits of accounts still holding positions (WAD
-    /// USD): paid out or released when each account is closed out. Not in `insuranceFund`.
-    uint256 public insuranceFundReserved;
-    /// @notice The earmark of one account (WAD USD).
-    mapping(uint256 accountId => uint256) public fundReserveOf;
-    /// @notice Losses no one has covered (WAD USD): claims exceed the tokens by this much.
-    uint256 public badDebt;
-
-    bool private transient locked;
 
     /* MODIFIERS */
 
@@ -108,18 +42,14 @@ contract PerpEngine is IPerpEngine {
         locked = false;
     }
 
-    constructor(IERC20 token, IOracleRouter oracleRouter) {
-        uint8 decimals = token.decimals();
-        if (decimals > 18) revert InvalidParameter("tokenDecimals", decimals);
-        collateralToken = token;
-        tokenScale = 10 ** (18 - decimals);
-        oracle = oracleRouter;
+    constructor(IERC20 token, IOracleRouter oracleRouter) PerpEngineStorage(token, oracleRouter) {
         owner = msg.sender;
         emit RoleSet(OWNER_ROLE, msg.sender, true);
     }
 
     /* ADMINISTRATION */
 
+    /// @inheritdoc IPerpEngine
     function transferOwnership(address newOwner) external onlyOwner {
         if (newOwner == address(0)) revert InvalidCounterparty(newOwner);
         emit RoleSet(OWNER_ROLE, owner, false);
@@ -127,6 +57,7 @@ contract PerpEngine is IPerpEngine {
         emit RoleSet(OWNER_ROLE, newOwner, true);
     }
 
+    /// @inheritdoc IPerpEngine
     function setRole(bytes32 role, address account, bool granted) external onlyOwner {
         // Ownership moves only with transferOwnership; a RoleSet(OWNER_ROLE) here would mislead indexers.
         if (role == OWNER_ROLE) revert InvalidParameter("role", uint256(role));
@@ -134,7 +65,7 @@ contract PerpEngine is IPerpEngine {
         emit RoleSet(role, account, granted);
     }
 
-    /// @notice Sets the vault account. It can change only while the current vault holds no position.
+    /// @inheritdoc IPerpEngine
     function setVault(address newVault) external onlyOwner {
         if (newVault == address(0)) revert InvalidCounterparty(newVault);
         // Neither the old nor the new vault may hold a position: open interest excludes the vault,
@@ -145,6 +76,7 @@ contract PerpEngine is IPerpEngine {
         emit VaultSet(newVault);
     }
 
+    /// @inheritdoc IPerpEngine
     function createMarket(bytes32 name, MarketParams calldata params) external onlyOwner returns (uint256 marketId) {
         marketId = markets.length;
         if (marketId == MAX_MARKETS) revert TooManyMarkets();
@@ -157,7 +89,7 @@ contract PerpEngine is IPerpEngine {
         emit MarketCreated(marketId, name, params);
     }
 
-    /// @notice Replaces a market's parameters. The first tier's ratio follows `params.mmr`.
+    /// @inheritdoc IPerpEngine
     function setMarketParams(uint256 marketId, MarketParams calldata params) external onlyOwner {
         Market storage market = _market(marketId);
         _validateParams(params);
@@ -170,8 +102,7 @@ contract PerpEngine is IPerpEngine {
         emit MarketParamsSet(marketId, params);
     }
 
-    /// @notice Sets notional tiers: `floors[0]` must be 0 and `mmrs[0]` the market's mmr; floors and
-    /// ratios strictly increase. Deductions are derived so MM is continuous.
+    /// @inheritdoc IPerpEngine
     function setTiers(uint256 marketId, uint256[] calldata floors, uint256[] calldata mmrs) external onlyOwner {
         Market storage market = _market(marketId);
         if (mmrs.length == 0 || mmrs[0] != market.params.mmr) {
@@ -180,7 +111,7 @@ contract PerpEngine is IPerpEngine {
         _setTiers(marketId, floors, mmrs);
     }
 
-    /// @notice Market makers set the book's depth as they withdraw or return (0 = no book).
+    /// @inheritdoc IPerpEngine
     function setDepth(uint256 marketId, uint256 depth2pct) external onlyRole(MARKET_MAKER_ROLE) {
         Market storage market = _market(marketId);
         if (depth2pct > MAX_DEPTH) revert InvalidParameter("depth2pct", depth2pct);
@@ -196,15 +127,18 @@ contract PerpEngine is IPerpEngine {
 
     /* COLLATERAL */
 
+    /// @inheritdoc IPerpEngine
     function deposit(uint256 amount) external nonReentrant {
         _deposit(msg.sender, amount);
     }
 
+    /// @inheritdoc IPerpEngine
     function depositFor(address account, uint256 amount) external nonReentrant {
         if (account == address(0)) revert InvalidCounterparty(account);
         _deposit(account, amount);
     }
 
+    /// @inheritdoc IPerpEngine
     function withdraw(uint256 amount) external nonReentrant {
         if (amount == 0) revert ZeroAmount();
         uint256 id = _crossId(msg.sender);
@@ -214,6 +148,7 @@ contract PerpEngine is IPerpEngine {
         emit Withdrawal(id, msg.sender, amount);
     }
 
+    /// @inheritdoc IPerpEngine
     function transferMargin(uint256 marketId, int256 amount) external nonReentrant {
         _market(marketId);
         if (amount == 0) revert ZeroAmount();
@@ -229,14 +164,17 @@ contract PerpEngine is IPerpEngine {
 
     /* TRADING */
 
+    /// @inheritdoc IPerpEngine
     function openPosition(uint256 marketId, int256 sizeDelta, uint256 priceLimit) external nonReentrant {
         _takerTrade(_crossId(msg.sender), marketId, sizeDelta, priceLimit);
     }
 
+    /// @inheritdoc IPerpEngine
     function openIsolatedPosition(uint256 marketId, int256 sizeDelta, uint256 priceLimit) external nonReentrant {
         _takerTrade(isolatedAccountId(msg.sender, marketId), marketId, sizeDelta, priceLimit);
     }
 
+    /// @inheritdoc IPerpEngine
     function settleMatchedFill(address buyer, address seller, uint256 marketId, uint256 size, uint256 price)
         external
         nonReentrant
@@ -260,11 +198,13 @@ contract PerpEngine is IPerpEngine {
         _checkOpenInterestCap(marketId, longBefore, shortBefore);
     }
 
+    /// @inheritdoc IPerpEngine
     function accrueFunding(uint256 marketId) external {
         _market(marketId);
         _accrueFunding(marketId, oracle.price(marketId));
     }
 
+    /// @inheritdoc IPerpEngine
     function settleFunding(uint256 accountId, uint256 marketId) external nonReentrant {
         _market(marketId);
         _accrueFunding(marketId, oracle.price(marketId));
@@ -273,7 +213,7 @@ contract PerpEngine is IPerpEngine {
 
     /* INSURANCE FUND */
 
-    /// @notice Adds `amount` (token units) to the insurance fund.
+    /// @inheritdoc IPerpEngine
     function depositInsurance(uint256 amount) external nonReentrant {
         if (amount == 0) revert ZeroAmount();
         _pullTokens(amount);
@@ -283,9 +223,7 @@ contract PerpEngine is IPerpEngine {
 
     /* LIQUIDATION HOOKS: called by the liquidation engine, which holds the liquidation rules */
 
-    /// @notice Closes `sizeDelta` of an account's position against the vault at the depth-curve
-    /// price. No margin checks and no vault capacity check: the vault is the backstop for
-    /// liquidation flow; only the book's end (`maxImpact`, depth 0) stops a fill.
+    /// @inheritdoc IPerpEngine
     function liquidationFill(uint256 accountId, uint256 marketId, int256 sizeDelta)
         external
         nonReentrant
@@ -301,8 +239,7 @@ contract PerpEngine is IPerpEngine {
         _fill(_crossId(vault), marketId, -sizeDelta, fillPrice);
     }
 
-    /// @notice ADL fill: `accountId` trades `sizeDelta` with `counterpartyId` at `price` (the
-    /// bankruptcy price), outside the book.
+    /// @inheritdoc IPerpEngine
     function adlFill(uint256 accountId, uint256 counterpartyId, uint256 marketId, int256 sizeDelta, uint256 price)
         external
         nonReentrant
@@ -315,8 +252,7 @@ contract PerpEngine is IPerpEngine {
         _fill(counterpartyId, marketId, -sizeDelta, price);
     }
 
-    /// @notice Moves a liquidation penalty out of the account: `toKeeper` to the keeper's cross
-    /// account, `toFund` to the insurance fund.
+    /// @inheritdoc IPerpEngine
     function chargePenalty(uint256 accountId, address keeper, uint256 toKeeper, uint256 toFund)
         external
         nonReentrant
@@ -332,15 +268,7 @@ contract PerpEngine is IPerpEngine {
         emit PenaltyCharged(accountId, keeper, toKeeper, toFund);
     }
 
-    /// @notice The loss waterfall. For an account that still holds a position the fund only
-    /// earmarks what it can of the account's deficit now (`fundReserveOf`, raised or lowered to
-    /// it), so later losses elsewhere cannot spend money already promised to this one; nothing is
-    /// paid to the account yet, which would hand its owner any recovery of the open positions.
-    /// Once the account is closed out (its earmark went back to the fund with its last position)
-    /// the deficit is settled: the fund pays what it can (it never goes negative); the rest is
-    /// spread over the other open positions of `marketId` pro rata to size when `socialize` is set
-    /// and there are any, else recorded as bad debt, by which the protocol's claims then exceed
-    /// its tokens. The account ends at zero value.
+    /// @inheritdoc IPerpEngine
     function settleDeficit(uint256 accountId, uint256 marketId, bool socialize)
         external
         nonReentrant
@@ -378,15 +306,14 @@ contract PerpEngine is IPerpEngine {
         if (writtenOff != 0) emit BadDebtRecorded(accountId, marketId, writtenOff);
     }
 
-    /* VIEWS */
+    /* VIEWS: one account or market (the batch views are in PerpEngineViews) */
 
+    /// @inheritdoc IPerpEngine
     function bankruptcyPrice(address account, uint256 marketId) external view returns (uint256) {
         return bankruptcyPriceOf(_crossId(account), marketId);
     }
 
-    /// @notice P - (AV + fund earmark) / size for the account's position in `marketId`, other
-    /// prices fixed: the part of the deficit the fund has already promised is not the ADL
-    /// counterparties' to cover.
+    /// @inheritdoc IPerpEngine
     function bankruptcyPriceOf(uint256 accountId, uint256 marketId) public view returns (uint256) {
         _market(marketId);
         int256 size = positions[accountId][marketId].size;
@@ -397,16 +324,14 @@ contract PerpEngine is IPerpEngine {
         return LiquidationMath.bankruptcyPrice(prices[marketId], value, size);
     }
 
-    /// @notice Notional the book can still take this block in one direction before it ends.
+    /// @inheritdoc IPerpEngine
     function bookCapacity(uint256 marketId, bool isBuy) external view returns (uint256) {
         Market storage market = _market(marketId);
         int256 consumed = market.bookBlock == block.number ? market.bookConsumed : int256(0);
         return DepthCurve.capacity(consumed, market.params.depth2pct, market.params.maxImpact, isBuy);
     }
 
-    /// @notice What `liquidationFill` would do now: its fill price and the account's value and
-    /// maintenance margin after it. Exact: the same book walk, position math, funding and
-    /// socialised-loss settlement as the fill itself.
+    /// @inheritdoc IPerpEngine
     function previewLiquidationFill(uint256 accountId, uint256 marketId, int256 sizeDelta)
         external
         view
@@ -428,34 +353,38 @@ contract PerpEngine is IPerpEngine {
             + _positionMaintenanceMargin(marketId, newSize, price);
     }
 
+    /// @inheritdoc IPerpEngine
     function accountValue(address account) external view returns (int256 value) {
         (value,,) = _health(_crossId(account), _emptyPrices());
     }
 
+    /// @inheritdoc IPerpEngine
     function maintenanceMargin(address account) external view returns (uint256 mm) {
         (, mm,) = _health(_crossId(account), _emptyPrices());
     }
 
+    /// @inheritdoc IPerpEngine
     function initialMargin(address account) external view returns (uint256 im) {
         (,, im) = _health(_crossId(account), _emptyPrices());
     }
 
+    /// @inheritdoc IPerpEngine
     function isLiquidatable(address account) external view returns (bool) {
         return _isLiquidatable(_crossId(account), _emptyPrices());
     }
 
-    /// @notice Whether any account id (cross or isolated) can be liquidated: it holds a position
-    /// and its value is below its maintenance margin.
+    /// @inheritdoc IPerpEngine
     function isAccountLiquidatable(uint256 accountId) external view returns (bool) {
         return _isLiquidatable(accountId, _emptyPrices());
     }
 
+    /// @inheritdoc IPerpEngine
     function getPosition(address account, uint256 marketId) external view returns (int256, int256) {
         Position storage position = positions[_crossId(account)][marketId];
         return (position.size, position.openNotional);
     }
 
-    /// @notice A position of any account id, with the funding index it was last settled at.
+    /// @inheritdoc IPerpEngine
     function positionOf(uint256 accountId, uint256 marketId)
         external
         view
@@ -465,105 +394,42 @@ contract PerpEngine is IPerpEngine {
         return (position.size, position.openNotional, position.fundingIndex);
     }
 
+    /// @inheritdoc IPerpEngine
     function collateralOf(uint256 accountId) external view returns (int256) {
         return accounts[accountId].collateral;
     }
 
+    /// @inheritdoc IPerpEngine
     function marketMaskOf(uint256 accountId) external view returns (uint256) {
         return accounts[accountId].marketMask;
     }
 
+    /// @inheritdoc IPerpEngine
     function health(uint256 accountId) external view returns (int256, uint256, uint256) {
         return _health(accountId, _emptyPrices());
     }
 
-    function healthOf(uint256[] calldata ids)
-        external
-        view
-        returns (int256[] memory values, uint256[] memory mms, uint256[] memory ims)
-    {
-        uint256[] memory prices = _emptyPrices();
-        values = new int256[](ids.length);
-        mms = new uint256[](ids.length);
-        ims = new uint256[](ids.length);
-        for (uint256 i; i < ids.length; ++i) {
-            (values[i], mms[i], ims[i]) = _health(ids[i], prices);
-        }
-    }
-
-    function healthRange(uint256 start, uint256 count)
-        external
-        view
-        returns (uint256[] memory ids, int256[] memory values, uint256[] memory mms)
-    {
-        uint256 n = start < accountIds.length ? FixedPointMath.min(count, accountIds.length - start) : 0;
-        uint256[] memory prices = _emptyPrices();
-        ids = new uint256[](n);
-        values = new int256[](n);
-        mms = new uint256[](n);
-        for (uint256 i; i < n; ++i) {
-            ids[i] = accountIds[start + i];
-            (values[i], mms[i],) = _health(ids[i], prices);
-        }
-    }
-
-    function accountIdsFrom(uint256 start, uint256 count) external view returns (uint256[] memory ids) {
-        uint256 n = start < accountIds.length ? FixedPointMath.min(count, accountIds.length - start) : 0;
-        ids = new uint256[](n);
-        for (uint256 i; i < n; ++i) {
-            ids[i] = accountIds[start + i];
-        }
-    }
-
-    function accountStates(uint256[] calldata ids)
-        external
-        view
-        returns (
-            int256[] memory collaterals,
-            uint256[] memory fundReserves,
-            int256[] memory sizes,
-            int256[] memory openNotionals,
-            int256[] memory fundingIndices,
-            uint256[] memory socialLossIndices
-        )
-    {
-        uint256 n = markets.length;
-        collaterals = new int256[](ids.length);
-        fundReserves = new uint256[](ids.length);
-        sizes = new int256[](ids.length * n);
-        openNotionals = new int256[](ids.length * n);
-        fundingIndices = new int256[](ids.length * n);
-        socialLossIndices = new uint256[](ids.length * n);
-        for (uint256 i; i < ids.length; ++i) {
-            collaterals[i] = accounts[ids[i]].collateral;
-            fundReserves[i] = fundReserveOf[ids[i]];
-            uint256 mask = accounts[ids[i]].marketMask;
-            for (uint256 m; mask >> m != 0; ++m) {
-                if ((mask >> m) & 1 == 0) continue;
-                Position storage position = positions[ids[i]][m];
-                (sizes[i * n + m], openNotionals[i * n + m]) = (position.size, position.openNotional);
-                (fundingIndices[i * n + m], socialLossIndices[i * n + m]) =
-                    (position.fundingIndex, position.socialLossIndex);
-            }
-        }
-    }
-
+    /// @inheritdoc IPerpEngine
     function accountCount() external view returns (uint256) {
         return accountIds.length;
     }
 
+    /// @inheritdoc IPerpEngine
     function marketCount() external view returns (uint256) {
         return markets.length;
     }
 
+    /// @inheritdoc IPerpEngine
     function marketParams(uint256 marketId) external view returns (MarketParams memory) {
         return _market(marketId).params;
     }
 
+    /// @inheritdoc IPerpEngine
     function marketName(uint256 marketId) external view returns (bytes32) {
         return _market(marketId).name;
     }
 
+    /// @inheritdoc IPerpEngine
     function tiersOf(uint256 marketId)
         external
         view
@@ -579,28 +445,7 @@ contract PerpEngine is IPerpEngine {
         }
     }
 
-    function marketView(uint256 marketId) public view returns (MarketView memory view_) {
-        Market storage market = _market(marketId);
-        view_.marketId = marketId;
-        view_.longOpenInterest = market.longOpenInterest;
-        view_.shortOpenInterest = market.shortOpenInterest;
-        view_.vaultSize = positions[_crossId(vault)][marketId].size;
-        view_.fundingRate = _fundingRate(marketId);
-        view_.fundingIndex = market.fundingIndex;
-        view_.depth2pct = market.params.depth2pct;
-        view_.bookBlock = market.bookBlock;
-        view_.bookConsumed = market.bookBlock == block.number ? market.bookConsumed : int256(0);
-        view_.socialLossIndex = market.socialLossIndex;
-        view_.lastFundingTime = market.lastFundingTime;
-    }
-
-    function marketViews() external view returns (MarketView[] memory views) {
-        views = new MarketView[](markets.length);
-        for (uint256 m; m < markets.length; ++m) {
-            views[m] = marketView(m);
-        }
-    }
-
+    /// @inheritdoc IPerpEngine
     function quote(uint256 marketId, int256 sizeDelta) external view returns (uint256 fillPrice) {
         Market storage market = _market(marketId);
         if (sizeDelta == 0) revert ZeroAmount();
@@ -610,38 +455,12 @@ contract PerpEngine is IPerpEngine {
         );
     }
 
-    /// @notice The protocol's balance sheet (WAD): what it holds in tokens, and what it owes.
-    /// `claims` is the sum over accounts of collateral - open notional - pending funding, which
-    /// equals the sum of account values at any common price (sizes sum to zero). Conservation:
-    /// tokens = claims + fund + dust, with dust >= 0 (`fund` includes the earmarked part); under
-    /// the NONE policy claims exceed tokens by the bad debt.
-    function balanceSheet() external view returns (uint256 tokens, int256 claims, uint256 fund) {
-        tokens = collateralToken.balanceOf(address(this)) * tokenScale;
-        fund = insuranceFund + insuranceFundReserved;
-        for (uint256 i; i < accountIds.length; ++i) {
-            uint256 id = accountIds[i];
-            Account storage account = accounts[id];
-            claims += account.collateral;
-            uint256 mask = account.marketMask;
-            for (uint256 m; mask >> m != 0; ++m) {
-                if ((mask >> m) & 1 == 0) continue;
-                Position storage position = positions[id][m];
-                claims -= position.openNotional;
-                claims -= FundingMath.owed(position.size, markets[m].fundingIndex, position.fundingIndex);
-                claims -= FixedPointMath.toInt(_pendingSocialLoss(position, m));
-            }
-        }
-    }
-
+    /// @inheritdoc IPerpEngine
     function isolatedAccountId(address account, uint256 marketId) public pure returns (uint256) {
         return uint256(uint160(account)) | ((marketId + 1) << 160);
     }
 
     /* INTERNAL: ACCOUNTS AND COLLATERAL */
-
-    function _crossId(address account) internal pure returns (uint256) {
-        return uint256(uint160(account));
-    }
 
     function _register(uint256 id) internal {
         Account storage account = accounts[id];
@@ -832,7 +651,7 @@ contract PerpEngine is IPerpEngine {
     /* INTERNAL: FUNDING */
 
     /// @dev Skew = net taker position = minus the vault's inventory.
-    function _fundingRate(uint256 marketId) internal view returns (int256) {
+    function _fundingRate(uint256 marketId) internal view override returns (int256) {
         MarketParams storage params = markets[marketId].params;
         int256 skew = -positions[_crossId(vault)][marketId].size;
         return FundingMath.rate(skew, params.skewScale, params.maxFundingRate);
@@ -867,7 +686,7 @@ contract PerpEngine is IPerpEngine {
 
     /* INTERNAL: SOCIALISED LOSS */
 
-    function _pendingSocialLoss(Position storage position, uint256 marketId) internal view returns (uint256) {
+    function _pendingSocialLoss(Position storage position, uint256 marketId) internal view override returns (uint256) {
         return LiquidationMath.socialLossOwed(position.size, markets[marketId].socialLossIndex, position.socialLossIndex);
     }
 
@@ -884,7 +703,12 @@ contract PerpEngine is IPerpEngine {
 
     /// @dev AV = collateral + sum(uPnL - funding owed); MM and IM summed over positions. Prices are
     /// read from the oracle once per market per call (cached in `prices`, 0 = not read yet).
-    function _health(uint256 id, uint256[] memory prices) internal view returns (int256 value, uint256 mm, uint256 im) {
+    function _health(uint256 id, uint256[] memory prices)
+        internal
+        view
+        override
+        returns (int256 value, uint256 mm, uint256 im)
+    {
         Account storage account = accounts[id];
         value = account.collateral;
         uint256 mask = account.marketMask;
@@ -917,16 +741,7 @@ contract PerpEngine is IPerpEngine {
         return prices[marketId];
     }
 
-    function _emptyPrices() internal view returns (uint256[] memory) {
-        return new uint256[](markets.length);
-    }
-
     /* INTERNAL: MARKETS */
-
-    function _market(uint256 marketId) internal view returns (Market storage) {
-        if (marketId >= markets.length) revert UnknownMarket(marketId);
-        return markets[marketId];
-    }
 
     function _validateParams(MarketParams calldata p) internal pure {
         if (p.imr == 0 || p.imr > WAD) revert InvalidParameter("imr", p.imr);

@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.37;
 
+import {IPerpEngine} from "./IPerpEngine.sol";
+import {IOracleRouter} from "./IOracleRouter.sol";
+
 /// @notice What happens to a loss the insurance fund cannot pay, or to a position the book cannot take.
 enum BadDebtPolicy {
     /// Close the rest against opposite-side winners at the bankruptcy price (default).
@@ -34,15 +37,20 @@ struct LiquidationParams {
 }
 
 /// @title ILiquidationEngine
-/// @notice Permissionless liquidation with an insurance fund, bad-debt policies and ADL, over a PerpEngine.
+/// @notice Permissionless liquidation with an insurance fund, bad-debt policies and ADL, over a PerpEngine
+/// that grants it LIQUIDATOR_ROLE. Units as in IPerpEngine: sizes, prices, notionals and values WAD.
 interface ILiquidationEngine {
     /* ERRORS */
 
+    /// @notice `caller` is not the owner.
     error Unauthorized(address caller);
     /// @notice Ownership cannot go to the zero address (no one could configure markets again).
     error InvalidOwner(address newOwner);
+    /// @notice The engine has no market with this id.
     error UnknownMarket(uint256 marketId);
+    /// @notice `maxSize` of zero.
     error ZeroAmount();
+    /// @notice A liquidation parameter is out of its range.
     error InvalidParameter(bytes32 name, uint256 value);
     /// @notice The account's value is at or above its maintenance margin.
     error NotLiquidatable(uint256 accountId, int256 accountValue, uint256 maintenanceMargin);
@@ -77,10 +85,13 @@ interface ILiquidationEngine {
     error AdlUnusedCounterparties(uint256 firstUnused);
     /// @notice A many-pair view was given lists of different lengths.
     error LengthMismatch(uint256 accountIds, uint256 marketIds);
+    // Also raised: FixedPointMath's IntOverflow, and the engine's errors from the calls into it.
 
     /* EVENTS */
 
+    /// @notice The owner changed.
     event OwnershipTransferred(address indexed previousOwner, address indexed newOwner);
+    /// @notice A market's liquidation rules were set; its rate-limit window restarts.
     event LiquidationParamsSet(uint256 indexed marketId, LiquidationParams params);
     /// @notice One liquidation call: what was closed, where, and where the loss went.
     event Liquidation(
@@ -120,9 +131,38 @@ interface ILiquidationEngine {
         uint256 counterparties
     );
 
+    /* CONFIGURATION */
+
+    /// @notice The engine whose accounts this contract liquidates.
+    function engine() external view returns (IPerpEngine);
+    /// @notice The engine's oracle router, read once at construction.
+    function oracle() external view returns (IOracleRouter);
+    /// @notice The owner: sets each market's liquidation rules.
+    function owner() external view returns (address);
+    /// @notice Whether `setLiquidationParams` has been called for `marketId`.
+    function configured(uint256 marketId) external view returns (bool);
+    /// @notice The market's current rate-limit window.
+    /// @return start when the window began (seconds)
+    /// @return used notional liquidated in it (WAD USD)
+    function rateWindows(uint256 marketId) external view returns (uint256 start, uint256 used);
+    /// @notice A market's rules; an unconfigured market closes whole positions under ADL / PNL_LEVERAGE.
+    function liquidationParams(uint256 marketId) external view returns (LiquidationParams memory p);
+
+    /// @notice Moves ownership to `newOwner`, which cannot be the zero address.
+    function transferOwnership(address newOwner) external;
+    /// @notice Sets a market's liquidation rules and restarts its rate-limit window.
+    /// @dev `sliceFraction` in (0, 1]; a rate limit (`rateLimitNotional` > 0) needs a window > 0.
+    function setLiquidationParams(uint256 marketId, LiquidationParams calldata p) external;
+
     /* ACTIONS */
 
     /// @notice Liquidates a slice of `account`'s cross position in `marketId` (at most `maxSize`).
+    /// @dev The slice is the whole position up to `sliceThreshold` of notional, else `sliceFraction`
+    /// of it, limited by the rate limit and the book; a slice that would leave the account less
+    /// healthy closes the whole position instead, if allowed. The caller is the keeper and is paid
+    /// its share of the penalty into its cross account.
+    /// @param maxSize most size (WAD units) the caller lets this call close
+    /// @return closed size closed (WAD units)
     function liquidate(address account, uint256 marketId, uint256 maxSize) external returns (uint256 closed);
     /// @notice Liquidates an isolated bucket, judged on its own margin.
     function liquidateIsolated(address account, uint256 marketId, uint256 maxSize) external returns (uint256 closed);
@@ -132,6 +172,7 @@ interface ILiquidationEngine {
     /// @notice ADL: closes `account`'s whole cross position in `marketId` against `counterparties`
     /// (account ids, in the market's ranking order) at the bankruptcy price.
     function deleverage(address account, uint256 marketId, uint256[] calldata counterparties) external;
+    /// @notice As `deleverage`, for any account id (cross or isolated).
     function deleverageAccount(uint256 accountId, uint256 marketId, uint256[] calldata counterparties) external;
 
     /* VIEWS */

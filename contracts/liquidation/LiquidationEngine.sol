@@ -5,8 +5,7 @@ import {
     ILiquidationEngine, LiquidationParams, BadDebtPolicy, AdlRanking
 } from "../interfaces/ILiquidationEngine.sol";
 import {IOracleRouter} from "../interfaces/IOracleRouter.sol";
-import {MarketParams} from "../interfaces/IPerpEngine.sol";
-import {PerpEngine} from "../engine/PerpEngine.sol";
+import {IPerpEngine} from "../interfaces/IPerpEngine.sol";
 import {FixedPointMath, WAD} from "../libraries/FixedPointMath.sol";
 import {MarginMath} from "../libraries/MarginMath.sol";
 import {LiquidationMath} from "../libraries/LiquidationMath.sol";
@@ -48,12 +47,17 @@ contract LiquidationEngine is ILiquidationEngine {
 
     /* STORAGE */
 
-    PerpEngine public immutable engine;
+    /// @inheritdoc ILiquidationEngine
+    IPerpEngine public immutable engine;
+    /// @inheritdoc ILiquidationEngine
     IOracleRouter public immutable oracle;
+    /// @inheritdoc ILiquidationEngine
     address public owner;
 
     mapping(uint256 marketId => LiquidationParams) internal params;
+    /// @inheritdoc ILiquidationEngine
     mapping(uint256 marketId => bool) public configured;
+    /// @inheritdoc ILiquidationEngine
     mapping(uint256 marketId => RateWindow) public rateWindows;
 
     /* MODIFIERS */
@@ -63,7 +67,7 @@ contract LiquidationEngine is ILiquidationEngine {
         _;
     }
 
-    constructor(PerpEngine perpEngine) {
+    constructor(IPerpEngine perpEngine) {
         engine = perpEngine;
         oracle = perpEngine.oracle();
         owner = msg.sender;
@@ -71,12 +75,14 @@ contract LiquidationEngine is ILiquidationEngine {
 
     /* ADMINISTRATION */
 
+    /// @inheritdoc ILiquidationEngine
     function transferOwnership(address newOwner) external onlyOwner {
         if (newOwner == address(0)) revert InvalidOwner(newOwner);
         emit OwnershipTransferred(owner, newOwner);
         owner = newOwner;
     }
 
+    /// @inheritdoc ILiquidationEngine
     function setLiquidationParams(uint256 marketId, LiquidationParams calldata p) external onlyOwner {
         _checkMarket(marketId);
         if (p.sliceFraction == 0 || p.sliceFraction > WAD) revert InvalidParameter("sliceFraction", p.sliceFraction);
@@ -89,7 +95,7 @@ contract LiquidationEngine is ILiquidationEngine {
         emit LiquidationParamsSet(marketId, p);
     }
 
-    /// @notice A market's rules; an unconfigured market closes whole positions under ADL / PNL_LEVERAGE.
+    /// @inheritdoc ILiquidationEngine
     function liquidationParams(uint256 marketId) public view returns (LiquidationParams memory p) {
         _checkMarket(marketId);
         if (configured[marketId]) return params[marketId];
@@ -99,14 +105,17 @@ contract LiquidationEngine is ILiquidationEngine {
 
     /* LIQUIDATION */
 
+    /// @inheritdoc ILiquidationEngine
     function liquidate(address account, uint256 marketId, uint256 maxSize) external returns (uint256) {
         return liquidateAccount(uint256(uint160(account)), marketId, maxSize);
     }
 
+    /// @inheritdoc ILiquidationEngine
     function liquidateIsolated(address account, uint256 marketId, uint256 maxSize) external returns (uint256) {
         return liquidateAccount(engine.isolatedAccountId(account, marketId), marketId, maxSize);
     }
 
+    /// @inheritdoc ILiquidationEngine
     function liquidateAccount(uint256 accountId, uint256 marketId, uint256 maxSize) public returns (uint256) {
         if (maxSize == 0) revert ZeroAmount();
         LiquidationParams memory lp = liquidationParams(marketId);
@@ -152,10 +161,12 @@ contract LiquidationEngine is ILiquidationEngine {
 
     /* ADL */
 
+    /// @inheritdoc ILiquidationEngine
     function deleverage(address account, uint256 marketId, uint256[] calldata counterparties) external {
         deleverageAccount(uint256(uint160(account)), marketId, counterparties);
     }
 
+    /// @inheritdoc ILiquidationEngine
     function deleverageAccount(uint256 accountId, uint256 marketId, uint256[] calldata counterparties) public {
         LiquidationParams memory lp = liquidationParams(marketId);
         if (lp.policy != BadDebtPolicy.ADL) revert AdlNotRequired(accountId, marketId);
@@ -185,6 +196,7 @@ contract LiquidationEngine is ILiquidationEngine {
 
     /* VIEWS */
 
+    /// @inheritdoc ILiquidationEngine
     function adlRequired(uint256 accountId, uint256 marketId) public view returns (bool) {
         LiquidationParams memory lp = liquidationParams(marketId);
         if (accountId == uint256(uint160(engine.vault()))) return false;
@@ -194,6 +206,7 @@ contract LiquidationEngine is ILiquidationEngine {
         return _plan(accountId, marketId, type(uint256).max, lp).action == Action.USE_ADL;
     }
 
+    /// @inheritdoc ILiquidationEngine
     function adlRanking(uint256 marketId, int256 bankruptSide)
         external
         view
@@ -223,6 +236,7 @@ contract LiquidationEngine is ILiquidationEngine {
 
     /* KEEPER VIEWS */
 
+    /// @inheritdoc ILiquidationEngine
     function adlRequiredMany(uint256[] calldata accountIds, uint256[] calldata marketIds)
         external
         view
@@ -235,6 +249,7 @@ contract LiquidationEngine is ILiquidationEngine {
         }
     }
 
+    /// @inheritdoc ILiquidationEngine
     function positionSizes(uint256[] calldata accountIds, uint256 marketId)
         external
         view
@@ -247,6 +262,7 @@ contract LiquidationEngine is ILiquidationEngine {
         }
     }
 
+    /// @inheritdoc ILiquidationEngine
     function marketMasksAndReserves(uint256[] calldata accountIds)
         external
         view
@@ -260,6 +276,7 @@ contract LiquidationEngine is ILiquidationEngine {
         }
     }
 
+    /// @inheritdoc ILiquidationEngine
     function unrealizedPnls(uint256[] calldata accountIds, uint256[] calldata marketIds)
         external
         view

@@ -18,6 +18,9 @@ Each module mirrors one Solidity file, with the same function names in snake_cas
 | `state`                 | the chain: blocks, time, oracle prices, atomic transactions |
 | `protocol`              | `Protocol`: all of the above in one object |
 
+`perp_engine` also mirrors the two contracts PerpEngine inherits: PerpEngineStorage.sol (its
+constants and storage) and PerpEngineViews.sol (its batch views, in the model's VIEWS section).
+
 Naming: Python names are snake_case; event fields and error arguments keep their Solidity
 (camelCase) names so that model and chain logs compare field by field.
 """

@@ -11,6 +11,10 @@ Storage differs in form only:
 - Roles, the reentrancy lock and the token contract are not modelled: the caller is passed
   explicitly where the contract uses ``msg.sender``, and the engine's token balance is a counter.
 
+PerpEngine.sol's two bases are mirrored in this class: the constants and storage of
+PerpEngineStorage.sol, and the batch views of PerpEngineViews.sol (healthOf, healthRange,
+accountIdsFrom, accountStates, marketView(s), balanceSheet) in its VIEWS section.
+
 Addresses and account ids are ints: a cross account's id is its address, an isolated bucket's id is
 ``address | (marketId + 1) << 160``. Amounts follow the contract: deposits and withdrawals in token
 units, everything else WAD.
@@ -94,7 +98,7 @@ class MarketView:
 
 @dataclass
 class Market:
-    """struct Market (PerpEngine.sol storage)."""
+    """struct Market (PerpEngineStorage.sol)."""
 
     name: str
     params: MarketParams
