@@ -12,14 +12,16 @@ Each module mirrors one Solidity file, with the same function names in snake_cas
 | `funding`               | contracts/libraries/FundingMath.sol       |
 | `liquidation`           | contracts/libraries/LiquidationMath.sol   |
 | `perp_engine`           | contracts/engine/PerpEngine.sol (its account storage's form: `storage`) |
+| `perp_engine_views`     | contracts/engine/PerpEngineViews.sol, and the model's vectorised views |
 | `liquidation_engine`    | contracts/liquidation/LiquidationEngine.sol |
 | `oracle_router`         | contracts/oracle/OracleRouter.sol and PriceFeed.sol |
 | `errors`, `events`      | the custom errors and events of the interfaces |
 | `state`                 | the chain: blocks, time, oracle prices, atomic transactions |
 | `protocol`              | `Protocol`: all of the above in one object |
 
-`perp_engine` also mirrors the two contracts PerpEngine inherits: PerpEngineStorage.sol (its
-constants and storage) and PerpEngineViews.sol (its batch views, in the model's VIEWS section).
+PerpEngine inherits two contracts: PerpEngineStorage.sol (its constants and storage: in the model,
+`perp_engine`'s storage section, kept in `storage`'s arrays) and PerpEngineViews.sol (its batch
+views: `perp_engine_views`).
 
 Naming: Python names are snake_case; event fields and error arguments keep their Solidity
 (camelCase) names so that model and chain logs compare field by field.
