@@ -414,7 +414,10 @@ def _figure(run: _Run):
             fig.add_trace(go.Scatter(x=x, y=_thin(cols["bad_debt_usd"], size), name="bad debt",
                                      line=dict(color=COLORS["bad_debt"]), **common), row=index, col=1)
             if "socialized_usd" in cols:
-                socialised = sum(np.nan_to_num(run.cols[m]["socialized_usd"]) for m in run.markets)
+                socialised = np.zeros(len(cols["step"]))  # protocol-wide: the markets' sum per step
+                for other in run.markets:
+                    theirs = np.nan_to_num(run.cols[other]["socialized_usd"])[:len(socialised)]
+                    socialised[:len(theirs)] += theirs
                 fig.add_trace(go.Scatter(x=x, y=_thin(np.cumsum(socialised), size), name="socialised loss (cumulative)",
                                          line=dict(color=COLORS["socialised"], dash="dot"), **common), row=index, col=1)
             fig.update_yaxes(title_text="USD", rangemode="tozero", row=index, col=1)
