@@ -131,7 +131,7 @@ def run(scenario, seed, accounts, steps, mode, out_dir, settings, as_json, no_pr
               help="Send the runs to an existing Dask cluster (also PERPSIM_SCHEDULER) instead.")
 @click.option("--resume/--no-resume", default=True, show_default=True,
               help="Skip runs already completed in the output folder with the same content key.")
-@click.option("--run-reports", is_flag=True, help="Render each run's report.html and plots too (slow: about 1.5 s a run).")
+@click.option("--run-reports", is_flag=True, help="Render each run's report.html too (about 1.5 s a run).")
 @click.option("--no-cache", is_flag=True,
               help="Open every run's book anew instead of loading it from the cache of opened books (.cache/books).")
 @click.option("--set", "settings", multiple=True, metavar="KEY.PATH=VALUE", callback=lambda _c, _p, v: _settings(v),
@@ -226,8 +226,8 @@ def _sweep_with_progress(variants, out_dir, title, options):
 @cli.command()
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 def report(run_dir: Path) -> None:
-    """Render the plots and report.html of a run folder again (also of a run that did not finish:
-    its steps up to the last flush)."""
+    """Render report.html of a run folder again from its data files (also of a run that did not
+    finish: its steps up to the last flush)."""
     from simulator.report import read_run, render_report, unfinished_note
 
     path = render_report(run_dir.resolve())

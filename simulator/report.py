@@ -1,6 +1,7 @@
 """Run outputs: the data files a run writes as it goes (summary.json, timeseries.csv, events.jsonl,
-failed_actions.jsonl), and the plots and single-file HTML report rendered from those files, so
-`perpsim report DIR` can render any run folder again, also one whose run was killed.
+failed_actions.jsonl), and the single-file HTML report rendered from those files (plotly, its
+JavaScript embedded: no network at view time), so `perpsim report DIR` can render any run folder
+again, also one whose run was killed.
 
 While a run goes, RunWriter appends the new rows of the series and the new events every
 FLUSH_SECONDS and then rewrites summary.json atomically with `"status": "running"` and the steps
@@ -10,17 +11,22 @@ completed run's files are byte for byte those written at the end in one go."""
 
 from __future__ import annotations
 
-import base64
 import csv
 import html
 import json
+import math
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
+
+import numpy as np
 
 from simulator.errors import PerpsimError
 from simulator.metrics import SERIES_FIELDS, Metrics
 
+# Plots earlier versions wrote beside the report: removed when a run starts over in the folder.
 PLOTS = ("prices.png", "liquidations.png", "insurance_and_bad_debt.png", "adl.png")
 DATA_FILES = ("timeseries.csv", "events.jsonl", "failed_actions.jsonl")
 # Seconds between two flushes of a running run's files: what a kill -9 can lose at most
@@ -226,116 +232,503 @@ def unfinished_note(summary: dict) -> str | None:
 
 
 def render_report(out_dir: Path) -> Path:
-    """Plots (PNG) and report.html for a run folder; returns the report's path. A folder with no
-    completed step has nothing to plot: ReportError."""
+    """report.html for a run folder (one self-contained page: headline, key figures, linked charts
+    on one time axis in minutes, the facts and the summary); returns the report's path. A folder
+    with no completed step has nothing to chart: ReportError."""
     summary, series, events = read_run(out_dir)
     if not series:
         why = unfinished_note(summary) or "the run has no step"
         raise ReportError(out_dir, f"no step completed, nothing to plot ({why})")
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    markets = list(series)
-    n = max(len(markets), 1)
-
-    def column(rows, key):
-        return [float(r[key]) for r in rows]
-
-    fig, axes = plt.subplots(n, 1, figsize=(11, 2.8 * n), sharex=True, squeeze=False)
-    for ax, market in zip(axes[:, 0], markets):
-        rows = series[market]
-        steps = column(rows, "step")
-        ax.plot(steps, column(rows, "fundamental"), color="0.7", lw=1, label="fundamental")
-        ax.plot(steps, column(rows, "external_price"), color="tab:blue", lw=1, label="external")
-        oracle = [p if p > 0 else float("nan") for p in column(rows, "oracle_price")]
-        ax.step(steps, oracle, where="post", color="tab:red", lw=1, label="oracle (on chain)")
-        ax.set_ylabel(f"{market} USD")
-        depth_ax = ax.twinx()
-        depth_ax.fill_between(steps, column(rows, "depth2pct_usd"), color="tab:green", alpha=0.12, step="post")
-        depth_ax.set_ylabel("2% depth USD", color="tab:green")
-        ax.legend(loc="lower left", fontsize=8)
-    axes[-1, 0].set_xlabel("step")
-    fig.suptitle("Prices, oracle and book depth")
-    _save(fig, out_dir / "prices.png")
-
-    fig, ax = plt.subplots(figsize=(11, 3.5))
-    for index, market in enumerate(markets):
-        rows = [r for r in series[market] if float(r["liquidated_notional_usd"]) > 0]
-        # One vertical line per step with liquidations: bars for every step are slow to draw.
-        ax.vlines(column(rows, "step"), 0, column(rows, "liquidated_notional_usd"), label=market, color=f"C{index}", alpha=0.7, lw=1.5)
-    ax.set_xlabel("step")
-    ax.set_ylabel("liquidated notional USD")
-    ax.set_title(f"Liquidations per step ({summary.get('liquidations', 0)} in all)")
-    ax.legend(fontsize=8, loc="upper right")
-    _save(fig, out_dir / "liquidations.png")
-
-    fig, ax = plt.subplots(figsize=(11, 3.5))
-    first = series[markets[0]] if markets else []
-    steps = column(first, "step")
-    ax.plot(steps, column(first, "insurance_fund_usd"), color="tab:blue", label="insurance fund (free)")
-    if first and "insurance_fund_reserved_usd" in first[0]:  # runs before the earmark have no column
-        ax.plot(steps, column(first, "insurance_fund_reserved_usd"), color="tab:blue", ls="--",
-                label="earmarked for open deficits")
-    ax.plot(steps, column(first, "bad_debt_usd"), color="tab:red", label="bad debt")
-    ax.set_xlabel("step")
-    ax.set_ylabel("USD")
-    ax.set_title("Insurance fund and bad debt")
-    ax.legend(fontsize=8, loc="upper right")
-    _save(fig, out_dir / "insurance_and_bad_debt.png")
-
-    fig, ax = plt.subplots(figsize=(11, 3.5))
-    fills = [e for e in events if e["event"] == "AdlFill"]
-    for market_index, market in enumerate(markets):
-        mine = [e for e in fills if e["marketId"] == market_index]
-        if mine:
-            ax.scatter([e["step"] for e in mine], [abs(e["size"]) * e["price"] / 1e36 for e in mine], s=10, label=market)
-    ax.set_xlabel("step")
-    ax.set_ylabel("ADL fill notional USD")
-    ax.set_title(f"ADL fills ({len(fills)})")
-    if fills:
-        ax.legend(fontsize=8, loc="upper right")
-    _save(fig, out_dir / "adl.png")
-
+    run = _Run(summary, series, events)
     report = out_dir / "report.html"
-    atomic_write(report, _html(summary, out_dir))
+    atomic_write(report, _page(run, out_dir))
     return report
 
 
-def _save(fig, path: Path) -> None:
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    import matplotlib.pyplot as plt
+# --- what the run's files say -----------------------------------------------------------------
 
-    plt.close(fig)
+MAX_POINTS = 900  # points per line: a 3,600-step run is drawn in buckets of 4 steps (flows summed)
+AWAY_BELOW = 0.5  # depth_factor below this: the market makers are away
+FUND_DRY = 0.01   # free fund at or below 1% of its start: ran dry
 
 
-def _html(summary: dict, out_dir: Path) -> str:
-    rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(_fmt(v))}</td></tr>" for k, v in summary.items())
-    images = "".join(
-        f'<figure><img alt="{name}" src="data:image/png;base64,{base64.b64encode((out_dir / name).read_bytes()).decode()}"></figure>'
-        for name in PLOTS
-    )
-    title = f"perpsim: {summary.get('scenario')} ({summary.get('mode')}, seed {summary.get('seed')})"
-    note = unfinished_note(summary)
-    warning = f'<p style="color:#b00"><strong>{html.escape(note)}</strong></p>' if note else ""
+@dataclass
+class _Run:
+    summary: dict
+    series: dict[str, list[dict]]
+    events: list[dict]
+
+    def __post_init__(self):
+        self.markets = list(self.series)
+        self.step_seconds = float(self.summary.get("step_seconds") or 1)
+        self.steps = max((len(rows) for rows in self.series.values()), default=0)
+        self.cols: dict[str, dict[str, np.ndarray]] = {m: _columns(rows) for m, rows in self.series.items()}
+        self.liquidations = [e for e in self.events if e.get("event") == "Liquidation"]
+        self.fills = [e for e in self.events if e.get("event") == "AdlFill"]
+        self.trips = [e for e in self.events if e.get("event") == "CircuitBreakerTripped"]
+
+    def minute(self, step) -> float:
+        return float(step) * self.step_seconds / 60
+
+    def at(self, step) -> str:
+        return f"minute {self.minute(step):,.1f}" if step is not None else "-"
+
+    @property
+    def first(self) -> dict[str, np.ndarray]:
+        return self.cols[self.markets[0]] if self.markets else {}
+
+    def fund_low(self) -> tuple[Optional[float], Optional[int]]:
+        fund = self.first.get("insurance_fund_usd")
+        if fund is None or not len(fund):
+            return None, None
+        index = int(np.nanargmin(fund))
+        return float(fund[index]), int(self.first["step"][index])
+
+    def fund_dry_step(self) -> Optional[int]:
+        fund = self.first.get("insurance_fund_usd")
+        start = self.summary.get("insurance_fund_start_usd") or (fund[0] if fund is not None and len(fund) else 0)
+        if fund is None or not len(fund) or not start or start <= 0:
+            return None
+        dry = np.nonzero(fund <= FUND_DRY * start)[0]
+        return int(self.first["step"][dry[0]]) if len(dry) else None
+
+    def spans(self, market: str, mask_of) -> list[tuple[int, int]]:
+        cols = self.cols[market]
+        return _spans(cols["step"], mask_of(cols))
+
+    def refused(self, market):  # oracle status other than Ok
+        return self.spans(market, lambda c: c["oracle_status"] != 0)
+
+    def away(self, market):  # the external market's depth withdrawn
+        return self.spans(market, lambda c: c["depth_factor"] < AWAY_BELOW)
+
+    def away_any(self) -> list[tuple[int, int]]:  # market makers away in any market
+        if not self.markets:
+            return []
+        away = np.zeros(self.steps, dtype=bool)
+        for market in self.markets:
+            cols = self.cols[market]
+            away[cols["step"][cols["depth_factor"] < AWAY_BELOW].astype(int).clip(0, self.steps - 1)] = True
+        return _spans(np.arange(self.steps), away)
+
+    def adl_positions(self) -> int:
+        return len({(e.get("counterpartyId"), e.get("marketId")) for e in self.fills})
+
+
+def _columns(rows: list[dict]) -> dict[str, np.ndarray]:
+    out = {}
+    for key in rows[0] if rows else ():
+        if key == "market":
+            continue
+        out[key] = np.array([float(r[key]) if r[key] not in ("", None) else np.nan for r in rows])
+    return out
+
+
+def _spans(steps: np.ndarray, mask: np.ndarray, merge_gap: int = 30, limit: int = 40) -> list[tuple[int, int]]:
+    """[start, end) steps where mask holds; spans closer than merge_gap steps are merged."""
+    spans: list[list[int]] = []
+    for index in np.nonzero(mask)[0]:
+        step = int(steps[index])
+        if spans and step - spans[-1][1] <= merge_gap:
+            spans[-1][1] = step + 1
+        else:
+            spans.append([step, step + 1])
+    return [tuple(s) for s in spans[:limit]]
+
+
+# --- the headline ------------------------------------------------------------------------------
+
+def _usd(value) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    value = float(value)
+    sign = "-" if value < 0 else ""
+    value = abs(value)
+    if value >= 1e9:
+        return f"{sign}${value / 1e9:,.2f} bn"
+    if value >= 1e6:
+        return f"{sign}${value / 1e6:,.2f} m"
+    if value >= 1e4:
+        return f"{sign}${value / 1e3:,.0f} k"
+    return f"{sign}${value:,.0f}"
+
+
+def _headline(run: _Run) -> str:
+    s = run.summary
+    minutes = run.minute(run.steps)
+    parts = [f"{_plural(s.get('accounts'), 'account')} traded {', '.join(run.markets) or 'no market'} for "
+             f"{minutes:,.0f} minutes of {s.get('scenario')} ({s.get('mode')} mode, seed {s.get('seed')})"
+             + ("" if s.get("status") in (None, "completed") else f"; the run {s.get('status')}: {s.get('error', '')}")
+             + "."]
+    window = s.get("crash_window")
+    crash_start = window[0] if window else None
+
+    def into_crash(step) -> str:
+        if crash_start is None or step is None:
+            return ""
+        delta = run.minute(step) - run.minute(crash_start)
+        return (f" ({_minutes(delta)} into the slide)" if delta >= 0 else f" ({_minutes(-delta)} before the slide began)")
+
+    away = run.away_any()
+    if away:
+        parts.append(f"Market makers withdrew at {run.at(away[0][0])}{into_crash(away[0][0])} and "
+                     + (f"came back at {run.at(away[-1][1])}." if away[-1][1] < run.steps else "did not come back."))
+    if run.trips:
+        parts.append(f"The oracle's circuit breaker tripped {_plural(len(run.trips), 'time')}, first at "
+                     f"{run.at(run.trips[0]['step'])}.")
+    refused = [(m, span) for m in run.markets for span in run.refused(m)]
+    if refused:
+        parts.append(f"The oracle refused prices in {_plural(len(refused), 'stretch', 'stretches')}, first for "
+                     f"{refused[0][0]} at {run.at(refused[0][1][0])}.")
+    n = s.get("liquidations", len(run.liquidations)) or 0
+    if n:
+        parts.append(f"{n:,} liquidations closed {_usd(s.get('liquidated_notional_usd'))} of positions, the first at "
+                     f"{run.at(s.get('first_liquidation_step'))}.")
+    else:
+        parts.append("Nobody was liquidated.")
+    dry = run.fund_dry_step()
+    low, low_step = run.fund_low()
+    if dry is not None:
+        parts.append(f"The insurance fund ran dry at {run.at(dry)}{into_crash(dry)}"
+                     f" (from {_usd(s.get('insurance_fund_start_usd'))}; {_usd(s.get('insurance_fund_end_usd'))} at the end).")
+    elif low is not None:
+        parts.append(f"The insurance fund went from {_usd(s.get('insurance_fund_start_usd'))} to a low of {_usd(low)} "
+                     f"at {run.at(low_step)} and ended at {_usd(s.get('insurance_fund_end_usd'))}.")
+    if run.fills or s.get("adl_fills"):
+        parts.append(f"{_plural(run.adl_positions(), 'position')} were auto-deleveraged in "
+                     f"{_plural(s.get('adl_fills', len(run.fills)), 'fill')} ({_usd(s.get('adl_notional_usd'))}), "
+                     f"the first at {run.at(s.get('first_adl_step'))}.")
+    bad = s.get("bad_debt_usd") or 0
+    parts.append(f"The exchange ended with {_usd(bad)} of bad debt and is insolvent." if bad > 0 else
+                 "The exchange ended with no bad debt.")
+    if s.get("socialized_loss_usd"):
+        parts.append(f"{_usd(s['socialized_loss_usd'])} of losses were socialised.")
+    if s.get("vault_pnl_usd") is not None:
+        parts.append(f"The market-making vault {'made' if s['vault_pnl_usd'] >= 0 else 'lost'} "
+                     f"{_usd(abs(s['vault_pnl_usd']))}.")
+    if s.get("failed_keeper_actions"):
+        parts.append(f"{s['failed_keeper_actions']:,} keeper actions reverted.")
+    return " ".join(parts)
+
+
+def _minutes(value: float) -> str:
+    value = round(value, 1)
+    return f"{value:g} minute" + ("" if value == 1 else "s")
+
+
+def _plural(n, word: str, words: Optional[str] = None) -> str:
+    n = n or 0
+    return f"{n:,} {word if n == 1 else (words or word + 's')}"
+
+
+def _key_figures(run: _Run) -> list[tuple[str, str, str]]:
+    """(label, value, detail) for the cards under the headline."""
+    s = run.summary
+    low, low_step = run.fund_low()
+    dry = run.fund_dry_step()
+    return [
+        ("Liquidated", _usd(s.get("liquidated_notional_usd")), f"{s.get('liquidations', 0):,} liquidations"),
+        ("Bad debt", _usd(s.get("bad_debt_usd")), "insolvent" if s.get("insolvent") else "solvent"),
+        ("Insurance fund minimum", _usd(low), (f"at {run.at(low_step)}" + (f"; dry from {run.at(dry)}" if dry is not None else ""))
+         if low is not None else ""),
+        ("ADL notional", _usd(s.get("adl_notional_usd")),
+         f"{s.get('adl_fills', 0):,} fills, {_plural(run.adl_positions(), 'position')}"),
+        ("Vault P&L", _usd(s.get("vault_pnl_usd")), f"from {_usd(s.get('vault_value_start_usd'))}"),
+        ("Failed keeper actions", f"{s.get('failed_keeper_actions', 0) or 0:,}", "reverted Liquidate / Deleverage"),
+    ]
+
+
+# --- the summary table ---------------------------------------------------------------------------
+
+# summary.json key -> (plain name, unit); unit "usd", "step", "s", or "" (shown as is)
+SUMMARY_LABELS = {
+    "scenario": ("Scenario", ""), "seed": ("Seed", ""), "mode": ("Mode", ""), "accounts": ("Trader accounts", ""),
+    "steps": ("Steps completed", ""), "status": ("Status", ""), "error": ("Error", ""),
+    "liquidations": ("Liquidations", ""),
+    "liquidated_notional_usd": ("Liquidated notional (at the fill price)", "usd"),
+    "insurance_fund_start_usd": ("Insurance fund at the start (free)", "usd"),
+    "insurance_fund_end_usd": ("Insurance fund at the end (free)", "usd"),
+    "insurance_fund_reserved_end_usd": ("Insurance fund earmarked for open deficits at the end", "usd"),
+    "bad_debt_usd": ("Bad debt at the end", "usd"), "insolvent": ("Insolvent (bad debt > 0)", ""),
+    "adl_fills": ("ADL fills", ""), "adl_notional_usd": ("ADL notional (at the bankruptcy price)", "usd"),
+    "adl_overshoot_usd": ("ADL overshoot: profit given up beyond the deficit covered", "usd"),
+    "socialized_loss_usd": ("Socialised loss", "usd"),
+    "vault_value_start_usd": ("Vault value at the start", "usd"), "vault_value_end_usd": ("Vault value at the end", "usd"),
+    "vault_pnl_usd": ("Vault P&L", "usd"),
+    "first_liquidation_step": ("First liquidation", "step"), "first_adl_step": ("First ADL fill", "step"),
+    "failed_keeper_actions": ("Failed keeper actions (reverted)", ""),
+    "wall_seconds": ("Wall-clock time of the run", "s"), "step_seconds": ("Seconds per step", "s"),
+    "crash_window": ("Crash window (steepest falling leg)", "steps"),
+    "positions_opened": ("Opening-book positions opened", ""), "positions_rejected": ("Opening-book positions refused", ""),
+    "keeper_liquidations_held": ("Liquidations held back a step by the keepers' fund budget", ""),
+    "tokens_usd": ("Tokens held by the exchange at the end", "usd"), "claims_usd": ("Claims of all accounts at the end", "usd"),
+}
+
+
+def _summary_rows(run: _Run) -> list[tuple[str, str, str]]:
+    rows = []
+    for key, value in run.summary.items():
+        if key == "traceback":
+            continue
+        label, unit = SUMMARY_LABELS.get(key, (key, ""))
+        if value is None:
+            text = "-"
+        elif unit == "usd":
+            text = f"${value:,.2f}"
+        elif unit == "step":
+            text = f"{run.at(value)} (step {value:,})"
+        elif unit == "steps" and isinstance(value, list) and len(value) == 2:
+            text = f"{run.at(value[0])} to {run.at(value[1])} (steps {value[0]:,}-{value[1]:,})"
+        elif unit == "s":
+            text = f"{value:,} s"
+        elif isinstance(value, bool):
+            text = "yes" if value else "no"
+        elif isinstance(value, float):
+            text = f"{value:,.2f}"
+        elif isinstance(value, int):
+            text = f"{value:,}"
+        else:
+            text = str(value)
+        rows.append((label, text, key))
+    return rows
+
+
+# --- the charts ----------------------------------------------------------------------------------
+
+COLORS = {"fundamental": "#9e9e9e", "external": "#1f77b4", "oracle": "#d62728", "depth": "rgba(44,160,44,0.10)",
+          "long": "#2ca02c", "short": "#ff7f0e", "liquidated": "#d62728", "adl": "#9467bd",
+          "fund": "#1f77b4", "earmarked": "#17becf", "bad_debt": "#d62728", "socialised": "#8c564b"}
+
+
+def _bucket(run: _Run, points: int = MAX_POINTS) -> int:
+    need = run.steps / points
+    return next((size for size in (1, 2, 4, 5, 10, 15, 20, 30, 60, 120, 300, 600) if size >= need), math.ceil(need))
+
+
+MAX_BARS = 150  # bars per flow chart: thin 1-step bars over an hour are invisible
+
+
+def _thin(values: np.ndarray, size: int, how: str = "last") -> np.ndarray:
+    """One value per bucket of `size` steps: the bucket's last value (levels) or sum (flows)."""
+    if size == 1:
+        return values
+    pad = (-len(values)) % size
+    if how == "sum":
+        return np.nansum(np.concatenate([values, np.zeros(pad)]).reshape(-1, size), axis=1)
+    if how == "min":
+        return np.nanmin(np.concatenate([values, np.full(pad, np.nan)]).reshape(-1, size), axis=1)
+    if how == "first":
+        return values[::size]
+    last = np.arange(size - 1, len(values) + pad, size)
+    return values[np.minimum(last, len(values) - 1)]
+
+
+def _figure(run: _Run):
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    size = _bucket(run)
+    rows: list[tuple[str, str, Optional[str]]] = []  # (kind, title, market)
+    for market in run.markets:
+        rows.append(("price", f"{market}: prices (USD) and 2% book depth", market))
+        rows.append(("oi", f"{market}: open interest (units of {market})", market))
+        if _has_flows(run, market):
+            rows.append(("flow", f"{market}: liquidated and ADL notional (USD per {_per(run, _bucket(run, MAX_BARS))})",
+                         market))
+    rows.append(("fund", "Insurance fund, bad debt and socialised loss (USD, protocol-wide)", None))
+    specs = [[{"secondary_y": kind == "price"}] for kind, _, _ in rows]
+    heights = [1.4 if kind == "price" else 1.0 for kind, _, _ in rows]
+    fig = make_subplots(rows=len(rows), cols=1, shared_xaxes=True, vertical_spacing=0.045 / max(1, len(rows) / 6),
+                        subplot_titles=[title for _, title, _ in rows], specs=specs, row_heights=heights)
+    minutes = None
+    for index, (kind, _, market) in enumerate(rows, start=1):
+        cols = run.cols[market] if market else run.first
+        x = _thin(cols["step"], size) * run.step_seconds / 60
+        minutes = x
+        legend = f"legend{index}" if index > 1 else "legend"
+        common = dict(legend=legend)
+        if kind == "price":
+            oracle = np.where(cols["oracle_price"] > 0, cols["oracle_price"], np.nan)
+            fig.add_trace(go.Scatter(x=x, y=_thin(cols["depth2pct_usd"], size), name="2% depth (right axis)",
+                                     fill="tozeroy", line=dict(width=0), fillcolor=COLORS["depth"], **common),
+                          row=index, col=1, secondary_y=True)
+            fig.add_trace(go.Scatter(x=x, y=_thin(cols["fundamental"], size), name="fundamental",
+                                     line=dict(color=COLORS["fundamental"], width=1), **common), row=index, col=1)
+            fig.add_trace(go.Scatter(x=x, y=_thin(cols["external_price"], size), name="external",
+                                     line=dict(color=COLORS["external"], width=1), **common), row=index, col=1)
+            fig.add_trace(go.Scatter(x=x, y=_thin(oracle, size), name="oracle (on chain; gap = refused)",
+                                     line=dict(color=COLORS["oracle"], width=1.5, shape="hv"), connectgaps=False,
+                                     **common), row=index, col=1)
+            fig.update_yaxes(title_text="USD", row=index, col=1, secondary_y=False)
+            fig.update_yaxes(title_text="depth USD", row=index, col=1, secondary_y=True, showgrid=False, rangemode="tozero")
+        elif kind == "oi":
+            fig.add_trace(go.Scatter(x=x, y=_thin(cols["long_oi"], size), name="long", line=dict(color=COLORS["long"]),
+                                     **common), row=index, col=1)
+            fig.add_trace(go.Scatter(x=x, y=_thin(cols["short_oi"], size), name="short",
+                                     line=dict(color=COLORS["short"]), **common), row=index, col=1)
+            fig.update_yaxes(title_text=market, rangemode="tozero", row=index, col=1)
+        elif kind == "flow":
+            bars = _bucket(run, MAX_BARS)
+            bx = (_thin(cols["step"], bars, "first") + bars / 2) * run.step_seconds / 60
+            fig.add_trace(go.Bar(x=bx, y=_thin(cols["liquidated_notional_usd"], bars, "sum"), name="liquidated",
+                                 marker_color=COLORS["liquidated"], **common), row=index, col=1)
+            fig.add_trace(go.Bar(x=bx, y=_thin(cols["adl_notional_usd"], bars, "sum"), name="ADL",
+                                 marker_color=COLORS["adl"], **common), row=index, col=1)
+            fig.update_yaxes(title_text="USD", row=index, col=1)
+        else:
+            fig.add_trace(go.Scatter(x=x, y=_thin(cols["insurance_fund_usd"], size, "min"), name="fund (free)",
+                                     line=dict(color=COLORS["fund"]), **common), row=index, col=1)
+            if "insurance_fund_reserved_usd" in cols:  # runs before the earmark have no column
+                fig.add_trace(go.Scatter(x=x, y=_thin(cols["insurance_fund_reserved_usd"], size), name="fund (earmarked)",
+                                         line=dict(color=COLORS["earmarked"], dash="dash"), **common), row=index, col=1)
+            fig.add_trace(go.Scatter(x=x, y=_thin(cols["bad_debt_usd"], size), name="bad debt",
+                                     line=dict(color=COLORS["bad_debt"]), **common), row=index, col=1)
+            if "socialized_usd" in cols:
+                socialised = np.zeros(len(cols["step"]))  # protocol-wide: the markets' sum per step
+                for other in run.markets:
+                    theirs = np.nan_to_num(run.cols[other]["socialized_usd"])[:len(socialised)]
+                    socialised[:len(theirs)] += theirs
+                fig.add_trace(go.Scatter(x=x, y=_thin(np.cumsum(socialised), size), name="socialised loss (cumulative)",
+                                         line=dict(color=COLORS["socialised"], dash="dot"), **common), row=index, col=1)
+            fig.update_yaxes(title_text="USD", rangemode="tozero", row=index, col=1)
+        # one legend beside each chart
+        domain = fig.layout[f"yaxis{_axis_number(fig, index)}"].domain
+        fig.layout[legend] = dict(y=domain[1], yanchor="top", x=1.06, xanchor="left", font=dict(size=11),
+                                  bgcolor="rgba(255,255,255,0.6)")
+    _mark_events(fig, run, rows)
+    fig.update_xaxes(title_text=f"minutes from the start (1 step = {run.step_seconds:g} s)", row=len(rows), col=1)
+    fig.update_xaxes(showticklabels=True, showspikes=True, spikemode="across", spikethickness=1)
+    fig.update_layout(height=max(420, 230 * sum(heights)), margin=dict(l=70, r=230, t=70, b=50),
+                      barmode="stack", bargap=0, hovermode="x unified", template="plotly_white",
+                      font=dict(family="system-ui, sans-serif", size=12))
+    return fig
+
+
+def _axis_number(fig, row: int) -> str:
+    ref = fig.get_subplot(row, 1)
+    name = ref.yaxis.plotly_name  # "yaxis" or "yaxisN"
+    return name[len("yaxis"):]
+
+
+def _per(run: _Run, size: int) -> str:
+    seconds = size * run.step_seconds
+    return f"{seconds:g} s" if seconds < 60 else f"{seconds / 60:g} min"
+
+
+def _has_flows(run: _Run, market: str) -> bool:
+    cols = run.cols[market]
+    return bool(np.nansum(cols["liquidated_notional_usd"]) > 0 or np.nansum(cols["adl_notional_usd"]) > 0)
+
+
+def _mark_events(fig, run: _Run, rows) -> None:
+    """The scenario's events on the shared time axis: the crash window and the market makers'
+    absence across every chart; oracle refusals and breaker trips on their market's charts.
+    Shapes are plain dicts set once (plotly's add_vrect per subplot takes seconds)."""
+    m = run.minute
+    shapes, notes = [], []
+
+    def band(x0, x1, color, yref="paper", y0=0.0, y1=1.0):
+        shapes.append(dict(type="rect", xref="x", yref=yref, x0=x0, x1=x1, y0=y0, y1=y1, fillcolor=color,
+                           line=dict(width=0), layer="below"))
+
+    def note(x, text, color, yref="paper", y=1.0, shift=0, anchor="bottom"):
+        notes.append(dict(x=x, y=y, xref="x", yref=yref, text=text, showarrow=False, xanchor="left", yanchor=anchor,
+                          yshift=shift, font=dict(size=11, color=color)))
+
+    window = run.summary.get("crash_window")
+    if window:
+        band(m(window[0]), m(window[1]), "rgba(214,39,40,0.07)")
+        note(m(window[0]), "crash window", "#b22", shift=24)
+    away = run.away_any()
+    for start, end in away:
+        band(m(start), m(end), "rgba(255,165,0,0.08)")
+    if away:
+        note(m(away[0][0]), "market makers away", "#c70", shift=40)
+    for index, (kind, _, market) in enumerate(rows, start=1):
+        if market is None:
+            continue
+        yref = f"y{_axis_number(fig, index)} domain"
+        spans = run.refused(market)
+        for start, end in spans:
+            band(m(start), m(end), "rgba(120,120,120,0.18)", yref=yref)
+        if kind != "price":
+            continue
+        if spans:
+            note(m(spans[0][0]), "oracle refused", "#555", yref=yref, y=0.02, anchor="bottom")
+        market_id = run.markets.index(market)
+        for trip in [t for t in run.trips if t.get("marketId") == market_id][:20]:
+            shapes.append(dict(type="line", xref="x", yref=yref, x0=m(trip["step"]), x1=m(trip["step"]), y0=0, y1=1,
+                               line=dict(color="#000", width=1, dash="dot")))
+            note(m(trip["step"]), "breaker tripped", "#000", yref=yref, y=0.98, anchor="top")
+    fig.update_layout(shapes=list(fig.layout.shapes) + shapes, annotations=list(fig.layout.annotations) + notes)
+
+
+# --- the page ------------------------------------------------------------------------------------
+
+CSS = """body{font-family:system-ui,sans-serif;max-width:1280px;margin:1.5em auto;padding:0 1em;color:#222}
+h1{font-size:1.5em;margin-bottom:.2em}h2{margin-top:1.6em;border-bottom:1px solid #ddd;padding-bottom:.2em}
+p.headline{font-size:1.1em;line-height:1.5}.cards{display:flex;flex-wrap:wrap;gap:12px;margin:1em 0}
+.card{border:1px solid #ddd;border-radius:6px;padding:10px 14px;min-width:170px;flex:1}
+.card .label{color:#666;font-size:.85em}.card .value{font-size:1.5em;font-weight:600}.card .detail{color:#666;font-size:.85em}
+table{border-collapse:collapse}th,td{border-bottom:1px solid #eee;padding:4px 12px;text-align:left;vertical-align:top}
+td.num{text-align:right;font-variant-numeric:tabular-nums}code{color:#888;font-size:.85em}.note{color:#555}
+.out{color:#b22;font-weight:600}"""
+
+
+def _page(run: _Run, out_dir: Path) -> str:
+    s = run.summary
+    esc = html.escape
+    title = f"perpsim: {s.get('scenario')} ({s.get('mode')}, seed {s.get('seed')}, {s.get('accounts')} accounts)"
+    cards = "".join(f'<div class="card"><div class="label">{esc(label)}</div><div class="value">{esc(value)}</div>'
+                    f'<div class="detail">{esc(detail)}</div></div>' for label, value, detail in _key_figures(run))
+    if run.markets:
+        import plotly.io as pio
+
+        charts = pio.to_html(_figure(run), include_plotlyjs=True, full_html=False, div_id="charts",
+                             config={"displaylogo": False, "responsive": True})
+        calm = [m for m in run.markets if not _has_flows(run, m)]
+        notes = []
+        if calm:
+            notes.append(("No liquidations and no ADL in " + ", ".join(calm) + ": no chart for them."
+                          if len(calm) < len(run.markets) else "No liquidations and no ADL in this run."))
+        legend = ("Shaded: <span style='background:rgba(214,39,40,.15)'>&nbsp;crash window&nbsp;</span> "
+                  "<span style='background:rgba(255,165,0,.2)'>&nbsp;market makers away (depth factor below "
+                  f"{AWAY_BELOW:g})&nbsp;</span> <span style='background:rgba(120,120,120,.25)'>&nbsp;oracle refused "
+                  "a price&nbsp;</span>; dotted line: breaker tripped. Drag to zoom (all charts follow), double-click "
+                  f"to reset. Lines have one point per {esc(_per(run, _bucket(run)))}; bars sum their interval.")
+        charts = (f'<p class="note" id="calm">{esc(" ".join(notes))}</p>' if notes else "") + \
+                 f'<p class="note">{legend}</p>{charts}'
+    else:
+        charts = '<p class="note" id="calm">No step completed: nothing to chart.</p>'
+    note = unfinished_note(s)
+    unfinished = f'<p class="out" id="unfinished">Note: {esc(note)}.</p>' if note else ""
+    summary_rows = "".join(f'<tr><th>{esc(label)}</th><td class="num">{esc(text)}</td><td><code>{esc(key)}</code></td></tr>'
+                           for label, text, key in _summary_rows(run))
     return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}}
-table{{border-collapse:collapse}}th,td{{border-bottom:1px solid #ddd;padding:4px 12px;text-align:left}}
-img{{max-width:100%}}</style></head>
-<body><h1>{html.escape(title)}</h1>{warning}
-<h2>Summary</h2><table>{rows}</table>
-<h2>Plots</h2>{images}
-<p>Data: summary.json, timeseries.csv (per step and market), events.jsonl (liquidations, ADL, bad debt,
-breaker trips), failed_actions.jsonl (keeper actions that reverted).</p>
+<html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title><style>{CSS}</style></head>
+<body><h1>{esc(title)}</h1>{unfinished}
+<section id="headline"><p class="headline">{esc(_headline(run))}</p><div class="cards">{cards}</div></section>
+<section id="timeline"><h2>Over time</h2>{charts}</section>
+<section id="facts"><h2>Stylized facts</h2>{_facts_section(out_dir)}</section>
+<section id="summary"><h2>Summary</h2><table>{summary_rows}</table></section>
+<p class="note">Data in this folder: summary.json, timeseries.csv (per step and market), events.jsonl (liquidations,
+ADL, bad debt, breaker trips), failed_actions.jsonl (keeper actions that reverted).
+<code>perpsim report {esc(out_dir.name)}</code> renders this page again.</p>
 </body></html>
 """
 
 
-def _fmt(value) -> str:
-    if isinstance(value, float):
-        return f"{value:,.2f}"
-    return str(value)
+def _facts_section(out_dir: Path) -> str:
+    """The `perpsim facts` table (simulator/facts.py): the figures held against 10 Oct 2025."""
+    from simulator.facts import FactsError, compute_facts, fact_rows
+
+    try:
+        rows = fact_rows(compute_facts(out_dir))
+    except (FactsError, KeyError, ValueError, ZeroDivisionError) as exc:
+        return f'<p class="note">No facts for this run: {html.escape(str(exc))}</p>'
+    body = "".join(f"<tr><th>{html.escape(label)}</th><td class='num'>{html.escape(value)}</td><td>{html.escape(band)}</td>"
+                   f"<td class='{'out' if verdict == 'OUT' else ''}'>{html.escape(verdict)}</td></tr>"
+                   for label, value, band, verdict in rows)
+    return ("<p class='note'>The bands are those of 10 October 2025 (docs/calibration.md); for another scenario read "
+            "them as figures, not a verdict.</p><table><tr><th>fact</th><th>value</th><th>band (10 Oct 2025)</th>"
+            f"<th></th></tr>{body}</table>")
