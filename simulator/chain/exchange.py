@@ -3,9 +3,10 @@ transactions, every read one batch of eth_calls."""
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -97,12 +98,24 @@ class ChainExchange:
         return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
 
     def dump_state(self) -> bytes:
-        """anvil_dumpState: every account, its code, storage and nonce, and the latest block."""
-        return bytes.fromhex(self.chain.request("anvil_dumpState", [])[2:])
+        """anvil_dumpState without the chain's history: every account (code, storage, nonce,
+        balance), the block environment and the latest block (gzipped JSON)."""
+        state = json.loads(gzip.decompress(bytes.fromhex(self.chain.request("anvil_dumpState", [])[2:])))
+        latest = [block for block in state["blocks"] if int(block["header"]["number"], 16) == state["best_block_number"]]
+        kept = {"block": state["block"], "best_block_number": state["best_block_number"], "blocks": latest,
+                "accounts": state["accounts"]}
+        return gzip.compress(json.dumps(kept).encode(), compresslevel=6)
 
     def load_state(self, data: bytes, timestamp: int) -> None:
-        """anvil_loadState: the dumped accounts and block (number and time) replace the chain's."""
-        self.chain.request("anvil_loadState", ["0x" + data.hex()])
+        """anvil_loadState, in parts: anvil refuses a request body beyond a few MB, so the accounts
+        (and a large contract's storage) are sent a slice at a time; each part merges into the
+        chain, and each carries the block, whose number and time become the chain's."""
+        state = json.loads(gzip.decompress(data))
+        frame = {key: state[key] for key in ("block", "best_block_number", "blocks")}
+        frame.update(transactions=[], historical_states=None)
+        for accounts in _state_parts(state["accounts"]):
+            part = gzip.compress(json.dumps({**frame, "accounts": accounts}).encode(), compresslevel=1)
+            self.chain.request("anvil_loadState", ["0x" + part.hex()])
         self.timestamp = timestamp
 
     # -- a step -- #
@@ -263,6 +276,37 @@ class ChainExchange:
     def close(self) -> None:
         self.chain.request("evm_setAutomine", [True])
         self.chain.provider.close()
+
+
+# JSON characters of accounts per anvil_loadState part (the request stays well under anvil's limit).
+STATE_PART = 400_000
+
+
+def _state_parts(accounts: dict) -> Iterator[dict]:
+    """The dumped accounts in parts of about STATE_PART characters; an account whose storage is
+    larger is split over several parts (each slice of its storage with its code and nonce)."""
+    part: dict = {}
+    size = 0
+    for address, account in accounts.items():
+        head = {key: value for key, value in account.items() if key != "storage"}
+        slots = list(account.get("storage", {}).items())
+        start = 0
+        while True:
+            taken = {}
+            while start < len(slots) and size < STATE_PART:
+                key, value = slots[start]
+                taken[key] = value
+                size += len(key) + len(value) + 8
+                start += 1
+            size += len(json.dumps(head))
+            part[address] = {**head, "storage": taken}
+            if size >= STATE_PART:
+                yield part
+                part, size = {}, 0
+            if start >= len(slots):
+                break
+    if part:
+        yield part
 
 
 def _chunks(items: list) -> list[list]:
