@@ -45,6 +45,26 @@ def run(name: str, mode: str, out: Path, check_index: bool = False) -> dict:
     return run_scenario(scenario_for(name, mode), out, factory, check_index=check_index).summary
 
 
+def events_differ(model_lines: list[str], chain_lines: list[str]) -> str | None:
+    """Where two runs' events.jsonl lines differ beyond the vault's id (the model's vault is a
+    constant, the chain's an account of the devnet: one id on each side), or None."""
+    from simulator.model.exchange import VAULT
+
+    if len(model_lines) != len(chain_lines):
+        return f"{len(model_lines)} events in the model, {len(chain_lines)} on chain"
+    chain_vault = set()
+    for number, (ours, theirs) in enumerate(zip(model_lines, chain_lines), start=1):
+        ours, theirs = json.loads(ours), json.loads(theirs)
+        if ours.keys() != theirs.keys():
+            return f"event {number}: fields {sorted(ours)} in the model, {sorted(theirs)} on chain"
+        for key in ours:
+            if ours[key] != theirs[key]:
+                if ours[key] != VAULT:
+                    return f"event {number}: {key} is {ours[key]} in the model, {theirs[key]} on chain"
+                chain_vault.add(theirs[key])
+    return f"the model's vault is {len(chain_vault)} accounts on chain" if len(chain_vault) > 1 else None
+
+
 def comparable_summary(summary: dict) -> dict:
     return {k: v for k, v in summary.items() if k not in TIMING_FIELDS}
 
