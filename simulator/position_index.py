@@ -64,6 +64,7 @@ class PositionIndex:
         self._ids_view: list[int] | None = None
         self._last_snapshot: Snapshot | None = None
         self._last_scan: HealthScan | None = None
+        self._last_rows = np.zeros(0, dtype=np.intp)  # the index row of each of the last scan's accounts
         self.tiers = [tuple(np.array(part, dtype=float) for part in exchange.tiers(m)) for m in range(n_markets)]
         self.rows_read = 0  # account rows read back from the exchange, over the run
         self.confirmed = 0  # accounts whose health was asked exactly, over the run
@@ -193,6 +194,7 @@ class PositionIndex:
         keep = np.flatnonzero(included)
         ids = [self.ids[i] for i in keep.tolist()] if len(keep) != n else self._all_ids()
         self._last_snapshot = snapshot
+        self._last_rows = keep
         self._last_scan = HealthScan(ids=ids, values=value[keep], mms=mm[keep], margins=margin[keep],
                                      holds=held[keep].any(axis=1), confirm=self._confirm)
         return self._last_scan
@@ -262,44 +264,49 @@ class PositionIndex:
             return WinnerRanking([], None, None, price, self._confirm)
         self.refresh()
         n = len(self.ids)
-        ids = list(self.ids)
-        sizes_x = list(self._exact["size"][:n, market])
-        notionals_x = list(self._exact["open_notional"][:n, market])
-        size_f = self._float["size"][:n, market]
-        open_f = self._float["open_notional"][:n, market]
         # The vault is registered like any account and can be a winner; the index keeps no row for
-        # it (no health screen), so it is read now.
+        # it (no health screen), so it is read now, as row n.
         vault = self.exchange.account_states([self.vault_id])
-        ids.append(self.vault_id)
-        sizes_x.append(vault[2][market])
-        notionals_x.append(vault[3][market])
-        size_f = np.append(size_f, float(vault[2][market]))
-        open_f = np.append(open_f, float(vault[3][market]))
+        size_f = np.append(self._float["size"][:n, market], float(vault[2][market]))
+        open_f = np.append(self._float["open_notional"][:n, market], float(vault[3][market]))
+
+        def exact(row: int) -> tuple[int, int, int]:
+            """(id, size, open notional) of a row, exactly."""
+            if row == n:
+                return self.vault_id, int(vault[2][market]), int(vault[3][market])
+            return self.ids[row], int(self._exact["size"][row, market]), int(self._exact["open_notional"][row, market])
+
         upnl_f = size_f * (price / 1e18) - open_f
         margin = SCREEN_TOLERANCE * (np.abs(size_f) * (price / 1e18) + np.abs(open_f)) + SCREEN_FLOOR
         opposite = size_f < 0 if bankrupt_side > 0 else size_f > 0
         sure = opposite & (upnl_f > margin)
         unsure = np.flatnonzero(opposite & ~sure & (upnl_f > -margin))
-        eligible = set(np.flatnonzero(sure).tolist())
-        eligible.update(i for i in unsure.tolist() if MarginMath.unrealized_pnl(sizes_x[i], notionals_x[i], price) > 0)
-        rows = sorted(eligible, key=ids.__getitem__)
+        eligible = sure.copy()
+        for row in unsure.tolist():
+            _, size, open_notional = exact(row)
+            eligible[row] = MarginMath.unrealized_pnl(size, open_notional, price) > 0
+        rows = sorted(np.flatnonzero(eligible).tolist(), key=lambda row: exact(row)[0])
         refused = [m for m, p in enumerate(snapshot.prices) if p == 0]
         if refused:
             held = np.vstack([self._float["size"][:n] != 0, np.array(vault[2], dtype=object).reshape(1, -1) != 0])
             if held[rows][:, refused].any():
                 return WinnerRanking([], None, None, price, self._confirm)
-        winners = [Winner(ids[i], int(sizes_x[i]), int(notionals_x[i])) for i in rows]
+        winners = [Winner(*exact(row)) for row in rows]
         if not by_score:
             return WinnerRanking(winners, None, None, price, self._confirm)
         notional_f = np.abs(size_f[rows]) * (price / 1e18)
         upnl_rows, open_rows = upnl_f[rows], np.abs(open_f[rows])
-        # Bounds on each score from the screen's value and its margin: an account whose value may
-        # be at or below zero (or with no cost basis) may rank first.
-        # The last screen's values bound the scores (settled values have a zero margin).
+        # Bounds on each score from the last screen's value and its margin (settled values have a
+        # zero margin); a row the screen left out (the vault, an account registered since) is
+        # bounded by nothing. An account whose value may be at or below zero (or with no cost
+        # basis) may rank first.
         scan = self._last_scan
-        value_of = dict(zip(scan.ids, zip(scan.values, scan.margins)))
-        values = np.array([value_of.get(w.account_id, (0.0, np.inf))[0] for w in winners])
-        value_margins = np.array([value_of.get(w.account_id, (0.0, np.inf))[1] for w in winners])
+        position = np.full(n + 1, -1, dtype=np.intp)
+        position[self._last_rows] = np.arange(len(self._last_rows))
+        at = position[rows]
+        screened = at >= 0
+        values, value_margins = np.zeros(len(rows)), np.full(len(rows), np.inf)
+        values[screened], value_margins[screened] = scan.values[at[screened]], scan.margins[at[screened]]
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             low_value, high_value = values - value_margins, values + value_margins
             ratio = np.where(open_rows > 0, upnl_rows / open_rows, 0.0) * notional_f
