@@ -33,6 +33,7 @@ from simulator.exchange import (
     open_book,
 )
 from simulator.market_spec import MarketSpec
+from simulator.model import liquidation_views
 from simulator.model import protocol as protocol_module
 from simulator.model.errors import ModelRevert
 from simulator.model.protocol import Protocol
@@ -208,7 +209,7 @@ class ModelExchange:
         for start in range(0, len(pairs), SCAN_CHUNK):
             chunk = pairs[start : start + SCAN_CHUNK]
             try:
-                answers += [bool(a) for a in self.protocol.adl_required_many([a for a, _ in chunk], [m for _, m in chunk])]
+                answers += liquidation_views.adl_required_many(self.protocol, [a for a, _ in chunk], [m for _, m in chunk])
             except ModelRevert:
                 answers += [False] * len(chunk)
         return answers

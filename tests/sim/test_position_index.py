@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from simulator.chain.deploy import AdlRanking, BadDebtPolicy, MarketSpec
 from simulator.exchange import Liquidate
+from simulator.model import liquidation_views
 from simulator.model.exchange import ModelExchange
 from simulator.position_index import IndexMismatch, PositionIndex
 from simulator.units import WAD, wad
@@ -108,6 +109,24 @@ def test_screen_counts_social_loss_and_earmarks():
     assert exchange.snapshot().social_loss_index[ETH] > 0
     assert screen(exchange, index).liquidatable() == exchange.scan().liquidatable()
     index.reconcile()
+
+
+@settings(max_examples=examples(60))
+@given(accounts=st.lists(account, min_size=1, max_size=12), btc=st.integers(60_000, 140_000),
+       eth=st.integers(2_000, 6_000), seconds=st.integers(0, 86_400))
+def test_adl_required_many_fast_view_answers_as_the_mirror(accounts, btc, eth, seconds):
+    """The model's fast `adl_required_many` (one health per pair) gives the mirror's answers for
+    every pair: liquidatable or not, a market without a position, the vault, a SOCIALIZE market."""
+    exchange, ids = book(accounts)
+    protocol = exchange.protocol
+    protocol.advance(seconds, 1)
+    protocol.set_price(BTC, wad(btc))
+    protocol.set_price(ETH, wad(eth))
+    pairs = [(a, m) for a in ids + [exchange.vault_id] for m in (BTC, ETH)]
+    accounts_, markets = [a for a, _ in pairs], [m for _, m in pairs]
+    expected = protocol.adl_required_many(accounts_, markets)
+    assert liquidation_views.adl_required_many(protocol, accounts_, markets) == expected
+    assert exchange.adl_required(pairs) == expected
 
 
 @settings(max_examples=examples(40))
