@@ -28,10 +28,11 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from simulator.scenarios.schema import Market, PopulationSpec, Scenario
+from simulator.scenarios.schema import Market, Momentum, PopulationSpec, Scenario
 
-# Distinguishes the population's random stream from other uses of the same scenario seed.
+# Distinguish the population's random streams from other uses of the same scenario seed.
 POPULATION_STREAM = 2
+MOMENTUM_STREAM = 6
 
 
 @dataclass(frozen=True)
@@ -173,6 +174,43 @@ def generate_population(
         leverage=leverage,
         seed=seed,
     )
+
+
+@dataclass(frozen=True)
+class MomentumGroup:
+    """Accounts that open one position each during the run (`agents.momentum`), as arrays."""
+
+    market: np.ndarray  # (accounts,) market index
+    notional_usd: np.ndarray  # (accounts,) signed: long > 0, short < 0
+    collateral_usd: np.ndarray  # (accounts,)
+    step: np.ndarray  # (accounts,) the step each opens at
+
+    @property
+    def n_accounts(self) -> int:
+        return self.market.shape[0]
+
+
+def generate_momentum(momentum: Momentum, spec: PopulationSpec, markets: Sequence[Market], n: int,
+                      seed: int = 0) -> MomentumGroup:
+    """round(`momentum.fraction` x `n`) accounts, for a population of `n` (its own random stream,
+    so the population's draws do not change): market by the population's weights, notional from
+    its distribution (scaled like it), collateral for `momentum.leverage` within the market's
+    initial margin, and a step uniform in the window."""
+    count = int(round(momentum.fraction * n))
+    names = [market.name for market in markets]
+    imr = np.array([market.imr for market in markets], dtype=float)
+    weights = np.array([(spec.market_weights or {}).get(name, 0.0 if spec.market_weights else 1.0) for name in names])
+    rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(MOMENTUM_STREAM,))))
+    market = rng.choice(len(names), size=count, p=weights / weights.sum())
+    gross = np.clip(_lognormal(rng, spec.notional.median, spec.notional.sigma, count), spec.notional.min,
+                    spec.notional.max or np.inf)
+    if spec.reference_accounts is not None:
+        gross = gross * (spec.reference_accounts / n)
+    leverage = np.minimum(momentum.leverage, spec.leverage.max_fraction_of_limit / imr[market])
+    step = rng.integers(momentum.start_step, momentum.end_step, size=count)
+    side = 1.0 if momentum.side == "long" else -1.0
+    return MomentumGroup(market=market, notional_usd=side * gross, collateral_usd=gross / np.maximum(leverage, 1.0),
+                         step=step)
 
 
 def size_vault_and_insurance_fund(

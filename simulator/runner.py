@@ -18,7 +18,7 @@ import numpy as np
 from eth_hash.auto import keccak
 
 from simulator.agents.keepers import Keepers
-from simulator.agents.traders import TraderAccount, TraderAgents
+from simulator.agents.traders import Entry, TraderAccount, TraderAgents
 from simulator.book_cache import BookCache, StaleEntry
 from simulator.errors import SIGNAL_WORDS, PerpsimError, interrupt_signal
 from simulator.exchange import BookSeed, Deleverage, Exchange, PushPrice, SetDepth, SetupReport, Snapshot, TraderSeed
@@ -28,7 +28,7 @@ from simulator.market.oracle_agent import OracleAgent
 from simulator.market.paths import generate_fundamental_paths, sample_shocks
 from simulator.metrics import Metrics
 from simulator.position_index import PositionIndex
-from simulator.population import population_for_scenario, size_vault_and_insurance_fund
+from simulator.population import generate_momentum, population_for_scenario, size_vault_and_insurance_fund
 from simulator.report import OutputError, RunWriter, render_report
 from simulator.scenarios.errors import ScenarioError
 from simulator.scenarios.schema import MAX_PRICE, MIN_PRICE, Scenario
@@ -63,8 +63,9 @@ def trader_address(seed: int, index: int) -> str:
     return "0x" + "".join(c.upper() if n >= "8" else c for c, n in zip(raw, nibbles))
 
 
-def opening_book(scenario: Scenario, seed: int, accounts: int) -> tuple[BookSeed, list[TraderAccount], str | None]:
-    """The population as accounts to open: sizes at the initial prices, collateral in tokens."""
+def opening_book(scenario: Scenario, seed: int, accounts: int) -> tuple[BookSeed, list[TraderAccount], list[Entry]]:
+    """The population as accounts to open (sizes at the initial prices, collateral in tokens), and
+    the positions opened during the run (the whale, momentum traders) by accounts funded now."""
     population = population_for_scenario(scenario, seed=seed, accounts=accounts)
     funds = size_vault_and_insurance_fund(population, scenario.population, scenario.markets)
     prices = [m.price for m in scenario.markets]
@@ -78,18 +79,27 @@ def opening_book(scenario: Scenario, seed: int, accounts: int) -> tuple[BookSeed
         traders.append(TraderSeed(address, collateral, positions, isolated_market=isolated))
         account_id = int(address, 16) | ((isolated + 1) << 160 if isolated is not None else 0)
         agents.append(TraderAccount(address, account_id, isolated, collateral * 10**12))
-    whale_address = None
+    # Accounts that open during the run: funded now, their positions opened by the trader agents.
+    entries = []
     whale = scenario.agents.whale
     if whale is not None:
-        whale_address = trader_address(seed, 10**9)
-        imr = scenario.market(whale.market).imr
-        traders.append(TraderSeed(whale_address, int(whale.notional * float(imr) * 2 * 10**6), {}))
+        address = trader_address(seed, 10**9)
+        market = scenario.market_index(whale.market)
+        traders.append(TraderSeed(address, int(whale.notional * float(scenario.markets[market].imr) * 2 * 10**6), {}))
+        entries.append(Entry(address, market, -whale.notional if whale.side == "short" else whale.notional, whale.step))
+    momentum = scenario.agents.momentum
+    if momentum is not None:
+        group = generate_momentum(momentum, scenario.population, scenario.markets, population.n_accounts, seed)
+        for i in range(group.n_accounts):
+            address = trader_address(seed, 10**9 + 1 + i)
+            traders.append(TraderSeed(address, int(round(group.collateral_usd[i] * 10**6)), {}))
+            entries.append(Entry(address, int(group.market[i]), float(group.notional_usd[i]), int(group.step[i])))
     book = BookSeed(
         traders=traders,
         vault_collateral=int(round(funds.vault_collateral_usd * 10**6)),
         insurance_fund=int(round(funds.insurance_fund_usd * 10**6)),
     )
-    return book, agents, whale_address
+    return book, agents, entries
 
 
 def _answer(scenario: Scenario, step: int, market: int, price: float) -> int:
@@ -227,9 +237,9 @@ def run_scenario(
         check_price_paths(scenario, steps, paths)
         external = ExternalMarket.from_scenario(scenario)
         oracle = OracleAgent.from_scenario(scenario)
-        book, trader_accounts, whale_address = opening_book(scenario, seed, accounts)
+        book, trader_accounts, entries = opening_book(scenario, seed, accounts)
         keepers = Keepers([spec.ranking for spec in scenario.market_specs()], scenario.agents.keepers.leg_order)
-        traders = TraderAgents(scenario, trader_accounts, whale_address, seed)
+        traders = TraderAgents(scenario, trader_accounts, entries, seed)
         with _opened_exchange(exchange_factory, scenario, book, book_cache) as (exchange, report):
             setup_extra.update({
                 "positions_opened": report.positions_opened,

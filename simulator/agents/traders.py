@@ -1,9 +1,10 @@
-"""Trader agents: a whale that opens a large position at a chosen step, and a population that adds
-margin when warned, closes at random, and panics after a set loss. Random choices come from the
-run's seed, so two runs of the same scenario and seed act the same."""
+"""Trader agents: accounts that open a position at a chosen step (a whale, momentum traders), and a
+population that adds margin when warned, closes at random, and panics after a set loss. Random
+choices come from the run's seed, so two runs of the same scenario and seed act the same."""
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,11 +26,22 @@ class TraderAccount:
     start_value: int  # WAD
 
 
+@dataclass(frozen=True)
+class Entry:
+    """A position an account funded at the opening opens at `step` (the whale, a momentum trader)."""
+
+    address: str
+    market: int
+    notional_usd: float  # signed: long > 0, short < 0
+    step: int
+
+
 class TraderAgents:
-    def __init__(self, scenario: Scenario, accounts: list[TraderAccount], whale_address: str | None, seed: int):
+    def __init__(self, scenario: Scenario, accounts: list[TraderAccount], entries: list[Entry], seed: int):
         self.scenario = scenario
         self.by_id = {a.account_id: a for a in accounts}
-        self.whale_address = whale_address
+        # By step, in the given order within a step; one that falls in an API outage waits for its end.
+        self.entries = deque(sorted(entries, key=lambda entry: entry.step))
         self.rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(3,))))
         self.panicked: set[int] = set()
         self._aligned_ids: list[int] | None = None
@@ -43,11 +55,9 @@ class TraderAgents:
         actions: list[Action] = []
         if api_outage:
             return actions
-        whale = self.scenario.agents.whale
-        if whale is not None and step == whale.step:
-            market = self.scenario.market_index(whale.market)
-            size = int(whale.notional / prices[market] * WAD)
-            actions.append(Trade(self.whale_address, market, -size if whale.side == "short" else size))
+        while self.entries and self.entries[0].step <= step:
+            entry = self.entries.popleft()
+            actions.append(Trade(entry.address, entry.market, int(entry.notional_usd / prices[entry.market] * WAD)))
         traders = self.scenario.agents.traders
         if traders is None or scan is None or not scan.ids:
             return actions

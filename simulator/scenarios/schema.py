@@ -739,6 +739,22 @@ class Whale(SchemaModel):
     step: StepIndex
 
 
+class Momentum(SchemaModel):
+    """Traders who join the move: `fraction` times the population's account count of further
+    accounts, each opening one position on `side` at a step drawn uniformly in [`start_step`,
+    `end_step`), on one market drawn by `population.market_weights`, with a notional drawn from
+    `population.notional` (scaled by `reference_accounts` like the population's) at `leverage` times
+    its collateral (at most `population.leverage.max_fraction_of_limit` / the market's imr). During
+    an exchange-API outage they wait and open when it ends; they hold until liquidated or the run
+    ends (e.g. shorts that chase a crash and are caught by its rebound)."""
+
+    fraction: Annotated[float, Field(gt=0, le=1)]
+    side: Literal["long", "short"]
+    start_step: StepIndex
+    end_step: PositiveInt
+    leverage: Annotated[float, Field(ge=1)] = 10.0
+
+
 class Traders(SchemaModel):
     """Per account and step: add margin with `add_margin_prob`, close with `close_prob`; close
     everything once the account has lost `panic_threshold` of its starting equity."""
@@ -762,6 +778,7 @@ class KeeperSettings(SchemaModel):
 
 class Agents(SchemaModel):
     whale: Optional[Whale] = None
+    momentum: Optional[Momentum] = None
     traders: Optional[Traders] = None
     keepers: KeeperSettings = Field(default_factory=KeeperSettings)
 
@@ -926,6 +943,12 @@ class Scenario(SchemaModel):
         if whale is not None:
             known_market(whale.market, "agents", "whale", "market")
             within_run(whale.step, "step", "agents", "whale", "step")
+        momentum = self.agents.momentum
+        if momentum is not None:
+            within_run(momentum.start_step, "start_step", "agents", "momentum", "start_step")
+            if not momentum.start_step < momentum.end_step <= self.steps:
+                fail(f"must be after start_step ({momentum.start_step}) and at most the run's {self.steps} steps, "
+                     f"got {momentum.end_step}", "agents", "momentum", "end_step")
 
         # What the contracts can represent (the module's MIN_PRICE, MAX_PRICE, MAX_USD).
         amounts = [(population.notional.median, ("population", "notional", "median")),

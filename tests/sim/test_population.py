@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from simulator.population import generate_population, population_for_scenario, size_vault_and_insurance_fund
+from simulator.population import (generate_momentum, generate_population, population_for_scenario,
+                                  size_vault_and_insurance_fund)
 from simulator.scenarios import load_scenario, scenario_from_dict
 from tests.sim.conftest import base_scenario
 
@@ -119,6 +120,44 @@ def test_reference_accounts_sample_the_same_exchange_more_finely():
     assert plain.gross_notional_usd.sum() == pytest.approx(4 * reference.gross_notional_usd.sum(), rel=0.05)
     _, same = _population(n=2_000, reference_accounts=2_000, **spec)
     np.testing.assert_array_equal(same.notional_usd, reference.notional_usd)
+
+
+def _momentum(n: int, reference_accounts=None, seed=0):
+    data = base_scenario()
+    data["population"] = {"notional": {"median": 10_000, "sigma": 0.5}, "reference_accounts": reference_accounts,
+                          "market_weights": {"BTC": 3, "ETH": 1}}
+    data["agents"] = {"momentum": {"fraction": 0.1, "side": "short", "start_step": 10, "end_step": 20,
+                                   "leverage": 30}}
+    scenario = scenario_from_dict(data)
+    return scenario, generate_momentum(scenario.agents.momentum, scenario.population, scenario.markets, n, seed)
+
+
+def test_momentum_traders_are_drawn_as_their_spec_says():
+    """A tenth of the population more, short, on the weighted markets only, each opening in the
+    window at its leverage within the market's initial margin (BTC allows 19x at imr 5% and 95% of
+    the limit, so 30x is capped there), reproducible from the seed."""
+    scenario, group = _momentum(2_000)
+    assert group.n_accounts == 200
+    assert np.all(group.notional_usd < 0)
+    assert set(group.market.tolist()) == {0, 1}  # SOL has no weight
+    assert 0.65 < np.mean(group.market == 0) < 0.85
+    assert group.step.min() >= 10 and group.step.max() < 20
+    imr = np.array([m.imr for m in scenario.markets])[group.market]
+    leverage = -group.notional_usd / group.collateral_usd
+    np.testing.assert_allclose(leverage, np.minimum(30, 0.95 / imr))
+    _, again = _momentum(2_000)
+    np.testing.assert_array_equal(again.notional_usd, group.notional_usd)
+    _, other = _momentum(2_000, seed=1)
+    assert not np.array_equal(other.notional_usd, group.notional_usd)
+
+
+def test_momentum_traders_sample_the_same_exchange_with_reference_accounts():
+    """With reference_accounts, 8,000 accounts bring four times as many momentum traders as 2,000,
+    each a quarter the size: the same total (in expectation)."""
+    _, fine = _momentum(8_000, reference_accounts=2_000)
+    _, reference = _momentum(2_000, reference_accounts=2_000)
+    assert fine.n_accounts == 4 * reference.n_accounts
+    assert fine.notional_usd.sum() == pytest.approx(reference.notional_usd.sum(), rel=0.1)
 
 
 def test_vault_and_insurance_fund_sizing():

@@ -75,6 +75,7 @@ def case(case_id, mutations, key_path, *fragments):
 
 
 WHALE = {"market": "BTC", "notional": 1e6, "side": "short", "step": 5}
+MOMENTUM = {"fraction": 0.1, "side": "short", "start_step": 10, "end_step": 20, "leverage": 25}
 INVALID_CASES = [
     # unknown keys, with a suggestion when one is close
     case("unknown-key", _set("markets.1.depht2pct", 5), "markets[1].depht2pct",
@@ -165,6 +166,12 @@ INVALID_CASES = [
          _set("oracle.wick", {"market": "SOL", "step": 95, "move": -0.1, "duration_steps": 10}),
          "oracle.wick.duration_steps", "lasts until step 104", "outside the run"),
     case("whale-outside-run", _set("agents.whale", {**WHALE, "step": 500}), "agents.whale.step", "outside the run"),
+    case("momentum-ends-before-it-starts", _set("agents.momentum", {**MOMENTUM, "end_step": 10}),
+         "agents.momentum.end_step", "must be after start_step (10)", "got 10"),
+    case("momentum-ends-outside-run", _set("agents.momentum", {**MOMENTUM, "end_step": 101}),
+         "agents.momentum.end_step", "at most the run's 100 steps", "got 101"),
+    case("momentum-fraction", _set("agents.momentum", {**MOMENTUM, "fraction": 0}), "agents.momentum.fraction",
+         "greater than 0"),
     # correlation
     case("corr-unknown-market",
          [_correlate(["BTC", "ETH"], [[1, 0.5], [0.5, 1]]), _set("correlation.markets.1", "ETX")],
