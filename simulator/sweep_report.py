@@ -87,7 +87,7 @@ def setting_names(paths: list[str]) -> dict[str, str]:
 
 def value_text(value: Any) -> str:
     if isinstance(value, float):
-        return f"{value:,.6g}"
+        return f"{int(value):,}" if value.is_integer() and abs(value) < 1e15 else f"{value:,.6g}"
     if isinstance(value, str) and value[:1] in "{[":  # a distribution or list, as the sweep stored it
         try:
             value = json.loads(value)
@@ -184,8 +184,22 @@ def _wrap(label: str, width: int = 22) -> str:
     return "<br>".join(lines)
 
 
-def _ticks(sweep: _Sweep) -> list[str]:
-    return [_wrap(sweep.labels[c["combination"]]) for c in sweep.combinations]
+def _ticks(sweep: _Sweep, pixels: int) -> list[str]:
+    """The combinations' labels under a chart `pixels` wide: upright, wrapped to their share of it
+    (about 7 px a character); too many to stand side by side, one line each (plotly slants them)."""
+    n = max(1, len(sweep.combinations))
+    width = pixels // n // 7
+    if width < 9:
+        return [sweep.labels[c["combination"]] for c in sweep.combinations]
+    return [_wrap(sweep.labels[c["combination"]], width) for c in sweep.combinations]
+
+
+def _room(fig, ticks: list[str]) -> None:
+    """Upright tick labels and room below the axis for their lines."""
+    lines = max((t.count("<br>") + 1 for t in ticks), default=1)
+    if all(len(line) < 40 for t in ticks for line in t.split("<br>")):
+        fig.update_xaxes(tickangle=0)
+    fig.update_layout(margin=dict(b=30 + 16 * lines))
 
 
 def _probability_chart(sweep: _Sweep):
@@ -195,7 +209,7 @@ def _probability_chart(sweep: _Sweep):
     if not names:
         return None, "No probability among the risk figures."
     fig = go.Figure()
-    x = _ticks(sweep)
+    x = _ticks(sweep, 1100)
     for index, name in enumerate(names):
         y = [c.get(name) for c in sweep.combinations]
         low = [c.get(f"{name}_ci_low") for c in sweep.combinations]
@@ -210,6 +224,8 @@ def _probability_chart(sweep: _Sweep):
     fig.update_yaxes(range=[0, 1.12], title_text="probability over paths", tickformat=".1f")
     _layout(fig, 380, barmode="group", title=dict(text="Probabilities (bars: over the paths; whiskers: 95% interval)",
                                                   font=dict(size=14)))
+    fig.update_layout(legend=dict(orientation="v", x=1.01, y=1, xanchor="left", yanchor="top"))
+    _room(fig, x)
     return fig, None
 
 
@@ -231,7 +247,7 @@ def _column_chart(sweep: _Sweep, column: str):
     fig = make_subplots(rows=1, cols=2, column_widths=[0.5, 0.5], horizontal_spacing=0.09,
                         subplot_titles=[f"{label} over the paths (USD; a dot per path)",
                                         f"{label}: risk figures (USD; whiskers: 95% interval)"])
-    ticks = _ticks(sweep)
+    ticks = _ticks(sweep, 480)
     for index, combination in enumerate(sweep.combinations):
         values, runs = per[combination["combination"]]
         fig.add_trace(go.Box(y=values, x=[ticks[index]] * len(values), name=sweep.labels[combination["combination"]],
@@ -252,7 +268,9 @@ def _column_chart(sweep: _Sweep, column: str):
                       row=1, col=2)
     fig.update_yaxes(title_text="USD", row=1, col=1)
     _layout(fig, 420, barmode="group", boxmode="group")
-    fig.update_layout(legend=dict(x=0.55, y=-0.15, orientation="h", title=dict(text="right: ")))
+    fig.update_layout(legend=dict(orientation="v", x=1.01, y=1, xanchor="left", yanchor="top"),
+                      margin=dict(r=110))
+    _room(fig, ticks)
     fig.update_annotations(font=dict(size=13))
     return fig, None
 
@@ -294,8 +312,10 @@ def _heatmap(sweep: _Sweep):
     for name in shown:
         z, text = grid(name)
         buttons.append(dict(label=figure_name(name), method="restyle", args=[{"z": [z], "text": [text]}]))
-    fig.update_layout(updatemenus=[dict(buttons=buttons, x=0, xanchor="left", y=1.18, yanchor="top",
-                                        direction="down", showactive=True)])
+    fig.update_layout(updatemenus=[dict(buttons=buttons, x=0.12, xanchor="left", y=1.18, yanchor="top",
+                                        direction="down", showactive=True)],
+                      annotations=[dict(text="figure:", x=0, xref="paper", xanchor="left", y=1.15, yref="paper",
+                                        yanchor="top", showarrow=False)])
     fig.update_xaxes(title_text=sweep.names[a], type="category")
     fig.update_yaxes(title_text=sweep.names[b], type="category")
     _layout(fig, max(360, 60 * len(ys) + 200))
