@@ -52,7 +52,8 @@ def scenarios(as_json: bool) -> None:
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Run only the first N steps.")
 @click.option("--mode", type=click.Choice(["chain", "model"]), default=None, help="chain: contracts on anvil; model: the numpy model.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Output folder (default: runs/<scenario>-<mode>-seed<seed>).")
+              help="Output folder (default: runs/<scenario>-<mode>-seed<seed>-<N>accounts, with -<N>steps "
+                   "and -set<hash> when --steps or --set are given).")
 @click.option("--set", "settings", multiple=True, metavar="KEY.PATH=VALUE", callback=lambda _c, _p, v: _settings(v),
               help="Change a setting by its dotted key path in the scenario file, e.g. "
                    "population.reference_accounts=1000 (repeatable; the value is read as YAML).")
@@ -63,7 +64,7 @@ def scenarios(as_json: bool) -> None:
 def run(scenario, seed, accounts, steps, mode, out_dir, settings, as_json, no_progress, no_cache) -> None:
     """Run SCENARIO (a built-in name or a YAML file; default oct-2025) and write its report."""
     from simulator.book_cache import BookCache
-    from simulator.report import writable_folder
+    from simulator.report import default_run_folder, writable_folder
     from simulator.runner import check_price_paths, run_scenario
     from simulator.scenarios import load_scenario, with_overrides, with_settings
 
@@ -76,7 +77,7 @@ def run(scenario, seed, accounts, steps, mode, out_dir, settings, as_json, no_pr
 
         plan_sweep(loaded, seeds=1)
     check_price_paths(loaded, max_steps=steps)
-    out_dir = writable_folder((out_dir or Path("runs") / f"{loaded.name}-{loaded.mode}-seed{loaded.seed}").resolve())
+    out_dir = writable_folder((out_dir or default_run_folder(loaded, steps, settings)).resolve())
     factory = _chain_exchange if loaded.mode == "chain" else _model_exchange
     cache = None if no_cache else BookCache()
     previous = signal.signal(signal.SIGTERM, _terminate)  # `kill` stops the run as Ctrl-C does, and says so

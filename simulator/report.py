@@ -12,6 +12,7 @@ completed run's files are byte for byte those written at the end in one go."""
 from __future__ import annotations
 
 import csv
+import hashlib
 import html
 import json
 import math
@@ -28,6 +29,9 @@ from simulator.metrics import SERIES_FIELDS, Metrics
 
 # Plots earlier versions wrote beside the report: removed when a run starts over in the folder.
 PLOTS = ("prices.png", "liquidations.png", "insurance_and_bad_debt.png", "adl.png")
+# What an earlier run may have left in the folder that a new one does not rewrite (a sweep's run
+# record, a report, a temporary file of an atomic write): removed when a run starts over in it.
+STALE = (*PLOTS, "report.html", "run.json", "summary.json.tmp", "report.html.tmp")
 DATA_FILES = ("timeseries.csv", "events.jsonl", "failed_actions.jsonl")
 # Seconds between two flushes of a running run's files: what a kill -9 can lose at most
 # (PERPSIM_FLUSH_SECONDS changes it; the tests flush more often).
@@ -46,6 +50,20 @@ class OutputError(PerpsimError, OSError):
 
     def __init__(self, path: Path, problem: str):
         super().__init__(f"cannot write the output folder {path}: {problem}")
+
+
+def default_run_folder(scenario, steps: int | None = None, settings: dict | None = None,
+                       mode: str | None = None) -> Path:
+    """runs/<scenario>-<mode>-seed<seed>-<N>accounts, with -<steps>steps for a shortened run and
+    -set<hash> for one with --set settings: runs that differ get different folders, so no run
+    silently replaces another's report (the same command writes the same folder again)."""
+    name = f"{scenario.name}-{mode or scenario.mode}-seed{scenario.seed}-{scenario.account_count}accounts"
+    if steps is not None and steps < scenario.steps:
+        name += f"-{steps}steps"
+    if settings:
+        digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()
+        name += f"-set{digest[:8]}"
+    return Path("runs") / name
 
 
 def writable_folder(path: Path) -> Path:
@@ -80,8 +98,9 @@ def atomic_write(path: Path, text: str, sync: bool = False) -> None:
 
 class RunWriter:
     """A run's data files, written as the run goes (see the module's docstring). Opening it
-    creates the folder and empties the data files of an earlier run there (and its plots, so a
-    folder never shows another run's report)."""
+    creates the folder and empties the data files of an earlier run there and removes what else
+    that run left (STALE: its report, plots, a sweep's run.json), so a folder never shows another
+    run's results beside this one's."""
 
     def __init__(self, out_dir: Path, metrics: Metrics, flush_seconds: float | None = None):
         self.out_dir = Path(out_dir)
@@ -91,7 +110,7 @@ class RunWriter:
         self._last_flush = time.monotonic()
         writable_folder(self.out_dir)
         try:
-            for name in (*PLOTS, "report.html"):
+            for name in STALE:
                 (self.out_dir / name).unlink(missing_ok=True)
             self._series = open(self.out_dir / "timeseries.csv", "w", newline="")
             self._events = open(self.out_dir / "events.jsonl", "w")
