@@ -481,6 +481,7 @@ SUMMARY_LABELS = {
     "positions_opened": ("Opening-book positions opened", ""), "positions_rejected": ("Opening-book positions refused", ""),
     "keeper_liquidations_held": ("Liquidations held back a step by the keepers' fund budget", ""),
     "tokens_usd": ("Tokens held by the exchange at the end", "usd"), "claims_usd": ("Claims of all accounts at the end", "usd"),
+    "shocks": ("Crash sizes drawn for this seed", ""),
 }
 
 
