@@ -183,8 +183,9 @@ def sweep(scenario, vary, seeds, seed, accounts, steps, mode, workers, scheduler
         _print_risk(result.combinations)
         resumed = f" ({result.resumed} resumed from an earlier sweep)" if result.resumed else ""
         click.echo(f"\n{len(result.rows)} of {result.planned} runs finished{resumed}\n"
-                   f"risk:  {out_dir / 'sweep.csv'}\nruns:  {out_dir / 'runs.csv'} (and runs.parquet)\n"
-                   f"plot:  {out_dir / 'sweep.png'}\nreport: {out_dir / 'report.html'}\ndata:  {out_dir}/<run>/")
+                   f"report: {out_dir / 'report.html'}\nrisk:   {out_dir / 'sweep.csv'}\n"
+                   f"runs:   {out_dir / 'runs.csv'} (and runs.parquet)\nplot:   {out_dir / 'sweep.png'}\n"
+                   f"data:   {out_dir}/<run>/")
     stopped = [row for row in result.rows if row["status"] == "interrupted"]
     if stopped:  # a run in this process saw the signal and the sweep stopped after it
         words = stopped[0].get("error") or SIGNAL_WORDS[2]
@@ -375,10 +376,12 @@ def _print_sweep(rows: list[dict]) -> None:
     table.add_column("settings", overflow="fold", min_width=10)
     for header in shown.values():
         table.add_column(header, justify="right", no_wrap=True)
-    table.add_column("status", no_wrap=True)
+    failed = any(row["status"] != "completed" for row in rows)
+    if failed:  # else every row would say so: the room goes to the settings
+        table.add_column("status", no_wrap=True)
     for row in rows:
         table.add_row(row["run"], label(row), *(_compact(row.get(k)) for k in shown),
-                      "ok" if row["status"] == "completed" else str(row["status"]))
+                      *([str(row["status"])] if failed else []))
     _console().print(table)
 
 

@@ -580,7 +580,9 @@ def _figure(run: _Run):
                                      line=dict(color=COLORS["oracle"], width=1.5, shape="hv"), connectgaps=False,
                                      **common), row=index, col=1)
             fig.update_yaxes(title_text="USD", row=index, col=1, secondary_y=False)
-            fig.update_yaxes(title_text="depth USD", row=index, col=1, secondary_y=True, showgrid=False, rangemode="tozero")
+            # its own round ticks (plotly.js 3 syncs an overlaying axis's ticks to the left grid: 0.97M, 6.68M, ...)
+            fig.update_yaxes(title_text="depth USD", row=index, col=1, secondary_y=True, showgrid=False, rangemode="tozero",
+                             tickmode="auto", tickformat="~s")
         elif kind == "oi":
             fig.add_trace(go.Scatter(x=x, y=_thin(cols["long_oi"], size), name="long", line=dict(color=COLORS["long"]),
                                      **common), row=index, col=1)
@@ -683,6 +685,60 @@ def _mark_events(fig, run: _Run, rows) -> None:
     fig.update_layout(shapes=list(fig.layout.shapes) + shapes, annotations=list(fig.layout.annotations) + notes)
 
 
+# --- who paid -----------------------------------------------------------------------------------
+
+WAD = 1e18
+
+
+def _who_paid(run: _Run):
+    """(figure, None) or (None, why): the liquidation penalty each liquidated account paid; who
+    covered the deficits liquidations left (fund, socialised, nobody: bad debt); the profit each
+    ADL'd winner gave up (`counterpartyPnl`, at the ADL price against its entry)."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    if not run.liquidations and not run.fills:
+        return None, "Nobody was liquidated or auto-deleveraged: nobody paid."
+    penalty: dict = {}
+    for e in run.liquidations:
+        penalty[e.get("accountId")] = penalty.get(e.get("accountId"), 0.0) + float(e.get("penalty") or 0) / WAD
+    given_up: dict = {}
+    for e in run.fills:
+        if "counterpartyPnl" in e:
+            given_up[e.get("counterpartyId")] = given_up.get(e.get("counterpartyId"), 0.0) + e["counterpartyPnl"] / WAD
+    covered = {name: sum(float(e.get(key) or 0) for e in run.liquidations) / WAD
+               for name, key in (("insurance fund", "fundPaid"), ("socialised", "socialized"), ("bad debt", "badDebt"))}
+    fig = make_subplots(rows=1, cols=3, horizontal_spacing=0.08, subplot_titles=[
+        f"Liquidated accounts ({len(penalty):,}): penalty paid each",
+        "Deficits of liquidated accounts: who covered them",
+        f"ADL'd winners ({len(given_up):,}): profit given up each"])
+    if penalty:
+        fig.add_trace(go.Histogram(x=list(penalty.values()), nbinsx=30, marker_color=COLORS["liquidated"],
+                                   name="liquidated accounts", hovertemplate="%{x} USD: %{y} accounts<extra></extra>"),
+                      row=1, col=1)
+    fig.add_trace(go.Bar(x=list(covered), y=list(covered.values()), text=[_usd(v) for v in covered.values()],
+                         textposition="outside", cliponaxis=False, name="deficits",
+                         marker_color=[COLORS["fund"], COLORS["socialised"], COLORS["bad_debt"]],
+                         hovertemplate="%{x}: %{y:$,.0f}<extra></extra>"), row=1, col=2)
+    if given_up:
+        fig.add_trace(go.Histogram(x=list(given_up.values()), nbinsx=30, marker_color=COLORS["adl"], name="ADL winners",
+                                   hovertemplate="%{x} USD: %{y} winners<extra></extra>"), row=1, col=3)
+    for col, (text, empty) in enumerate(((("USD", "no liquidation") if penalty else ("", "no liquidation")),
+                                         ("USD", ""), ("USD", "no ADL fill" if not run.fills else
+                                                       "no counterpartyPnl in events.jsonl")), start=1):
+        fig.update_xaxes(title_text=text if col != 2 else "", row=1, col=col)
+        if (col == 1 and not penalty) or (col == 3 and not given_up):
+            fig.add_annotation(text=empty, showarrow=False, xref=f"x{col} domain", yref=f"y{col} domain", x=0.5,
+                               y=0.5, font=dict(color="#666"))
+    fig.update_yaxes(title_text="accounts", row=1, col=1)
+    fig.update_yaxes(title_text="USD", row=1, col=2)
+    fig.update_yaxes(title_text="accounts", row=1, col=3)
+    fig.update_layout(height=360, showlegend=False, template="plotly_white", margin=dict(l=60, r=30, t=60, b=50),
+                      font=dict(family="system-ui, sans-serif", size=12))
+    fig.update_annotations(font_size=13, selector=dict(showarrow=False, xref="paper"))
+    return fig, None
+
+
 # --- the page ------------------------------------------------------------------------------------
 
 CSS = """body{font-family:system-ui,sans-serif;max-width:1280px;margin:1.5em auto;padding:0 1em;color:#222}
@@ -718,8 +774,13 @@ def _page(run: _Run, out_dir: Path) -> str:
                   f"to reset. Lines have one point per {esc(_per(run, _bucket(run)))}; bars sum their interval.")
         charts = (f'<p class="note" id="calm">{esc(" ".join(notes))}</p>' if notes else "") + \
                  f'<p class="note">{legend}</p>{charts}'
+        paid, why = _who_paid(run)
+        who_paid = (pio.to_html(paid, include_plotlyjs=False, full_html=False, div_id="who-paid-charts",
+                                config={"displaylogo": False, "responsive": True}) if paid is not None else
+                    f'<p class="note">{esc(why)}</p>')
     else:
         charts = '<p class="note" id="calm">No step completed: nothing to chart.</p>'
+        who_paid = '<p class="note">No step completed: nobody paid.</p>'
     note = unfinished_note(s)
     unfinished = f'<p class="out" id="unfinished">Note: {esc(note)}.</p>' if note else ""
     summary_rows = "".join(f'<tr><th>{esc(label)}</th><td class="num">{esc(text)}</td><td><code>{esc(key)}</code></td></tr>'
@@ -729,10 +790,12 @@ def _page(run: _Run, out_dir: Path) -> str:
 <body><h1>{esc(title)}</h1>{unfinished}
 <section id="headline"><p class="headline">{esc(_headline(run))}</p><div class="cards">{cards}</div></section>
 <section id="timeline"><h2>Over time</h2>{charts}</section>
+<section id="who-paid"><h2>Who paid</h2>{who_paid}</section>
 <section id="facts"><h2>Stylized facts</h2>{_facts_section(out_dir)}</section>
 <section id="summary"><h2>Summary</h2><table>{summary_rows}</table></section>
-<p class="note">Data in this folder: summary.json, timeseries.csv (per step and market), events.jsonl (liquidations,
-ADL, bad debt, breaker trips), failed_actions.jsonl (keeper actions that reverted).
+<p class="note" id="data">Data in this folder: <a href="summary.json">summary.json</a>, <a href="timeseries.csv">timeseries.csv</a>
+(per step and market), <a href="events.jsonl">events.jsonl</a> (liquidations, ADL, bad debt, breaker trips),
+<a href="failed_actions.jsonl">failed_actions.jsonl</a> (keeper actions that reverted).
 <code>perpsim report {esc(out_dir.name)}</code> renders this page again.</p>
 </body></html>
 """

@@ -93,6 +93,9 @@ def test_the_report_opens_in_a_real_browser_offline(small_run, tmp_path):
         for title in (f"{market}: prices (USD)", f"{market}: open interest"):
             assert title in html, title
     assert "Insurance fund, bad debt and socialised loss" in html
+    # who paid: liquidated accounts' penalties, the deficits' cover, ADL'd winners' profit given up
+    assert 'id="who-paid-charts"' in html and "penalty paid each" in html and "profit given up each" in html
+    assert 'href="timeseries.csv"' in html and 'href="events.jsonl"' in html  # the data files linked
     assert "crash window" in html and "market makers away" in html
     assert "minutes from the start" in html
     assert 'id="facts"' in html and "main wave inside the crash window" in html
