@@ -127,12 +127,12 @@ def test_a_calm_run_says_no_liquidations_instead_of_empty_axes(small_run, tmp_pa
 @pytest.fixture(scope="module")
 def small_sweep(tmp_path_factory):
     """adl-policies at 40 accounts, two policies x two insurance funds x two paths (8 model runs of
-    its first 700 steps: the crash and the first of the recovery), one run's report rendered."""
+    its first 450 steps: the crash and the start of the recovery), one run's report rendered."""
     out = tmp_path_factory.mktemp("sweep-small")
     scenario = with_overrides(load_scenario("adl-policies"), accounts=40)
     variants = plan_sweep(scenario, {"markets.*.policy": ["ADL", "NONE"], "population.insurance_fund.usd": [0, 1e6]},
                           seeds=2, mode="model")
-    run_sweep(variants, out, model_exchange, max_steps=700)
+    run_sweep(variants, out, model_exchange, max_steps=450)
     render_report(out / variants[0].label)
     return out, variants
 
