@@ -31,7 +31,7 @@ from simulator.metrics import SERIES_FIELDS, Metrics
 PLOTS = ("prices.png", "liquidations.png", "insurance_and_bad_debt.png", "adl.png")
 # What an earlier run may have left in the folder that a new one does not rewrite (a sweep's run
 # record, a report, a temporary file of an atomic write): removed when a run starts over in it.
-STALE = (*PLOTS, "report.html", "run.json", "summary.json.tmp", "report.html.tmp")
+STALE = (*PLOTS, "report.html", "run.json", "scenario.json", "summary.json.tmp", "report.html.tmp")
 DATA_FILES = ("timeseries.csv", "events.jsonl", "failed_actions.jsonl")
 # Seconds between two flushes of a running run's files: what a kill -9 can lose at most
 # (PERPSIM_FLUSH_SECONDS changes it; the tests flush more often).
@@ -120,6 +120,11 @@ class RunWriter:
         # quotes a field with a comma, e.g. a market's name
         self._csv = csv.writer(self._series, lineterminator="\n")
         self._csv.writerow(SERIES_FIELDS)
+
+    def write_scenario(self, text: str) -> None:
+        """scenario.json: the scenario as this run ran it (every value, defaults included), for the
+        report's parameters table."""
+        atomic_write(self.out_dir / "scenario.json", text)
 
     def due(self) -> bool:
         """True when FLUSH_SECONDS have passed since the last flush."""
@@ -791,11 +796,13 @@ def _page(run: _Run, out_dir: Path) -> str:
 <section id="headline"><p class="headline">{esc(_headline(run))}</p><div class="cards">{cards}</div></section>
 <section id="timeline"><h2>Over time</h2>{charts}</section>
 <section id="who-paid"><h2>Who paid</h2>{who_paid}</section>
+<section id="scenario"><h2>Scenario</h2>{_scenario_section(out_dir)}</section>
 <section id="facts"><h2>Stylized facts</h2>{_facts_section(out_dir)}</section>
 <section id="summary"><h2>Summary</h2><table>{summary_rows}</table></section>
 <p class="note" id="data">Data in this folder: <a href="summary.json">summary.json</a>, <a href="timeseries.csv">timeseries.csv</a>
 (per step and market), <a href="events.jsonl">events.jsonl</a> (liquidations, ADL, bad debt, breaker trips),
-<a href="failed_actions.jsonl">failed_actions.jsonl</a> (keeper actions that reverted).
+<a href="failed_actions.jsonl">failed_actions.jsonl</a> (keeper actions that reverted), <a href="scenario.json">scenario.json</a>
+(the scenario as it ran).
 <code>perpsim report {esc(out_dir.name)}</code> renders this page again.</p>
 </body></html>
 """
@@ -815,3 +822,84 @@ def _facts_section(out_dir: Path) -> str:
     return ("<p class='note'>The bands are those of 10 October 2025 (docs/calibration.md); for another scenario read "
             "them as figures, not a verdict.</p><table><tr><th>fact</th><th>value</th><th>band (10 Oct 2025)</th>"
             f"<th></th></tr>{body}</table>")
+
+
+# --- the scenario ----------------------------------------------------------------------------------
+
+# Market parameters: key -> (plain name, unit); "usd", "frac" (shown in %), "s", or "" (as is)
+MARKET_LABELS = {
+    "price": ("Start price", "usd"), "imr": ("Initial margin", "frac"), "mmr": ("Maintenance margin", "frac"),
+    "tiers": ("Maintenance margin tiers (above notional: rate)", ""), "liquidation_fee": ("Liquidation penalty", "frac"),
+    "keeper_share": ("Keeper's share of the penalty", "frac"), "depth2pct": ("Book depth for a 2% move", "usd"),
+    "max_impact": ("Largest price impact of one fill", "frac"), "max_open_interest": ("Open-interest cap (0: none)", "usd"),
+    "policy": ("Bad-debt policy", ""), "ranking": ("ADL ranking", ""), "heartbeat": ("Oracle heartbeat", "s"),
+    "max_deviation": ("Oracle breaker: largest move accepted (0: none)", "frac"), "cooldown": ("Breaker cooldown", "s"),
+    "slice_threshold": ("Liquidated in slices above", "usd"), "slice_fraction": ("Slice", "frac"),
+}
+
+
+def _scenario_section(out_dir: Path) -> str:
+    """The scenario's description and parameters (scenario.json): the markets side by side, the
+    population, and every other setting folded away."""
+    esc = html.escape
+    try:
+        scenario = json.loads((out_dir / "scenario.json").read_text())
+    except FileNotFoundError:
+        return '<p class="note">No scenario.json in this folder (a run from before perpsim wrote it): no parameters.</p>'
+    except (OSError, ValueError) as exc:
+        return f'<p class="note">scenario.json cannot be read ({esc(str(exc))}): no parameters.</p>'
+    markets = scenario.get("markets") or []
+    keys = list(dict.fromkeys([k for k in MARKET_LABELS if any(k in m for m in markets)]
+                              + [k for m in markets for k in m if k != "name"]))
+
+    def cell(key, value) -> str:
+        unit = MARKET_LABELS.get(key, ("", ""))[1]
+        if key == "tiers" and isinstance(value, list):
+            return ", ".join(f"{_usd(t[0])}: {t[1] * 100:g}%" for t in value if isinstance(t, list) and len(t) == 2) or "-"
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if unit == "usd":
+                return _usd(value)
+            if unit == "frac":
+                return f"{value * 100:g}%"
+            if unit == "s":
+                return f"{value:,} s"
+            return f"{value:,}" if isinstance(value, int) else f"{value:g}"
+        return "-" if value is None else str(value)
+
+    head = "".join(f"<th>{esc(str(m.get('name')))}</th>" for m in markets)
+    rows = "".join(f"<tr><th>{esc(MARKET_LABELS.get(k, (k, ''))[0])} <code>{esc(k)}</code></th>"
+                   + "".join(f'<td class="num">{esc(cell(k, m.get(k)))}</td>' for m in markets) + "</tr>" for k in keys)
+    # the run's account count (--accounts) is the top-level `accounts`; the file's is population.accounts
+    population = [kv for kv in _flat(scenario.get("population") or {}, "population") if kv[0] != "population.accounts"]
+    others = [kv for section in ("liquidity", "oracle", "agents", "price_paths", "correlation")
+              for kv in _flat(scenario.get(section), section)]
+    accounts = scenario.get("accounts") or (scenario.get("population") or {}).get("accounts")
+    run = [("accounts", accounts), *((k, scenario.get(k)) for k in ("steps", "step_seconds", "seed", "mode"))]
+
+    def pairs(items) -> str:
+        return "".join(f"<tr><th><code>{esc(k)}</code></th><td>{esc(_value(v))}</td></tr>" for k, v in items)
+
+    return (f"<p>{esc(scenario.get('description') or '')}</p>"
+            f'<h3>Markets</h3><div style="overflow-x:auto"><table id="markets"><tr><th></th>{head}</tr>{rows}</table></div>'
+            f"<h3>Run and population</h3><table>{pairs(run)}{pairs(population)}</table>"
+            f"<details><summary>Every other setting ({len(others)}: liquidity, oracle, agents, price paths)</summary>"
+            f"<table>{pairs(others)}</table></details>")
+
+
+def _flat(value, prefix: str) -> list[tuple[str, object]]:
+    """A nested setting as (dotted key, leaf value) pairs; a list of scalars stays one value."""
+    if isinstance(value, dict):
+        return [kv for key, item in value.items() for kv in _flat(item, f"{prefix}.{key}")]
+    if isinstance(value, list) and any(isinstance(item, (dict, list)) for item in value):
+        return [kv for index, item in enumerate(value) for kv in _flat(item, f"{prefix}.{index}")]
+    return [(prefix, value)]
+
+
+def _value(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.10g}"
+    if isinstance(value, list):
+        return ", ".join(_value(v) for v in value) or "[]"
+    return str(value)

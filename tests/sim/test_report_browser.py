@@ -96,6 +96,9 @@ def test_the_report_opens_in_a_real_browser_offline(small_run, tmp_path):
     # who paid: liquidated accounts' penalties, the deficits' cover, ADL'd winners' profit given up
     assert 'id="who-paid-charts"' in html and "penalty paid each" in html and "profit given up each" in html
     assert 'href="timeseries.csv"' in html and 'href="events.jsonl"' in html  # the data files linked
+    # the scenario: its description and parameters, the markets side by side
+    assert "10 Oct 2025 cascade" in html and 'id="markets"' in html and "Maintenance margin tiers" in html
+    assert "<code>accounts</code></th><td>60</td>" in html
     assert "crash window" in html and "market makers away" in html
     assert "minutes from the start" in html
     assert 'id="facts"' in html and "main wave inside the crash window" in html
