@@ -216,7 +216,7 @@ def _probability_chart(sweep: _Sweep):
         high = [c.get(f"{name}_ci_high") for c in sweep.combinations]
         fig.add_trace(go.Bar(x=x, y=y, name=figure_name(name), marker_color=COLORS[index % len(COLORS)],
                              text=[_text(name, v) for v in y], textposition="outside", cliponaxis=False,
-                             error_y=dict(type="data", symmetric=False, color="#444",
+                             error_y=dict(type="data", symmetric=False, color="#555", thickness=1.2, width=5,
                                           array=[(h - v) if None not in (h, v) else 0 for v, h in zip(y, high)],
                                           arrayminus=[(v - lo) if None not in (lo, v) else 0 for v, lo in zip(y, low)]),
                              customdata=list(zip(low, high)),
@@ -260,7 +260,7 @@ def _column_chart(sweep: _Sweep, column: str):
         high = [c.get(f"{name}_ci_high") for c in sweep.combinations]
         fig.add_trace(go.Bar(x=ticks, y=y, name=figure_name(name).removeprefix(label + " "),
                              marker_color=COLORS[(index + 4) % len(COLORS)], legendgroup=column,
-                             error_y=dict(type="data", symmetric=False, color="#444",
+                             error_y=dict(type="data", symmetric=False, color="#555", thickness=1.2, width=5,
                                           array=[(h - v) if None not in (h, v) else 0 for v, h in zip(y, high)],
                                           arrayminus=[(v - lo) if None not in (lo, v) else 0 for v, lo in zip(y, low)]),
                              customdata=list(zip(low, high)),
@@ -360,7 +360,7 @@ def _page(sweep: _Sweep) -> str:
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title><style>{PAGE_CSS}</style></head>
 <body><h1>{esc(title)}</h1>
-<section id="headline"><p class="headline">{esc(_headline(sweep))}</p>{_settings_list(sweep)}</section>
+<section id="headline"><p class="headline">{esc(_headline(sweep))}</p>{_description(sweep)}{_settings_list(sweep)}</section>
 <section id="risk"><h2>Risk figures per combination</h2>
 <p class="note">Each figure over the completed paths of its combination, with its bootstrap 95% interval below it
 (simulator/risk.py; the README's "Risk figures" defines each). VaR95 = the 95th percentile over the paths, ES95 = the
@@ -369,8 +369,9 @@ path.</p><div class="scroll">{_risk_table(sweep)}</div></section>
 <section id="charts"><h2>Charts</h2>{''.join(blocks)}</section>
 <section id="heatmap"><h2>Heatmap</h2>{heat}</section>
 <section id="runs"><h2>Runs</h2>{_runs_table(sweep)}</section>
-<p class="note">Data in this folder: sweep.csv (a row per combination, the figures with <code>_ci_low</code> /
-<code>_ci_high</code>), runs.csv and runs.parquet (a row per run), sweep.json (both), and a folder per run.
+<p class="note" id="data">Data in this folder: <a href="sweep.csv">sweep.csv</a> (a row per combination, the figures
+with <code>_ci_low</code> / <code>_ci_high</code>), <a href="runs.csv">runs.csv</a> and <a href="runs.parquet">runs.parquet</a>
+(a row per run), <a href="sweep.json">sweep.json</a> (both), and a folder per run.
 <code>perpsim report {esc(sweep.out_dir.name)}</code> renders this page again.</p>
 </body></html>
 """
@@ -396,6 +397,11 @@ def _headline(sweep: _Sweep) -> str:
         else:
             parts.append(f"{figure_name(name)} goes from {low[0]:.2f} ({low[1]}) to {high[0]:.2f} ({high[1]}).")
     return " ".join(parts)
+
+
+def _description(sweep: _Sweep) -> str:
+    text = sweep.doc.get("description")
+    return f'<p class="note">The scenario: {html.escape(text)}</p>' if text else ""
 
 
 def _settings_list(sweep: _Sweep) -> str:
@@ -451,10 +457,11 @@ def _runs_table(sweep: _Sweep) -> str:
         state = esc(status) if status == "completed" else f'<span class="failed">{esc(str(status))}: ' \
                                                            f'{esc(str(run.get("error") or ""))}</span>'
         label = sweep.labels.get(run.get("combination"), run.get("combination"))
+        named = "<br>".join(esc(part) for part in str(label).split(", "))
         cells = "".join(f'<td class="num">{esc(_usd(run.get(k)))}</td>' for k, _ in RUN_COLUMNS)
         drawn = "".join(f'<td class="num">{esc(value_text(run.get(k)))}</td>' for k in shocks)
-        rows.append(f"<tr><td>{link}</td><td><code style='white-space:nowrap'>{esc(run['run'])}</code></td><td>{esc(str(label))}</td>"
-                    f"<td class='num'>{esc(str(run.get('seed')))}</td>{cells}{drawn}<td>{state}</td></tr>")
+        rows.append(f"<tr><td>{link}</td><td><code style='white-space:nowrap'>{esc(run['run'])}</code></td>"
+                    f"<td style='white-space:nowrap'>{named}</td><td class='num'>{esc(str(run.get('seed')))}</td>{cells}{drawn}<td>{state}</td></tr>")
     head = "".join(f"<th>{esc(title)}</th>" for _, title in RUN_COLUMNS)
     head += "".join(f"<th>drawn {esc('.'.join(k[len('shock:'):].split('.')[-4:]))}</th>" for k in shocks)
     note = (f'<p class="note">{missing} of {len(sweep.runs)} runs have no report.html (a sweep renders them with '
