@@ -46,7 +46,7 @@ def small_run(tmp_path_factory):
 
 
 def chromium(*args, home):
-    done = subprocess.run([CHROMIUM, *FLAGS, *args], capture_output=True, text=True, timeout=60,
+    done = subprocess.run([CHROMIUM, *FLAGS, *args], capture_output=True, text=True, timeout=180,
                           env={"HOME": str(home), "PATH": "/usr/bin:/bin"})  # its profile stays in the test folder
     return done
 
@@ -147,7 +147,7 @@ def test_the_sweep_report_opens_in_a_real_browser_offline(small_sweep, tmp_path)
     page = report.read_text()
     assert not re.search(r'<(script|link|img)[^>]+(src|href)="https?:', page)
     assert page.count("<script>/**") == 1  # plotly's JavaScript, embedded once
-    html = open_offline(report.resolve().as_uri(), tmp_path, height=3000)
+    html = open_offline(report.resolve().as_uri(), tmp_path)
     assert 'id="headline"' in html and "4 combinations of policy, insurance_fund.usd" in html
     # readable labels, not v01
     assert "policy = ADL" in html and "insurance_fund.usd = 1,000,000" in html
