@@ -15,6 +15,7 @@ from ape.cli import ConnectedProviderCommand
 
 from simulator.chain.deploy import deploy_system
 from simulator.chain.exchange import ChainExchange
+from simulator.report import default_run_folder
 from simulator.runner import run_scenario
 from simulator.scenarios import load_scenario, with_overrides
 
@@ -30,7 +31,8 @@ os.environ.setdefault("PERPSIM_ANVIL_NO_TRACING", "1")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None)
 def cli(provider, scenario, seed, n_accounts, steps, out):
     loaded = with_overrides(load_scenario(scenario), seed=seed, accounts=n_accounts, mode="chain")
-    out = (out or Path("runs") / f"{loaded.name}-chain-seed{loaded.seed}").resolve()
+    # Not perpsim run's folder: this run is on the connected network, not a fresh devnet.
+    out = (out or default_run_folder(loaded, steps, mode=f"ape-{provider.network.name}")).resolve()
 
     @contextmanager
     def connected_exchange(s):

@@ -7,6 +7,7 @@ import signal
 import sys
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Callable
 
 import click
 
@@ -51,7 +52,8 @@ def scenarios(as_json: bool) -> None:
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Run only the first N steps.")
 @click.option("--mode", type=click.Choice(["chain", "model"]), default=None, help="chain: contracts on anvil; model: the numpy model.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Output folder (default: runs/<scenario>-<mode>-seed<seed>).")
+              help="Output folder (default: runs/<scenario>-<mode>-seed<seed>-<N>accounts, with -<N>steps "
+                   "and -set<hash> when --steps or --set are given).")
 @click.option("--set", "settings", multiple=True, metavar="KEY.PATH=VALUE", callback=lambda _c, _p, v: _settings(v),
               help="Change a setting by its dotted key path in the scenario file, e.g. "
                    "population.reference_accounts=1000 (repeatable; the value is read as YAML).")
@@ -62,7 +64,7 @@ def scenarios(as_json: bool) -> None:
 def run(scenario, seed, accounts, steps, mode, out_dir, settings, as_json, no_progress, no_cache) -> None:
     """Run SCENARIO (a built-in name or a YAML file; default oct-2025) and write its report."""
     from simulator.book_cache import BookCache
-    from simulator.report import writable_folder
+    from simulator.report import default_run_folder, writable_folder
     from simulator.runner import check_price_paths, run_scenario
     from simulator.scenarios import load_scenario, with_overrides, with_settings
 
@@ -75,7 +77,7 @@ def run(scenario, seed, accounts, steps, mode, out_dir, settings, as_json, no_pr
 
         plan_sweep(loaded, seeds=1)
     check_price_paths(loaded, max_steps=steps)
-    out_dir = writable_folder((out_dir or Path("runs") / f"{loaded.name}-{loaded.mode}-seed{loaded.seed}").resolve())
+    out_dir = writable_folder((out_dir or default_run_folder(loaded, steps, settings)).resolve())
     factory = _chain_exchange if loaded.mode == "chain" else _model_exchange
     cache = None if no_cache else BookCache()
     previous = signal.signal(signal.SIGTERM, _terminate)  # `kill` stops the run as Ctrl-C does, and says so
@@ -181,8 +183,9 @@ def sweep(scenario, vary, seeds, seed, accounts, steps, mode, workers, scheduler
         _print_risk(result.combinations)
         resumed = f" ({result.resumed} resumed from an earlier sweep)" if result.resumed else ""
         click.echo(f"\n{len(result.rows)} of {result.planned} runs finished{resumed}\n"
-                   f"risk:  {out_dir / 'sweep.csv'}\nruns:  {out_dir / 'runs.csv'} (and runs.parquet)\n"
-                   f"plot:  {out_dir / 'sweep.png'}\ndata:  {out_dir}/<run>/")
+                   f"report: {out_dir / 'report.html'}\nrisk:   {out_dir / 'sweep.csv'}\n"
+                   f"runs:   {out_dir / 'runs.csv'} (and runs.parquet)\nplot:   {out_dir / 'sweep.png'}\n"
+                   f"data:   {out_dir}/<run>/")
     stopped = [row for row in result.rows if row["status"] == "interrupted"]
     if stopped:  # a run in this process saw the signal and the sweep stopped after it
         words = stopped[0].get("error") or SIGNAL_WORDS[2]
@@ -227,9 +230,14 @@ def _sweep_with_progress(variants, out_dir, title, options):
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 def report(run_dir: Path) -> None:
     """Render report.html of a run folder again from its data files (also of a run that did not
-    finish: its steps up to the last flush)."""
+    finish: its steps up to the last flush), or of a sweep folder from its sweep.json."""
     from simulator.report import read_run, render_report, unfinished_note
 
+    if (run_dir / "sweep.json").is_file() and not (run_dir / "summary.json").is_file():
+        from simulator.sweep_report import render_sweep_report
+
+        click.echo(render_sweep_report(run_dir.resolve()))
+        return
     path = render_report(run_dir.resolve())
     note = unfinished_note(read_run(run_dir.resolve())[0])
     if note:
@@ -334,34 +342,59 @@ def _print_summary(summary: dict) -> None:
     Console().print(table)
 
 
-def _print_sweep(rows: list[dict]) -> None:
+TABLE_WIDTH = 80  # the sweep's tables fit an 80-column terminal; sweep.csv and report.html hold every figure
+
+
+def _console():
     from rich.console import Console
+
+    console = Console()
+    console.width = min(console.width, TABLE_WIDTH) if console.is_terminal else TABLE_WIDTH
+    return console
+
+
+def _setting_labels(rows: list[dict], skip: set[str]) -> tuple[list[str], Callable[[dict], str]]:
+    """The varied settings of a sweep's rows and a row's label: one `name = value` a line."""
+    from simulator.sweep_report import setting_names, value_text
+
+    varied = [k for k in (rows[0] if rows else {}) if k not in skip and not k.startswith("shock:")]
+    names = setting_names(varied)
+    return varied, lambda row: "\n".join(f"{names[k]} = {value_text(row.get(k))}" for k in varied) or "-"
+
+
+def _print_sweep(rows: list[dict]) -> None:
+    from rich import box
     from rich.table import Table
 
     from simulator.sweep import COLUMNS
 
-    shown = {"liquidations": "liqs", "liquidated_notional_usd": "liq. $", "insurance_fund_end_usd": "fund end $",
-             "bad_debt_usd": "bad debt $", "adl_fills": "ADL fills", "adl_notional_usd": "ADL $",
-             "socialized_loss_usd": "socialised $", "status": "status"}
-    varied = [k for k in (rows[0] if rows else {}) if k not in ("run", "combination", "seed", "error", *COLUMNS)
-              and not k.startswith("shock:")]
-    table = Table()
-    table.add_column("run")
-    for path in varied:
-        table.add_column(path, overflow="fold")
-    for key, header in shown.items():
-        table.add_column(header, justify="left" if key == "status" else "right")
+    shown = {"liquidated_notional_usd": "liq. $", "bad_debt_usd": "bad debt $", "adl_notional_usd": "ADL $",
+             "socialized_loss_usd": "social. $"}
+    _, label = _setting_labels(rows, {"run", "combination", "seed", "error", *COLUMNS})
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1))
+    table.add_column("run", no_wrap=True)
+    table.add_column("settings", overflow="fold", min_width=10)
+    for header in shown.values():
+        table.add_column(header, justify="right", no_wrap=True)
+    failed = any(row["status"] != "completed" for row in rows)
+    if failed:  # else every row would say so: the room goes to the settings
+        table.add_column("status", no_wrap=True)
     for row in rows:
-        table.add_row(row["run"], *(str(row[k]) for k in varied), *(_compact(row.get(k)) for k in shown))
-    console = Console()
-    if not console.is_terminal:
-        console.width = 160  # piped or captured: no terminal to fit, keep rows on one line
-    console.print(table)
+        table.add_row(row["run"], label(row), *(_compact(row.get(k)) for k in shown),
+                      *([str(row["status"])] if failed else []))
+    _console().print(table)
+
+
+RISK_SHOWN = {"p_insolvency": "P(insolvency)", "bad_debt_mean": "bad debt mean $", "bad_debt_var95": "bad debt VaR95 $",
+              "bad_debt_es95": "bad debt ES95 $", "fund_drawdown_var95": "fund drawdown VaR95 $", "p_adl": "P(ADL)",
+              "adl_notional_var95": "ADL VaR95 $", "socialized_var95": "socialised VaR95 $", "lar95": "LaR95 $"}
+RISK_COLUMNS = 4  # combinations side by side in one table (80 columns); more go to the next table
 
 
 def _print_risk(combinations: list[dict]) -> None:
-    """The risk figures of each combination, with their bootstrap 95% intervals."""
-    from rich.console import Console
+    """The main risk figures (rows) of each combination (columns), each with its bootstrap 95%
+    interval below it; every figure is in sweep.csv and report.html."""
+    from rich import box
     from rich.table import Table
 
     if not combinations:
@@ -370,34 +403,28 @@ def _print_risk(combinations: list[dict]) -> None:
 
     fixed = {"combination", "paths", "completed", "failed",
              *(f"{name}{suffix}" for name in FIGURE_NAMES for suffix in ("", "_ci_low", "_ci_high"))}
-    varied = [k for k in combinations[0] if k not in fixed]
-    shown = {"p_insolvency": "P(insolvency)", "bad_debt_mean": "bad debt mean $", "bad_debt_var95": "VaR95 $",
-             "bad_debt_var99": "VaR99 $", "bad_debt_es95": "ES95 $", "fund_drawdown_var95": "fund drawdown VaR95 $",
-             "p_adl": "P(ADL)", "adl_notional_var95": "ADL VaR95 $", "socialized_var95": "socialised VaR95 $",
-             "lar95": "LaR95 $"}
-    table = Table(title="risk over paths (bootstrap 95% interval)")
-    table.add_column("comb.")
-    for path in varied:
-        table.add_column(path, overflow="fold")
-    table.add_column("paths", justify="right")
-    for header in shown.values():
-        table.add_column(header, justify="right")
-    for entry in combinations:
-        cells = []
-        for key in shown:
-            value, low, high = entry.get(key), entry.get(f"{key}_ci_low"), entry.get(f"{key}_ci_high")
-            if value is None:
-                cells.append("-")
-            elif key.startswith("p_"):
-                cells.append(f"{value:.2f} [{low:.2f}, {high:.2f}]")
-            else:
-                cells.append(f"{_compact(value)} [{_compact(low)}, {_compact(high)}]")
-        done = f"{entry['completed']}/{entry['paths']}"
-        table.add_row(entry["combination"], *(str(entry[k]) for k in varied), done, *cells)
-    console = Console()
-    if not console.is_terminal:
-        console.width = 260
-    console.print(table)
+    _, label = _setting_labels(combinations, fixed)
+    console = _console()
+    for first in range(0, len(combinations), RISK_COLUMNS):
+        chunk = combinations[first:first + RISK_COLUMNS]
+        table = Table(title="risk over paths: figure [95% interval]", box=box.SIMPLE_HEAD, pad_edge=False,
+                      padding=(0, 1))
+        table.add_column("figure", overflow="fold", min_width=10)
+        for entry in chunk:
+            table.add_column(f"{label(entry)}\n{entry['completed']}/{entry['paths']} paths", justify="right",
+                             overflow="fold")
+        for key, header in RISK_SHOWN.items():
+            cells = []
+            for entry in chunk:
+                value, low, high = entry.get(key), entry.get(f"{key}_ci_low"), entry.get(f"{key}_ci_high")
+                if value is None:
+                    cells.append("-")
+                elif key.startswith("p_"):
+                    cells.append(f"{value:.2f}\n[{low:.2f},{high:.2f}]")
+                else:
+                    cells.append(f"{_compact(value)}\n[{_compact(low)},{_compact(high)}]")
+            table.add_row(header, *cells, end_section=True)
+        console.print(table)
 
 
 def _compact(value) -> str:

@@ -12,6 +12,7 @@ completed run's files are byte for byte those written at the end in one go."""
 from __future__ import annotations
 
 import csv
+import hashlib
 import html
 import json
 import math
@@ -28,6 +29,9 @@ from simulator.metrics import SERIES_FIELDS, Metrics
 
 # Plots earlier versions wrote beside the report: removed when a run starts over in the folder.
 PLOTS = ("prices.png", "liquidations.png", "insurance_and_bad_debt.png", "adl.png")
+# What an earlier run may have left in the folder that a new one does not rewrite (a sweep's run
+# record, a report, a temporary file of an atomic write): removed when a run starts over in it.
+STALE = (*PLOTS, "report.html", "run.json", "scenario.json", "summary.json.tmp", "report.html.tmp")
 DATA_FILES = ("timeseries.csv", "events.jsonl", "failed_actions.jsonl")
 # Seconds between two flushes of a running run's files: what a kill -9 can lose at most
 # (PERPSIM_FLUSH_SECONDS changes it; the tests flush more often).
@@ -46,6 +50,20 @@ class OutputError(PerpsimError, OSError):
 
     def __init__(self, path: Path, problem: str):
         super().__init__(f"cannot write the output folder {path}: {problem}")
+
+
+def default_run_folder(scenario, steps: int | None = None, settings: dict | None = None,
+                       mode: str | None = None) -> Path:
+    """runs/<scenario>-<mode>-seed<seed>-<N>accounts, with -<steps>steps for a shortened run and
+    -set<hash> for one with --set settings: runs that differ get different folders, so no run
+    silently replaces another's report (the same command writes the same folder again)."""
+    name = f"{scenario.name}-{mode or scenario.mode}-seed{scenario.seed}-{scenario.account_count}accounts"
+    if steps is not None and steps < scenario.steps:
+        name += f"-{steps}steps"
+    if settings:
+        digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()
+        name += f"-set{digest[:8]}"
+    return Path("runs") / name
 
 
 def writable_folder(path: Path) -> Path:
@@ -80,8 +98,9 @@ def atomic_write(path: Path, text: str, sync: bool = False) -> None:
 
 class RunWriter:
     """A run's data files, written as the run goes (see the module's docstring). Opening it
-    creates the folder and empties the data files of an earlier run there (and its plots, so a
-    folder never shows another run's report)."""
+    creates the folder and empties the data files of an earlier run there and removes what else
+    that run left (STALE: its report, plots, a sweep's run.json), so a folder never shows another
+    run's results beside this one's."""
 
     def __init__(self, out_dir: Path, metrics: Metrics, flush_seconds: float | None = None):
         self.out_dir = Path(out_dir)
@@ -91,7 +110,7 @@ class RunWriter:
         self._last_flush = time.monotonic()
         writable_folder(self.out_dir)
         try:
-            for name in (*PLOTS, "report.html"):
+            for name in STALE:
                 (self.out_dir / name).unlink(missing_ok=True)
             self._series = open(self.out_dir / "timeseries.csv", "w", newline="")
             self._events = open(self.out_dir / "events.jsonl", "w")
@@ -101,6 +120,11 @@ class RunWriter:
         # quotes a field with a comma, e.g. a market's name
         self._csv = csv.writer(self._series, lineterminator="\n")
         self._csv.writerow(SERIES_FIELDS)
+
+    def write_scenario(self, text: str) -> None:
+        """scenario.json: the scenario as this run ran it (every value, defaults included), for the
+        report's parameters table."""
+        atomic_write(self.out_dir / "scenario.json", text)
 
     def due(self) -> bool:
         """True when FLUSH_SECONDS have passed since the last flush."""
@@ -462,6 +486,7 @@ SUMMARY_LABELS = {
     "positions_opened": ("Opening-book positions opened", ""), "positions_rejected": ("Opening-book positions refused", ""),
     "keeper_liquidations_held": ("Liquidations held back a step by the keepers' fund budget", ""),
     "tokens_usd": ("Tokens held by the exchange at the end", "usd"), "claims_usd": ("Claims of all accounts at the end", "usd"),
+    "shocks": ("Crash sizes drawn for this seed", ""),
 }
 
 
@@ -560,7 +585,9 @@ def _figure(run: _Run):
                                      line=dict(color=COLORS["oracle"], width=1.5, shape="hv"), connectgaps=False,
                                      **common), row=index, col=1)
             fig.update_yaxes(title_text="USD", row=index, col=1, secondary_y=False)
-            fig.update_yaxes(title_text="depth USD", row=index, col=1, secondary_y=True, showgrid=False, rangemode="tozero")
+            # its own round ticks (plotly.js 3 syncs an overlaying axis's ticks to the left grid: 0.97M, 6.68M, ...)
+            fig.update_yaxes(title_text="depth USD", row=index, col=1, secondary_y=True, showgrid=False, rangemode="tozero",
+                             tickmode="auto", tickformat="~s")
         elif kind == "oi":
             fig.add_trace(go.Scatter(x=x, y=_thin(cols["long_oi"], size), name="long", line=dict(color=COLORS["long"]),
                                      **common), row=index, col=1)
@@ -663,6 +690,60 @@ def _mark_events(fig, run: _Run, rows) -> None:
     fig.update_layout(shapes=list(fig.layout.shapes) + shapes, annotations=list(fig.layout.annotations) + notes)
 
 
+# --- who paid -----------------------------------------------------------------------------------
+
+WAD = 1e18
+
+
+def _who_paid(run: _Run):
+    """(figure, None) or (None, why): the liquidation penalty each liquidated account paid; who
+    covered the deficits liquidations left (fund, socialised, nobody: bad debt); the profit each
+    ADL'd winner gave up (`counterpartyPnl`, at the ADL price against its entry)."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    if not run.liquidations and not run.fills:
+        return None, "Nobody was liquidated or auto-deleveraged: nobody paid."
+    penalty: dict = {}
+    for e in run.liquidations:
+        penalty[e.get("accountId")] = penalty.get(e.get("accountId"), 0.0) + float(e.get("penalty") or 0) / WAD
+    given_up: dict = {}
+    for e in run.fills:
+        if "counterpartyPnl" in e:
+            given_up[e.get("counterpartyId")] = given_up.get(e.get("counterpartyId"), 0.0) + e["counterpartyPnl"] / WAD
+    covered = {name: sum(float(e.get(key) or 0) for e in run.liquidations) / WAD
+               for name, key in (("insurance fund", "fundPaid"), ("socialised", "socialized"), ("bad debt", "badDebt"))}
+    fig = make_subplots(rows=1, cols=3, horizontal_spacing=0.08, subplot_titles=[
+        f"Liquidated accounts ({len(penalty):,}): penalty paid each",
+        "Deficits of liquidated accounts: who covered them",
+        f"ADL'd winners ({len(given_up):,}): profit given up each"])
+    if penalty:
+        fig.add_trace(go.Histogram(x=list(penalty.values()), nbinsx=30, marker_color=COLORS["liquidated"],
+                                   name="liquidated accounts", hovertemplate="%{x} USD: %{y} accounts<extra></extra>"),
+                      row=1, col=1)
+    fig.add_trace(go.Bar(x=list(covered), y=list(covered.values()), text=[_usd(v) for v in covered.values()],
+                         textposition="outside", cliponaxis=False, name="deficits",
+                         marker_color=[COLORS["fund"], COLORS["socialised"], COLORS["bad_debt"]],
+                         hovertemplate="%{x}: %{y:$,.0f}<extra></extra>"), row=1, col=2)
+    if given_up:
+        fig.add_trace(go.Histogram(x=list(given_up.values()), nbinsx=30, marker_color=COLORS["adl"], name="ADL winners",
+                                   hovertemplate="%{x} USD: %{y} winners<extra></extra>"), row=1, col=3)
+    for col, (text, empty) in enumerate(((("USD", "no liquidation") if penalty else ("", "no liquidation")),
+                                         ("USD", ""), ("USD", "no ADL fill" if not run.fills else
+                                                       "no counterpartyPnl in events.jsonl")), start=1):
+        fig.update_xaxes(title_text=text if col != 2 else "", row=1, col=col)
+        if (col == 1 and not penalty) or (col == 3 and not given_up):
+            fig.add_annotation(text=empty, showarrow=False, xref=f"x{col} domain", yref=f"y{col} domain", x=0.5,
+                               y=0.5, font=dict(color="#666"))
+    fig.update_yaxes(title_text="accounts", row=1, col=1)
+    fig.update_yaxes(title_text="USD", row=1, col=2)
+    fig.update_yaxes(title_text="accounts", row=1, col=3)
+    fig.update_layout(height=360, showlegend=False, template="plotly_white", margin=dict(l=60, r=30, t=60, b=50),
+                      font=dict(family="system-ui, sans-serif", size=12))
+    fig.update_annotations(font_size=13, selector=dict(showarrow=False, xref="paper"))
+    return fig, None
+
+
 # --- the page ------------------------------------------------------------------------------------
 
 CSS = """body{font-family:system-ui,sans-serif;max-width:1280px;margin:1.5em auto;padding:0 1em;color:#222}
@@ -698,8 +779,13 @@ def _page(run: _Run, out_dir: Path) -> str:
                   f"to reset. Lines have one point per {esc(_per(run, _bucket(run)))}; bars sum their interval.")
         charts = (f'<p class="note" id="calm">{esc(" ".join(notes))}</p>' if notes else "") + \
                  f'<p class="note">{legend}</p>{charts}'
+        paid, why = _who_paid(run)
+        who_paid = (pio.to_html(paid, include_plotlyjs=False, full_html=False, div_id="who-paid-charts",
+                                config={"displaylogo": False, "responsive": True}) if paid is not None else
+                    f'<p class="note">{esc(why)}</p>')
     else:
         charts = '<p class="note" id="calm">No step completed: nothing to chart.</p>'
+        who_paid = '<p class="note">No step completed: nobody paid.</p>'
     note = unfinished_note(s)
     unfinished = f'<p class="out" id="unfinished">Note: {esc(note)}.</p>' if note else ""
     summary_rows = "".join(f'<tr><th>{esc(label)}</th><td class="num">{esc(text)}</td><td><code>{esc(key)}</code></td></tr>'
@@ -709,10 +795,14 @@ def _page(run: _Run, out_dir: Path) -> str:
 <body><h1>{esc(title)}</h1>{unfinished}
 <section id="headline"><p class="headline">{esc(_headline(run))}</p><div class="cards">{cards}</div></section>
 <section id="timeline"><h2>Over time</h2>{charts}</section>
+<section id="who-paid"><h2>Who paid</h2>{who_paid}</section>
+<section id="scenario"><h2>Scenario</h2>{_scenario_section(out_dir)}</section>
 <section id="facts"><h2>Stylized facts</h2>{_facts_section(out_dir)}</section>
 <section id="summary"><h2>Summary</h2><table>{summary_rows}</table></section>
-<p class="note">Data in this folder: summary.json, timeseries.csv (per step and market), events.jsonl (liquidations,
-ADL, bad debt, breaker trips), failed_actions.jsonl (keeper actions that reverted).
+<p class="note" id="data">Data in this folder: <a href="summary.json">summary.json</a>, <a href="timeseries.csv">timeseries.csv</a>
+(per step and market), <a href="events.jsonl">events.jsonl</a> (liquidations, ADL, bad debt, breaker trips),
+<a href="failed_actions.jsonl">failed_actions.jsonl</a> (keeper actions that reverted), <a href="scenario.json">scenario.json</a>
+(the scenario as it ran).
 <code>perpsim report {esc(out_dir.name)}</code> renders this page again.</p>
 </body></html>
 """
@@ -732,3 +822,84 @@ def _facts_section(out_dir: Path) -> str:
     return ("<p class='note'>The bands are those of 10 October 2025 (docs/calibration.md); for another scenario read "
             "them as figures, not a verdict.</p><table><tr><th>fact</th><th>value</th><th>band (10 Oct 2025)</th>"
             f"<th></th></tr>{body}</table>")
+
+
+# --- the scenario ----------------------------------------------------------------------------------
+
+# Market parameters: key -> (plain name, unit); "usd", "frac" (shown in %), "s", or "" (as is)
+MARKET_LABELS = {
+    "price": ("Start price", "usd"), "imr": ("Initial margin", "frac"), "mmr": ("Maintenance margin", "frac"),
+    "tiers": ("Maintenance margin tiers (above notional: rate)", ""), "liquidation_fee": ("Liquidation penalty", "frac"),
+    "keeper_share": ("Keeper's share of the penalty", "frac"), "depth2pct": ("Book depth for a 2% move", "usd"),
+    "max_impact": ("Largest price impact of one fill", "frac"), "max_open_interest": ("Open-interest cap (0: none)", "usd"),
+    "policy": ("Bad-debt policy", ""), "ranking": ("ADL ranking", ""), "heartbeat": ("Oracle heartbeat", "s"),
+    "max_deviation": ("Oracle breaker: largest move accepted (0: none)", "frac"), "cooldown": ("Breaker cooldown", "s"),
+    "slice_threshold": ("Liquidated in slices above", "usd"), "slice_fraction": ("Slice", "frac"),
+}
+
+
+def _scenario_section(out_dir: Path) -> str:
+    """The scenario's description and parameters (scenario.json): the markets side by side, the
+    population, and every other setting folded away."""
+    esc = html.escape
+    try:
+        scenario = json.loads((out_dir / "scenario.json").read_text())
+    except FileNotFoundError:
+        return '<p class="note">No scenario.json in this folder (a run from before perpsim wrote it): no parameters.</p>'
+    except (OSError, ValueError) as exc:
+        return f'<p class="note">scenario.json cannot be read ({esc(str(exc))}): no parameters.</p>'
+    markets = scenario.get("markets") or []
+    keys = list(dict.fromkeys([k for k in MARKET_LABELS if any(k in m for m in markets)]
+                              + [k for m in markets for k in m if k != "name"]))
+
+    def cell(key, value) -> str:
+        unit = MARKET_LABELS.get(key, ("", ""))[1]
+        if key == "tiers" and isinstance(value, list):
+            return ", ".join(f"{_usd(t[0])}: {t[1] * 100:g}%" for t in value if isinstance(t, list) and len(t) == 2) or "-"
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if unit == "usd":
+                return _usd(value)
+            if unit == "frac":
+                return f"{value * 100:g}%"
+            if unit == "s":
+                return f"{value:,} s"
+            return f"{value:,}" if isinstance(value, int) else f"{value:g}"
+        return "-" if value is None else str(value)
+
+    head = "".join(f"<th>{esc(str(m.get('name')))}</th>" for m in markets)
+    rows = "".join(f"<tr><th>{esc(MARKET_LABELS.get(k, (k, ''))[0])} <code>{esc(k)}</code></th>"
+                   + "".join(f'<td class="num">{esc(cell(k, m.get(k)))}</td>' for m in markets) + "</tr>" for k in keys)
+    # the run's account count (--accounts) is the top-level `accounts`; the file's is population.accounts
+    population = [kv for kv in _flat(scenario.get("population") or {}, "population") if kv[0] != "population.accounts"]
+    others = [kv for section in ("liquidity", "oracle", "agents", "price_paths", "correlation")
+              for kv in _flat(scenario.get(section), section)]
+    accounts = scenario.get("accounts") or (scenario.get("population") or {}).get("accounts")
+    run = [("accounts", accounts), *((k, scenario.get(k)) for k in ("steps", "step_seconds", "seed", "mode"))]
+
+    def pairs(items) -> str:
+        return "".join(f"<tr><th><code>{esc(k)}</code></th><td>{esc(_value(v))}</td></tr>" for k, v in items)
+
+    return (f"<p>{esc(scenario.get('description') or '')}</p>"
+            f'<h3>Markets</h3><div style="overflow-x:auto"><table id="markets"><tr><th></th>{head}</tr>{rows}</table></div>'
+            f"<h3>Run and population</h3><table>{pairs(run)}{pairs(population)}</table>"
+            f"<details><summary>Every other setting ({len(others)}: liquidity, oracle, agents, price paths)</summary>"
+            f"<table>{pairs(others)}</table></details>")
+
+
+def _flat(value, prefix: str) -> list[tuple[str, object]]:
+    """A nested setting as (dotted key, leaf value) pairs; a list of scalars stays one value."""
+    if isinstance(value, dict):
+        return [kv for key, item in value.items() for kv in _flat(item, f"{prefix}.{key}")]
+    if isinstance(value, list) and any(isinstance(item, (dict, list)) for item in value):
+        return [kv for index, item in enumerate(value) for kv in _flat(item, f"{prefix}.{index}")]
+    return [(prefix, value)]
+
+
+def _value(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.10g}"
+    if isinstance(value, list):
+        return ", ".join(_value(v) for v in value) or "[]"
+    return str(value)

@@ -219,6 +219,7 @@ def run_scenario(
     stopped_by = None
     completed_steps = 0
     writer = RunWriter(out_dir, metrics)
+    writer.write_scenario(scenario.model_dump_json(indent=2) + "\n")
 
     def summarise(status: str, error: str | None = None) -> dict:
         return metrics.summary(

@@ -21,7 +21,8 @@ recorded (status failed, with its traceback in run.json and summary.json) and th
 
 Tables (rewritten every few seconds while the sweep runs, and at its end): runs.csv and
 runs.parquet (one row per run), sweep.csv (one row per combination: the risk figures of
-`simulator.risk` with bootstrap 95% intervals), sweep.json (both), sweep.png."""
+`simulator.risk` with bootstrap 95% intervals), sweep.json (both), sweep.png; at the end also
+report.html (simulator/sweep_report.py, rendered from sweep.json)."""
 
 from __future__ import annotations
 
@@ -517,6 +518,7 @@ class _Tables:
         _write_csv(out_dir / "sweep.csv", combination_header, result.combinations)
         document = {
             "scenario": variants[0].scenario.name if variants else None,
+            "description": variants[0].scenario.description if variants else None,
             "mode": variants[0].scenario.mode if variants else None,
             "accounts": variants[0].scenario.account_count if variants else None,
             "varied": varied,
@@ -530,7 +532,10 @@ class _Tables:
         }
         atomic_write(out_dir / "sweep.json", json.dumps(document, indent=2) + "\n")
         if final and result.rows:
+            from simulator.sweep_report import render_sweep_report
+
             render_sweep_plot(result)
+            render_sweep_report(out_dir)
 
 
 def combination_table(variants: Sequence[Variant], rows: Sequence[dict]) -> list[dict]:

@@ -1,7 +1,8 @@
-"""report.html as a new user opens it: a small oct-2025 model run rendered and loaded in headless
-Chromium (Debian's `chromium`) with the network cut off: it loads with no console message and no
-network request, the headline and every chart are in the DOM, and a screenshot is taken
-(.cache/pytest/.../report.png). Skips only where chromium is absent (`.ci/run` installs it)."""
+"""report.html as a new user opens it: a small oct-2025 model run, and a small sweep of adl-policies
+over two settings, rendered and loaded in headless Chromium (Debian's `chromium`) with the network
+cut off: each loads with no console message and no network request, the headline and every chart
+are in the DOM, and a screenshot is taken (in the test's folder). Skips only where chromium is
+absent (`.ci/run` installs it)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from simulator.model.exchange import ModelExchange
 from simulator.report import _Run, _headline, read_run, render_report
 from simulator.runner import run_scenario
 from simulator.scenarios import load_scenario, with_overrides
+from simulator.sweep import plan_sweep, run_sweep
+from simulator.sweep_report import column_name, render_sweep_report
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 # No sandbox as root; no network: every request goes to a closed proxy port and is in the net log.
@@ -43,24 +46,19 @@ def small_run(tmp_path_factory):
 
 
 def chromium(*args, home):
-    done = subprocess.run([CHROMIUM, *FLAGS, *args], capture_output=True, text=True, timeout=60,
+    done = subprocess.run([CHROMIUM, *FLAGS, *args], capture_output=True, text=True, timeout=180,
                           env={"HOME": str(home), "PATH": "/usr/bin:/bin"})  # its profile stays in the test folder
     return done
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (Debian: apt-get install -y chromium; "
-                                              ".ci/run installs it when it runs as root)")
-def test_the_report_opens_in_a_real_browser_offline(small_run, tmp_path):
-    report = render_report(small_run)
-    page = report.read_text()
-    assert not re.search(r'<(script|link|img)[^>]+(src|href)="https?:', page)  # nothing loaded from elsewhere
-    assert not list(small_run.glob("*.png"))
-    url = report.resolve().as_uri()
+def open_offline(url: str, tmp_path, height: int = 2400) -> str:
+    """The page's DOM after Chromium loaded it with the network cut off, asserting it logged no
+    console message and made no network request; leaves a screenshot in tmp_path."""
     net_log = tmp_path / "net.json"
     shot = tmp_path / "report.png"
     # One launch (about 3-8 s on a busy 2-core machine) for the DOM, the console, the net log and the screenshot.
-    dom = chromium(f"--log-net-log={net_log}", "--dump-dom", "--window-size=1400,2400", f"--screenshot={shot}", url,
-                   home=tmp_path)
+    dom = chromium(f"--log-net-log={net_log}", "--dump-dom", f"--window-size=1400,{height}", f"--screenshot={shot}",
+                   url, home=tmp_path)
     assert dom.returncode == 0, dom.stderr[-2000:]
     console = [line for line in dom.stderr.splitlines() if ":CONSOLE" in line]
     assert not console, console
@@ -71,7 +69,21 @@ def test_the_report_opens_in_a_real_browser_offline(small_run, tmp_path):
     assert not from_page, from_page
     urls = {u for u in re.findall(r'"url":"https?://([^/"]*)', log) if not u.endswith(CHROMIUM_OWN)}
     assert not urls, urls
-    html = dom.stdout
+    assert shot.stat().st_size > 50_000  # a blank page is a few KB
+    return dom.stdout
+
+
+needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (Debian: apt-get install -y "
+                                                             "chromium; .ci/run installs it when it runs as root)")
+
+
+@needs_chromium
+def test_the_report_opens_in_a_real_browser_offline(small_run, tmp_path):
+    report = render_report(small_run)
+    page = report.read_text()
+    assert not re.search(r'<(script|link|img)[^>]+(src|href)="https?:', page)  # nothing loaded from elsewhere
+    assert not list(small_run.glob("*.png"))
+    html = open_offline(report.resolve().as_uri(), tmp_path)
     summary, _, _ = read_run(small_run)
     assert summary["liquidations"] > 0 and summary["adl_fills"] > 0
     assert 'id="headline"' in html and _headline(_Run(*read_run(small_run))).split(".")[0] in html
@@ -81,11 +93,16 @@ def test_the_report_opens_in_a_real_browser_offline(small_run, tmp_path):
         for title in (f"{market}: prices (USD)", f"{market}: open interest"):
             assert title in html, title
     assert "Insurance fund, bad debt and socialised loss" in html
+    # who paid: liquidated accounts' penalties, the deficits' cover, ADL'd winners' profit given up
+    assert 'id="who-paid-charts"' in html and "penalty paid each" in html and "profit given up each" in html
+    assert 'href="timeseries.csv"' in html and 'href="events.jsonl"' in html  # the data files linked
+    # the scenario: its description and parameters, the markets side by side
+    assert "10 Oct 2025 cascade" in html and 'id="markets"' in html and "Maintenance margin tiers" in html
+    assert "<code>accounts</code></th><td>60</td>" in html
     assert "crash window" in html and "market makers away" in html
     assert "minutes from the start" in html
     assert 'id="facts"' in html and "main wave inside the crash window" in html
     assert "Liquidated notional (at the fill price)" in html  # the summary with plain names
-    assert shot.stat().st_size > 50_000  # a blank page is a few KB
 
 
 def test_a_calm_run_says_no_liquidations_instead_of_empty_axes(small_run, tmp_path):
@@ -108,3 +125,53 @@ def test_a_calm_run_says_no_liquidations_instead_of_empty_axes(small_run, tmp_pa
     page = render_report(tmp_path).read_text()
     assert "No liquidations and no ADL in this run." in page and "Nobody was liquidated." in page
     assert "liquidated and ADL notional" not in page  # no empty flow charts
+
+
+@pytest.fixture(scope="module")
+def small_sweep(tmp_path_factory):
+    """adl-policies at 40 accounts, two policies x two insurance funds x two paths (8 model runs of
+    its first 450 steps: the crash and the start of the recovery), one run's report rendered."""
+    out = tmp_path_factory.mktemp("sweep-small")
+    scenario = with_overrides(load_scenario("adl-policies"), accounts=40)
+    variants = plan_sweep(scenario, {"markets.*.policy": ["ADL", "NONE"], "population.insurance_fund.usd": [0, 1e6]},
+                          seeds=2, mode="model")
+    run_sweep(variants, out, model_exchange, max_steps=450)
+    render_report(out / variants[0].label)
+    return out, variants
+
+
+@needs_chromium
+def test_the_sweep_report_opens_in_a_real_browser_offline(small_sweep, tmp_path):
+    out, variants = small_sweep
+    report = render_sweep_report(out)  # again, now that one run has its report
+    page = report.read_text()
+    assert not re.search(r'<(script|link|img)[^>]+(src|href)="https?:', page)
+    assert page.count("<script>/**") == 1  # plotly's JavaScript, embedded once
+    html = open_offline(report.resolve().as_uri(), tmp_path)
+    assert 'id="headline"' in html and "4 combinations of policy, insurance_fund.usd" in html
+    # readable labels, not v01
+    assert "policy = ADL" in html and "insurance_fund.usd = 1,000,000" in html
+    assert "P(insolvency)" in html and "bad debt ES95" in html and "[" in html
+    document = json.loads((out / "sweep.json").read_text())
+    from simulator.sweep_report import _Sweep, _column_chart
+
+    sweep = _Sweep(document, out)
+    drawn = 0
+    for column in sweep.columns:  # each risk figure's column: its chart, or a line saying why there is none
+        if all(name.startswith("p_") for name in sweep.columns[column]):
+            continue
+        fig, why = _column_chart(sweep, column)
+        assert f'id="chart-{column}"' in html, column
+        if fig is None:
+            assert why in html
+        else:
+            drawn += 1
+            assert f"{column_name(column)} over the paths" in html, column
+    assert drawn >= 4
+    assert 'id="chart-probabilities"' in html and 'id="chart-heatmap"' in html
+    assert html.count('class="plot-container plotly"') == drawn + 2  # probabilities, heatmap and the columns
+    assert "updatemenu" in html  # the heatmap's menu of figures
+    # every run linked: to its report where it has one, else to its summary
+    assert f'href="{variants[0].label}/report.html"' in html
+    for variant in variants[1:]:
+        assert f'href="{variant.label}/summary.json"' in html
