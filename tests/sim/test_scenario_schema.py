@@ -340,7 +340,8 @@ def test_oct_2025_parameters():
     max_leverage = {market.name: round(market.max_leverage) for market in scenario.markets}
     assert max_leverage == {"BTC": 40, "ETH": 25, "SOL": 20, "ALT": 10}
     assert all(market.mmr == market.imr / 2 for market in scenario.markets)
-    assert scenario.liquidity.withdraw_factor == 0.01  # calibrated: docs/calibration.md
+    assert scenario.liquidity.withdraw_factor == 0.016  # calibrated: docs/calibration.md
+    assert scenario.agents.momentum.side == "short"  # the shorts the V squeezes
     assert scenario.population.reference_accounts == 1000
     assert scenario.liquidity.outages
     assert 0.85 <= scenario.population.long_fraction <= 0.9
