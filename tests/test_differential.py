@@ -31,6 +31,8 @@ passes): examples are isolated with `isolated(chain)`, which snapshots, re-raise
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 
@@ -44,13 +46,14 @@ from tests.twin.harness import (
     apply_user_op,
     block_txs,
     build_env,
+    dust_ranking_book,
     one_market,
     run_scenario,
     setup_book,
 )
 from tests.twin.oracle import HEARTBEAT
 from tests.twin.reader import Reverted
-from tests.twin.strategies import Scenario, block_scenarios, scenarios
+from tests.twin.strategies import DustRanking, Scenario, block_scenarios, dust_rankings, scenarios
 
 
 @pytest.fixture(scope="module")
@@ -231,6 +234,36 @@ def test_pro_rata_adl_passes_over_a_dust_winner(env, chain):
         fills = {f["counterpartyId"]: -f["size"] for f in outcome.named("AdlFill")}
         assert fills == {int(winner.address, 16): WAD}
         assert twin.model.position_of(alice_id, 0)[0] == 0 and twin.model.position_of(dust_id, 0)[0] == -1
+
+
+# The issue-17 counterexample: traders 2-7 hold 1-wei shorts on 1e-6 USDC, trader 1 the real winner.
+_DUST_ABOVE_THE_WINNER = DustRanking(
+    ranking=int(AdlRanking.PRO_RATA), bankrupt=0,
+    roles=(("idle", 0, 0), ("winner", WAD, usdc(50_000))) + (("dust", 1, 1),) * 6, crash_usd=85_000,
+)
+
+
+@settings(DIFFERENTIAL, max_examples=examples(10))
+@example(case=_DUST_ABOVE_THE_WINNER)
+@example(case=replace(_DUST_ABOVE_THE_WINNER, ranking=int(AdlRanking.PNL_LEVERAGE)))
+@given(case=dust_rankings())
+def test_fuzz_deleverage_dustWinnersAnywhereInTheRanking(env, chain, case):
+    """While ADL is required, `deleverage` with the canonical list (the keepers' choice: the whole
+    ranking under PRO_RATA, its covering prefix under PNL_LEVERAGE) never reverts, wherever winners
+    of a few wei on a dust deposit sit in the ranking, and chain and model agree on every fill
+    (issue 17: a dust winner's pro-rata share of 0 made `adlFill` revert `ZeroAmount`)."""
+    with isolated(chain):
+        twin, bankrupt_id = dust_ranking_book(env, case)
+        side = twin.model.position_of(bankrupt_id, 0)[0]
+        assert side > 0 and twin.adl_required(bankrupt_id, 0)
+        ranking = twin.adl_ranking(0, side)[0]
+        dust_ids = {int(who.address, 16) for who, role in zip(env.traders, case.roles) if role[0] == "dust"}
+        assert dust_ids <= set(ranking)  # every dust winner is a candidate
+        counterparties = twin.canonical_counterparties(0, bankrupt_id, ranking)
+        outcome = twin.deleverage(bankrupt_id, 0, counterparties)
+        assert outcome.ok, f"deleverage({counterparties}) reverted: {outcome.error}"
+        assert twin.model.position_of(bankrupt_id, 0)[0] == 0
+        assert not twin.adl_required(bankrupt_id, 0)
 
 
 def test_an_answer_exactly_one_heartbeat_old_is_fresh(env, chain):
