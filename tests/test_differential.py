@@ -266,6 +266,32 @@ def test_fuzz_deleverage_dustWinnersAnywhereInTheRanking(env, chain, case):
         assert not twin.adl_required(bankrupt_id, 0)
 
 
+def test_minimums_refuse_dust_alike(env, chain):
+    """The minimum collateral and the minimum position notional (issue 17) on both sides of each
+    boundary: chain and model refuse the same credits and trades with the same arguments, and accept
+    the same ones (a credit exactly at the minimum, a position exactly at it, a full close)."""
+    with isolated(chain):
+        spec = MarketSpec("BTC", 100_000, depth2pct=10_000_000, heartbeat=HEARTBEAT, min_position_notional=100)
+        twin = one_market(env, spec, alice=1_000)
+        alice, bob = env.traders[:2]
+        assert twin.set_min_collateral(wad(10)).ok
+        refused = twin.deposit(bob, usdc(10) - 1)
+        assert not refused.ok and refused.error.name == "CollateralBelowMinimum"
+        assert twin.deposit(bob, usdc(10)).ok
+        refused = twin.transfer_margin(alice, 0, wad(10) - 1)
+        assert not refused.ok and refused.error.name == "CollateralBelowMinimum"
+        assert twin.transfer_margin(alice, 0, wad(10)).ok
+        at_minimum = WAD // 1_000  # $100 at $100,000: the market's minimum
+        refused = twin.open(alice, 0, at_minimum - 1)
+        assert not refused.ok and refused.error.name == "PositionBelowMinimum"
+        assert twin.open(alice, 0, at_minimum).ok
+        refused = twin.open(alice, 0, -1)
+        assert not refused.ok and refused.error.name == "PositionBelowMinimum"
+        refused = twin.matched(bob, alice, 0, 1, wad(100_000))
+        assert not refused.ok and refused.error.name == "PositionBelowMinimum"
+        assert twin.open(alice, 0, -at_minimum).ok
+
+
 def test_an_answer_exactly_one_heartbeat_old_is_fresh(env, chain):
     """The router serves an answer up to its heartbeat's age and refuses it one second later:
     chain and model agree on both sides of the boundary (OracleRouter._classify; mutant

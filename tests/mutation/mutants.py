@@ -55,6 +55,7 @@ FEED = "contracts/oracle/PriceFeed.sol"
 ADMIN = ("tests/test_liquidation_admin.py",)
 ENGINE_ACCESS = ("tests/test_engine_reverts.py",)
 ORACLE_ACCESS = ("tests/test_oracle.py",)
+MINIMUMS = ("tests/test_minimums.py", "tests/test_differential.py::test_minimums_refuse_dust_alike")
 
 MUTANTS: tuple[Mutant, ...] = (
     # --- margin ---------------------------------------------------------------------------------
@@ -301,6 +302,27 @@ ACCESS_MUTANTS: tuple[Mutant, ...] = (
         "",
         "anyone can submit a feed's answer",
         ORACLE_ACCESS,
+    ),
+    Mutant(
+        "min-collateral-unchecked", "dust", ENGINE,
+        "if (collateral < FixedPointMath.toInt(minimum)) revert CollateralBelowMinimum(id, collateral, minimum);",
+        "",
+        "a deposit or margin transfer of dust registers an account (the registry grows for 1e-6 USDC)",
+        MINIMUMS,
+    ),
+    Mutant(
+        "min-position-unchecked", "dust", ENGINE,
+        "if (newSize != 0 && notional < minimum) revert PositionBelowMinimum(id, marketId, notional, minimum);",
+        "",
+        "a user trade may leave a position of a few wei open (dust winners in every ADL ranking)",
+        MINIMUMS,
+    ),
+    Mutant(
+        "min-position-at-minimum-refused", "dust", ENGINE,
+        "if (newSize != 0 && notional < minimum)",
+        "if (newSize != 0 && notional <= minimum)",
+        "a position exactly at the minimum notional is refused",
+        MINIMUMS,
     ),
     Mutant(
         "engine-lock-ignored", "access", ENGINE,

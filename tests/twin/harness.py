@@ -251,6 +251,11 @@ class Twin:
                          lambda: self.engine.settleMatchedFill(buyer, seller, m, size, price, sender=self.deployer),
                          lambda: self.model.settle_matched_fill(b, s, m, size, price), seconds)
 
+    def set_min_collateral(self, minimum, seconds=0) -> Outcome:
+        return self.send(f"setMinCollateral({minimum})",
+                         lambda: self.engine.setMinCollateral(minimum, sender=self.deployer),
+                         lambda: self.model.set_min_collateral(minimum), seconds)
+
     def set_depth(self, m, depth, seconds=0) -> Outcome:
         return self.send(f"setDepth({m}, {depth})",
                          lambda: self.engine.setDepth(m, depth, sender=self.deployer),
