@@ -31,12 +31,15 @@ passes): examples are isolated with `isolated(chain)`, which snapshots, re-raise
 
 from __future__ import annotations
 
+import copy
 from dataclasses import replace
+from decimal import Decimal
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 
 from simulator.chain.deploy import AdlRanking, MarketSpec
+from simulator.model.errors import ModelRevert
 from simulator.units import WAD, oracle_answer, usdc, wad
 from tests.isolation import isolated
 from tests.model.helpers import examples
@@ -264,6 +267,35 @@ def test_fuzz_deleverage_dustWinnersAnywhereInTheRanking(env, chain, case):
         assert outcome.ok, f"deleverage({counterparties}) reverted: {outcome.error}"
         assert twin.model.position_of(bankrupt_id, 0)[0] == 0
         assert not twin.adl_required(bankrupt_id, 0)
+
+
+@pytest.mark.parametrize("short_by", [0, 1])
+def test_liquidate_deficitExactlyTheFund(env, chain, short_by):
+    """Invariant 7 at its boundary (`_plan`: ADL only when the deficit is greater than the fund):
+    a fund of exactly the deficit pays it all and no ADL happens; a fund one token unit (1e12 wei)
+    short sends the position to ADL. The book's depth makes the deficit a whole number of token
+    units ($85M of depth: the close of 1 BTC at $85,000 fills at $84,999.15). Mutant
+    `adl-when-fund-exactly-covers`."""
+    with isolated(chain):
+        spec = MarketSpec("BTC", 100_000, depth2pct=85_000_000, heartbeat=HEARTBEAT)
+        twin = one_market(env, spec, alice=10_700, bob=50_000)
+        alice, bob = env.traders[:2]
+        alice_id = int(alice.address, 16)
+        assert twin.matched(alice, bob, 0, WAD, wad(100_000)).ok
+        twin.set_price(0, oracle_answer(85_000), seconds=1)
+        probe = copy.deepcopy(twin.model)
+        with pytest.raises(ModelRevert) as refused:
+            probe.liquidate_account(alice_id, 0, 2**256 - 1, keeper=twin.keeper_id)
+        assert type(refused.value).__name__ == "UseDeleverage"
+        deficit = refused.value.inputs["shortfall"]  # the deficit the close would leave
+        assert deficit == wad("4300.85")
+        twin.deposit_insurance(Decimal(deficit) / WAD - Decimal(short_by) / 10**6)
+        outcome = twin.liquidate(alice_id, 0)
+        if short_by:
+            assert not outcome.ok and outcome.error.name == "UseDeleverage"
+        else:
+            [liquidation] = outcome.named("Liquidation")
+            assert liquidation["fundPaid"] == deficit and twin.model.insurance_fund == 0
 
 
 def test_minimums_refuse_dust_alike(env, chain):

@@ -1,6 +1,6 @@
 """Registry growth under a gas cap (issue 17): 2,500 dust accounts (registered for 1e-6 USDC each,
-300 of them 1-wei winners) put the views that loop over every account (`adlRanking`,
-`balanceSheet`) beyond a 30M `eth_call` gas cap, while the keepers, ranking from their off-chain
+300 of them 1-wei winners) put `adlRanking`, which loops over every account, beyond a 30M
+`eth_call` gas cap, while the keepers, ranking from their off-chain
 index (simulator/position_index.py), still liquidate and deleverage, every transaction under 30M
 gas. Minimums (tests/test_minimums.py) stop new dust; this is what already-registered dust costs.
 

@@ -167,6 +167,12 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     # --- funding, fills and the book ------------------------------------------------------------
     Mutant(
+        "adl-when-fund-exactly-covers", "waterfall", LIQUIDATOR,
+        "uint256(-plan.valueAfter) > _fundFor(accountId)",
+        "uint256(-plan.valueAfter) >= _fundFor(accountId)",
+        "a deficit exactly equal to what the fund can pay goes to ADL (invariant 7)",
+    ),
+    Mutant(
         "pro-rata-fills-dust-with-zero", "adl", LIQUIDATOR,
         "if (takes[i] == 0) continue;",
         "",
