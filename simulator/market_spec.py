@@ -40,6 +40,8 @@ class MarketSpec:
     max_funding_rate: Number = 0
     skew_scale: Number = 0
     match_band: Number = "0.01"
+    # Smallest open position a user trade may leave, in USD at the oracle price (0 = none)
+    min_position_notional: Number = 0
     heartbeat: int = 3600
     max_deviation: Number = 0
     cooldown: int = 0
@@ -66,6 +68,7 @@ class MarketSpec:
             wad(self.max_funding_rate),
             wad(self.skew_scale),
             wad(self.match_band),
+            wad(self.min_position_notional),
         )
 
     def liquidation_params(self) -> tuple:

@@ -31,10 +31,15 @@ passes): examples are isolated with `isolated(chain)`, which snapshots, re-raise
 
 from __future__ import annotations
 
+import copy
+from dataclasses import replace
+from decimal import Decimal
+
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 
 from simulator.chain.deploy import AdlRanking, MarketSpec
+from simulator.model.errors import ModelRevert
 from simulator.units import WAD, oracle_answer, usdc, wad
 from tests.isolation import isolated
 from tests.model.helpers import examples
@@ -44,13 +49,14 @@ from tests.twin.harness import (
     apply_user_op,
     block_txs,
     build_env,
+    dust_ranking_book,
     one_market,
     run_scenario,
     setup_book,
 )
 from tests.twin.oracle import HEARTBEAT
 from tests.twin.reader import Reverted
-from tests.twin.strategies import Scenario, block_scenarios, scenarios
+from tests.twin.strategies import DustRanking, Scenario, block_scenarios, dust_rankings, scenarios
 
 
 @pytest.fixture(scope="module")
@@ -231,6 +237,91 @@ def test_pro_rata_adl_passes_over_a_dust_winner(env, chain):
         fills = {f["counterpartyId"]: -f["size"] for f in outcome.named("AdlFill")}
         assert fills == {int(winner.address, 16): WAD}
         assert twin.model.position_of(alice_id, 0)[0] == 0 and twin.model.position_of(dust_id, 0)[0] == -1
+
+
+# The issue-17 counterexample: traders 2-7 hold 1-wei shorts on 1e-6 USDC, trader 1 the real winner.
+_DUST_ABOVE_THE_WINNER = DustRanking(
+    ranking=int(AdlRanking.PRO_RATA), bankrupt=0,
+    roles=(("idle", 0, 0), ("winner", WAD, usdc(50_000))) + (("dust", 1, 1),) * 6, crash_usd=85_000,
+)
+
+
+@settings(DIFFERENTIAL, max_examples=examples(10))
+@example(case=_DUST_ABOVE_THE_WINNER)
+@example(case=replace(_DUST_ABOVE_THE_WINNER, ranking=int(AdlRanking.PNL_LEVERAGE)))
+@given(case=dust_rankings())
+def test_fuzz_deleverage_dustWinnersAnywhereInTheRanking(env, chain, case):
+    """While ADL is required, `deleverage` with the canonical list (the keepers' choice: the whole
+    ranking under PRO_RATA, its covering prefix under PNL_LEVERAGE) never reverts, wherever winners
+    of a few wei on a dust deposit sit in the ranking, and chain and model agree on every fill
+    (issue 17: a dust winner's pro-rata share of 0 made `adlFill` revert `ZeroAmount`)."""
+    with isolated(chain):
+        twin, bankrupt_id = dust_ranking_book(env, case)
+        side = twin.model.position_of(bankrupt_id, 0)[0]
+        assert side > 0 and twin.adl_required(bankrupt_id, 0)
+        ranking = twin.adl_ranking(0, side)[0]
+        dust_ids = {int(who.address, 16) for who, role in zip(env.traders, case.roles) if role[0] == "dust"}
+        assert dust_ids <= set(ranking)  # every dust winner is a candidate
+        counterparties = twin.canonical_counterparties(0, bankrupt_id, ranking)
+        outcome = twin.deleverage(bankrupt_id, 0, counterparties)
+        assert outcome.ok, f"deleverage({counterparties}) reverted: {outcome.error}"
+        assert twin.model.position_of(bankrupt_id, 0)[0] == 0
+        assert not twin.adl_required(bankrupt_id, 0)
+
+
+@pytest.mark.parametrize("short_by", [0, 1])
+def test_liquidate_deficitExactlyTheFund(env, chain, short_by):
+    """Invariant 7 at its boundary (`_plan`: ADL only when the deficit is greater than the fund):
+    a fund of exactly the deficit pays it all and no ADL happens; a fund one token unit (1e12 wei)
+    short sends the position to ADL. The book's depth makes the deficit a whole number of token
+    units ($85M of depth: the close of 1 BTC at $85,000 fills at $84,999.15). Mutant
+    `adl-when-fund-exactly-covers`."""
+    with isolated(chain):
+        spec = MarketSpec("BTC", 100_000, depth2pct=85_000_000, heartbeat=HEARTBEAT)
+        twin = one_market(env, spec, alice=10_700, bob=50_000)
+        alice, bob = env.traders[:2]
+        alice_id = int(alice.address, 16)
+        assert twin.matched(alice, bob, 0, WAD, wad(100_000)).ok
+        twin.set_price(0, oracle_answer(85_000), seconds=1)
+        probe = copy.deepcopy(twin.model)
+        with pytest.raises(ModelRevert) as refused:
+            probe.liquidate_account(alice_id, 0, 2**256 - 1, keeper=twin.keeper_id)
+        assert type(refused.value).__name__ == "UseDeleverage"
+        deficit = refused.value.inputs["shortfall"]  # the deficit the close would leave
+        assert deficit == wad("4300.85")
+        twin.deposit_insurance(Decimal(deficit) / WAD - Decimal(short_by) / 10**6)
+        outcome = twin.liquidate(alice_id, 0)
+        if short_by:
+            assert not outcome.ok and outcome.error.name == "UseDeleverage"
+        else:
+            [liquidation] = outcome.named("Liquidation")
+            assert liquidation["fundPaid"] == deficit and twin.model.insurance_fund == 0
+
+
+def test_minimums_refuse_dust_alike(env, chain):
+    """The minimum collateral and the minimum position notional (issue 17) on both sides of each
+    boundary: chain and model refuse the same credits and trades with the same arguments, and accept
+    the same ones (a credit exactly at the minimum, a position exactly at it, a full close)."""
+    with isolated(chain):
+        spec = MarketSpec("BTC", 100_000, depth2pct=10_000_000, heartbeat=HEARTBEAT, min_position_notional=100)
+        twin = one_market(env, spec, alice=1_000)
+        alice, bob = env.traders[:2]
+        assert twin.set_min_collateral(wad(10)).ok
+        refused = twin.deposit(bob, usdc(10) - 1)
+        assert not refused.ok and refused.error.name == "CollateralBelowMinimum"
+        assert twin.deposit(bob, usdc(10)).ok
+        refused = twin.transfer_margin(alice, 0, wad(10) - 1)
+        assert not refused.ok and refused.error.name == "CollateralBelowMinimum"
+        assert twin.transfer_margin(alice, 0, wad(10)).ok
+        at_minimum = WAD // 1_000  # $100 at $100,000: the market's minimum
+        refused = twin.open(alice, 0, at_minimum - 1)
+        assert not refused.ok and refused.error.name == "PositionBelowMinimum"
+        assert twin.open(alice, 0, at_minimum).ok
+        refused = twin.open(alice, 0, -1)
+        assert not refused.ok and refused.error.name == "PositionBelowMinimum"
+        refused = twin.matched(bob, alice, 0, 1, wad(100_000))
+        assert not refused.ok and refused.error.name == "PositionBelowMinimum"
+        assert twin.open(alice, 0, -at_minimum).ok
 
 
 def test_an_answer_exactly_one_heartbeat_old_is_fresh(env, chain):

@@ -45,6 +45,7 @@ FIELDS = (
     "maxFundingRate",
     "skewScale",
     "matchBand",
+    "minPositionNotional",
 )
 
 

@@ -8,6 +8,7 @@ import ape
 import pytest
 
 from tests.conftest import USDC
+from tests.reverts import reverts
 
 
 @pytest.fixture(scope="module")
@@ -51,8 +52,9 @@ def test_deposit_reentrant_token_reverts_reentrancy(project, deployer, router, a
     _fund(token, engine, alice, 100 * USDC)
     token.setCallback(engine, engine.deposit.encode_input(1 * USDC), sender=alice)
     # The callback re-enters the engine while the outer call holds the lock: refused at the lock,
-    # before anything else is checked.
-    with ape.reverts(engine.Reentrancy):
+    # before anything else is checked. The strict `reverts`: `ape.reverts` let the mutant
+    # `engine-lock-ignored` through (without the lock the callback recurses until a bare revert).
+    with reverts(engine.Reentrancy):
         getattr(engine, function)(10 * USDC, sender=alice)
     assert token.balanceOf(engine) == 0
 

@@ -54,3 +54,16 @@ def test_setLiquidationParams_invalidParameter(liquidator, deployer, change, nam
     rules = replace(DEFAULT_MARKETS[BTC], **change).liquidation_params()
     with reverts(liquidator.InvalidParameter, name=name.ljust(32, b"\0"), value=value):
         liquidator.setLiquidationParams(BTC, rules, sender=deployer)
+
+
+@pytest.mark.parametrize("change", [
+    dict(slice_fraction="0.000000000000000001"),  # 1 wei of a WAD: the smallest slice
+    dict(slice_fraction=1),  # WAD: whole positions
+    dict(rate_limit_notional=0, rate_limit_window=0),  # no rate limit needs no window
+    dict(rate_limit_notional=1_000_000, rate_limit_window=1),
+])
+def test_setLiquidationParams_acceptsEveryBoundary(liquidator, deployer, change):
+    rules = replace(DEFAULT_MARKETS[BTC], **change).liquidation_params()
+    receipt = liquidator.setLiquidationParams(BTC, rules, sender=deployer)
+    [event] = list(receipt.decode_logs(liquidator.LiquidationParamsSet))
+    assert event.marketId == BTC and tuple(liquidator.liquidationParams(BTC)) == tuple(rules)

@@ -86,6 +86,8 @@ abstract contract PerpEngineStorage is IPerpEngine {
     mapping(uint256 accountId => uint256) public fundReserveOf;
     /// @inheritdoc IPerpEngine
     uint256 public badDebt;
+    /// @inheritdoc IPerpEngine
+    uint256 public minCollateral;
 
     bool internal transient locked;
 

@@ -26,6 +26,8 @@ struct MarketParams {
     uint256 skewScale;
     /// matched fills must price within this fraction of the oracle price
     uint256 matchBand;
+    /// smallest open position a user trade may leave, as notional at the oracle price (0 = none)
+    uint256 minPositionNotional;
 }
 
 /// @notice Everything about a market that the simulator reads each step, in one call.
@@ -89,6 +91,12 @@ interface IPerpEngine {
     error TransferFailed(address from, address to, uint256 amount);
     /// @notice Re-entered a guarded function.
     error Reentrancy();
+    /// @notice A deposit or margin transfer would leave `accountId` holding less collateral than
+    /// the minimum (`minCollateral`), which keeps dust accounts out of the registry.
+    error CollateralBelowMinimum(uint256 accountId, int256 collateral, uint256 minimum);
+    /// @notice A user trade would leave a position of `notional` (at the oracle price) in
+    /// `marketId`, open but below the market's `minPositionNotional`.
+    error PositionBelowMinimum(uint256 accountId, uint256 marketId, uint256 notional, uint256 minimum);
     // Also raised, declared by the libraries that raise them: DepthCurve.BookExhausted (a fill would
     // walk the book past its end) and FixedPointMath's IntOverflow.
 
@@ -107,6 +115,8 @@ interface IPerpEngine {
     event RoleSet(bytes32 indexed role, address indexed account, bool granted);
     /// @notice The vault account changed.
     event VaultSet(address indexed vault);
+    /// @notice The minimum collateral of an account after a deposit or a margin transfer changed.
+    event MinCollateralSet(uint256 minCollateral);
     /// @notice An account id entered the registry at position `index`.
     event AccountRegistered(uint256 indexed accountId, uint256 index);
     /// @notice `from` deposited `amount` (token units) into the cross account `accountId`.
@@ -185,6 +195,15 @@ interface IPerpEngine {
     /// @notice Sets the vault account. It can change only while the current vault holds no position,
     /// and the new vault must hold none either.
     function setVault(address newVault) external;
+
+    /// @notice Sets the least collateral (WAD USD) a deposit or a margin transfer may leave in the
+    /// account it credits (0 = none). Owner only. Accounts below it are not touched: the minimum
+    /// applies when they are credited.
+    function setMinCollateral(uint256 minCollateral) external;
+
+    /// @notice The least collateral (WAD USD) a deposit or a margin transfer may leave in the
+    /// account it credits.
+    function minCollateral() external view returns (uint256);
 
     /// @notice Creates a market with a single maintenance-margin tier at `params.mmr`; its funding
     /// starts accruing now.

@@ -218,6 +218,18 @@ class TooManyMarkets(ModelRevert):
     """No more markets fit (positions are tracked in a 256-bit mask)."""
 
 
+class CollateralBelowMinimum(ModelRevert):
+    """A deposit or margin transfer would leave the account below the minimum collateral."""
+
+    fields = ("accountId", "collateral", "minimum")
+
+
+class PositionBelowMinimum(ModelRevert):
+    """A user trade would leave an open position below the market's minimum notional."""
+
+    fields = ("accountId", "marketId", "notional", "minimum")
+
+
 # ILiquidationEngine.sol
 
 

@@ -14,6 +14,7 @@ EVENT_FIELDS: dict[str, tuple[str, ...]] = {
     "TiersSet": ("marketId", "floors", "mmrs"),
     "DepthSet": ("marketId", "depth2pct", "by"),
     "VaultSet": ("vault",),
+    "MinCollateralSet": ("minCollateral",),
     "AccountRegistered": ("accountId", "index"),
     "Deposit": ("accountId", "from", "amount"),
     "Withdrawal": ("accountId", "to", "amount"),

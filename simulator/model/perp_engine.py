@@ -33,6 +33,8 @@ from simulator.model import liquidation as LiquidationMath
 from simulator.model import margin as MarginMath
 from simulator.model import position as PositionMath
 from simulator.model.errors import (
+    CollateralBelowMinimum,
+    PositionBelowMinimum,
     DeficitCloseOut,
     InsufficientCollateral,
     InsufficientMargin,
@@ -72,6 +74,7 @@ class MarketParams:
     max_funding_rate: int
     skew_scale: int
     match_band: int
+    min_position_notional: int = 0
 
     @classmethod
     def from_spec(cls, spec) -> "MarketParams":
@@ -122,6 +125,7 @@ class PerpEngine(PerpEngineViews):
         self.insurance_fund_reserved = 0
         self.fund_reserve: dict[int, int] = {}  # fundReserveOf: the fund's earmark per account id
         self.bad_debt = 0
+        self.min_collateral = 0
 
         self._registered_rows: list[int] = []  # rows of account_ids (storage.py), same order
 
@@ -129,7 +133,7 @@ class PerpEngine(PerpEngineViews):
         snapshot = super()._snapshot()
         snapshot.update(
             engine_scalars=(self.vault, self.insurance_fund, self.insurance_fund_reserved, self.bad_debt,
-                            self.token_balance, self.owner),
+                            self.token_balance, self.owner, self.min_collateral),
             fund_reserve=dict(self.fund_reserve),
             markets=[_copy(market) for market in self.markets],
             tiers=list(self.tiers),
@@ -139,7 +143,7 @@ class PerpEngine(PerpEngineViews):
 
     def _restore(self, snapshot: dict) -> None:
         (self.vault, self.insurance_fund, self.insurance_fund_reserved, self.bad_debt, self.token_balance,
-         self.owner) = snapshot["engine_scalars"]
+         self.owner, self.min_collateral) = snapshot["engine_scalars"]
         self.fund_reserve = snapshot["fund_reserve"]
         saved_markets = snapshot["markets"]
         for live, saved in zip(self.markets, saved_markets):
@@ -170,6 +174,12 @@ class PerpEngine(PerpEngineViews):
             raise InvalidCounterparty(new_vault)
         self.vault = new_vault
         self._emit("VaultSet", new_vault)
+
+    @transaction
+    def set_min_collateral(self, minimum: int) -> None:
+        """setMinCollateral: the least collateral a deposit or a margin transfer may leave."""
+        self.min_collateral = minimum
+        self._emit("MinCollateralSet", minimum)
 
     @transaction
     def create_market(self, name: str, params: MarketParams) -> int:
@@ -259,8 +269,7 @@ class PerpEngine(PerpEngineViews):
         source, target = (cross_id, isolated_id) if amount > 0 else (isolated_id, cross_id)
         wad = fp.abs(amount)
         self._debit(source, wad)
-        self._register(target)
-        self._account(target).collateral += fp.to_int(wad)
+        self._credit(target, wad)
         self._emit("MarginTransferred", owner, market_id, amount)
 
     # ==========================================================================================
@@ -573,10 +582,19 @@ class PerpEngine(PerpEngineViews):
         if amount == 0:
             raise ZeroAmount()
         account_id = self._cross_id(account)
-        self._register(account_id)
         self._pull_tokens(amount)
-        self._account(account_id).collateral += fp.to_int(amount * self.token_scale)
+        self._credit(account_id, amount * self.token_scale)
         self._emit("Deposit", account_id, sender, amount)
+
+    def _credit(self, account_id: int, wad: int) -> None:
+        """Registers the account and credits it `wad`; it must then hold at least `min_collateral`."""
+        self._register(account_id)
+        account = self._account(account_id)
+        account.collateral += fp.to_int(wad)
+        collateral = account.collateral
+        minimum = self.min_collateral
+        if collateral < fp.to_int(minimum):
+            raise CollateralBelowMinimum(account_id, collateral, minimum)
 
     def _debit(self, account_id: int, wad: int) -> None:
         """Takes `wad` out of an account that must stay at or above its initial margin."""
@@ -631,6 +649,10 @@ class PerpEngine(PerpEngineViews):
         value_before, _, _ = self._health(account_id)
         old_size = self._position(account_id, market_id).size
         new_size = self._fill(account_id, market_id, size_delta, fill_price)
+        notional = fp.w_mul_down(fp.abs(new_size), self._price_of(market_id))
+        minimum = self._market(market_id).params.min_position_notional
+        if new_size != 0 and notional < minimum:
+            raise PositionBelowMinimum(account_id, market_id, notional, minimum)
         value_after, _, im = self._health(account_id)
         if self._increases(old_size, new_size):
             if value_after < fp.to_int(im):

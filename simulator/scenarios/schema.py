@@ -176,6 +176,7 @@ class Market(SchemaModel):
     max_funding_rate: float = Field(default=_spec_default("max_funding_rate"), ge=0, le=1)
     skew_scale: NonNegativeFloat = _spec_default("skew_scale")
     match_band: float = Field(default=_spec_default("match_band"), ge=0, lt=1)
+    min_position_notional: NonNegativeFloat = _spec_default("min_position_notional")
     heartbeat: PositiveInt = _SPEC_DEFAULTS["heartbeat"]
     max_deviation: NonNegativeFloat = _spec_default("max_deviation")
     cooldown: StepIndex = _SPEC_DEFAULTS["cooldown"]
@@ -202,12 +203,14 @@ class Market(SchemaModel):
         problem = _price_problem(self.price)
         if problem:
             fail(problem, "price")
-        for key in ("depth2pct", "max_open_interest", "skew_scale", "slice_threshold", "rate_limit_notional"):
+        for key in ("depth2pct", "max_open_interest", "skew_scale", "min_position_notional", "slice_threshold",
+                    "rate_limit_notional"):
             problem = _usd_problem(getattr(self, key))
             if problem:
                 fail(problem, key)
         for key in ("imr", "mmr", "liquidation_fee", "keeper_share", "depth2pct", "max_impact", "max_open_interest",
-                    "max_funding_rate", "skew_scale", "match_band", "max_deviation", "slice_threshold",
+                    "max_funding_rate", "skew_scale", "match_band", "min_position_notional", "max_deviation",
+                    "slice_threshold",
                     "slice_fraction", "rate_limit_notional"):
             problem = _wad_problem(getattr(self, key))
             if problem:
@@ -261,6 +264,7 @@ class Market(SchemaModel):
             max_funding_rate=exact(self.max_funding_rate),
             skew_scale=exact(self.skew_scale),
             match_band=exact(self.match_band),
+            min_position_notional=exact(self.min_position_notional),
             heartbeat=self.heartbeat,
             max_deviation=exact(self.max_deviation),
             cooldown=self.cooldown,

@@ -77,6 +77,12 @@ def _failures(junit: Path) -> tuple[list[str], list[str], str]:
     return failed, errored, first_message
 
 
+def suites_of(mutant: Mutant, chosen: tuple[str, ...]) -> tuple[str, ...]:
+    """What runs against `mutant`: the suites chosen on the command line, else its own, else the
+    lockstep suites."""
+    return chosen or mutant.suites or DEFAULT_SUITES
+
+
 def check_mutant(mutant: Mutant | None, suites: tuple[str, ...], workspace: Path) -> Outcome:
     """Runs the suites on a copy of `workspace / SOURCES` with `mutant` applied (None: the
     unmutated baseline)."""
@@ -132,8 +138,9 @@ def _table(outcomes: list[Outcome]) -> Table:
 
 @click.command()
 @click.argument("names", nargs=-1)
-@click.option("--suite", "suites", multiple=True, default=DEFAULT_SUITES, show_default=True,
-              help="Test files (or node ids) run against each mutant; repeat for several.")
+@click.option("--suite", "suites", multiple=True,
+              help="Test files (or node ids) run against every mutant; repeat for several. Default: "
+                   "each mutant's own suites (`Mutant.suites`), else " + ", ".join(DEFAULT_SUITES) + ".")
 @click.option("--jobs", default=1, show_default=True, type=click.IntRange(1, 8),
               help="Mutants checked at once (each one compiles and runs its own anvil).")
 @click.option("--baseline/--no-baseline", default=True, show_default=True,
@@ -158,12 +165,14 @@ def main(names: tuple[str, ...], suites: tuple[str, ...], jobs: int, baseline: b
             if mutant.occurrences(workspace / SOURCES) != 1:
                 raise click.ClickException(f"mutant {mutant.name} no longer applies to {mutant.path}")
         if baseline:
-            reference = check_mutant(None, suites, workspace)
+            # Every suite that will run against a mutant, once, unmutated.
+            reference = check_mutant(None, tuple(dict.fromkeys(
+                suite for mutant in mutants for suite in suites_of(mutant, suites))), workspace)
             console.print(f"baseline: {reference.status} ({reference.seconds:.0f} s) {reference.detail}")
             if reference.status != "passed":
                 raise click.ClickException("the suites do not pass on an unmutated copy: " + reference.detail)
         with ThreadPoolExecutor(max_workers=jobs) as pool:
-            for outcome in pool.map(lambda m: check_mutant(m, suites, workspace), mutants):
+            for outcome in pool.map(lambda m: check_mutant(m, suites_of(m, suites), workspace), mutants):
                 console.print(f"{outcome.mutant}: {outcome.status} ({outcome.seconds:.0f} s) "
                               f"{', '.join(outcome.caught_by) or outcome.detail}")
                 outcomes.append(outcome)
@@ -173,7 +182,8 @@ def main(names: tuple[str, ...], suites: tuple[str, ...], jobs: int, baseline: b
         shutil.rmtree(workspace, ignore_errors=True)
     console.print(_table(outcomes))
     caught = sum(o.status == "caught" for o in outcomes)
-    console.print(f"{caught} of {len(outcomes)} mutants caught by {', '.join(suites)}")
+    console.print(f"{caught} of {len(outcomes)} mutants caught by "
+                  f"{', '.join(suites) if suites else 'their suites'}")
     sys.exit(0 if caught == len(outcomes) else 1)
 
 

@@ -24,6 +24,9 @@ class Mutant:
     original: str
     mutated: str
     error: str  # what the mutant gets wrong, in words
+    # The suites that can catch it when the lockstep suites cannot (an access check is seen only
+    # by the tests that call it from outside); empty: the check's suites (DEFAULT_SUITES).
+    suites: tuple[str, ...] = ()
 
     def source(self, root: Path = PROJECT_ROOT) -> str:
         return (root / self.path).read_text()
@@ -48,6 +51,11 @@ POSITION = "contracts/libraries/PositionMath.sol"
 ENGINE = "contracts/engine/PerpEngine.sol"
 ROUTER = "contracts/oracle/OracleRouter.sol"
 LIQUIDATOR = "contracts/liquidation/LiquidationEngine.sol"
+FEED = "contracts/oracle/PriceFeed.sol"
+ADMIN = ("tests/test_liquidation_admin.py",)
+ENGINE_ACCESS = ("tests/test_engine_reverts.py",)
+ORACLE_ACCESS = ("tests/test_oracle.py",)
+MINIMUMS = ("tests/test_minimums.py", "tests/test_differential.py::test_minimums_refuse_dust_alike")
 
 MUTANTS: tuple[Mutant, ...] = (
     # --- margin ---------------------------------------------------------------------------------
@@ -159,6 +167,18 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     # --- funding, fills and the book ------------------------------------------------------------
     Mutant(
+        "adl-when-fund-exactly-covers", "waterfall", LIQUIDATOR,
+        "uint256(-plan.valueAfter) > _fundFor(accountId)",
+        "uint256(-plan.valueAfter) >= _fundFor(accountId)",
+        "a deficit exactly equal to what the fund can pay goes to ADL (invariant 7)",
+    ),
+    Mutant(
+        "pro-rata-fills-dust-with-zero", "adl", LIQUIDATOR,
+        "if (takes[i] == 0) continue;",
+        "",
+        "a PRO_RATA winner whose share rounds to 0 is filled with 0 (adlFill reverts ZeroAmount: ADL stalls)",
+    ),
+    Mutant(
         "funding-owed-rounds-down", "funding", FUNDING,
         "return FixedPointMath.sDivUp(size * (index - lastIndex), WAD);",
         "return FixedPointMath.sMulDivDown(size * (index - lastIndex), 1, WAD);",
@@ -208,6 +228,117 @@ MUTANTS: tuple[Mutant, ...] = (
         "a tripped breaker serves prices again before its cooldown ends",
     ),
 )
+
+
+# --- access control: each privileged function tried from an outsider (issue 17) ------------------
+ACCESS_MUTANTS: tuple[Mutant, ...] = (
+    Mutant(
+        "liquidator-owner-unchecked", "access", LIQUIDATOR,
+        "if (msg.sender != owner) revert Unauthorized(msg.sender);",
+        "",
+        "anyone can transfer the liquidation engine's ownership and set its rules",
+        ADMIN,
+    ),
+    Mutant(
+        "liquidator-zero-owner-accepted", "access", LIQUIDATOR,
+        "if (newOwner == address(0)) revert InvalidOwner(newOwner);",
+        "",
+        "the liquidation engine's ownership can be given to address(0) (its rules frozen for good)",
+        ADMIN,
+    ),
+    Mutant(
+        "slice-fraction-zero-accepted", "access", LIQUIDATOR,
+        "if (p.sliceFraction == 0 || p.sliceFraction > WAD)",
+        "if (p.sliceFraction > WAD)",
+        "a slice fraction of 0 is accepted (every slice of a large position is empty: never liquidated)",
+        ADMIN,
+    ),
+    Mutant(
+        "slice-fraction-above-wad-accepted", "access", LIQUIDATOR,
+        "if (p.sliceFraction == 0 || p.sliceFraction > WAD)",
+        "if (p.sliceFraction == 0 || p.sliceFraction > WAD + 1)",
+        "a slice fraction above 1 is accepted",
+        ADMIN,
+    ),
+    Mutant(
+        "slice-fraction-wad-refused", "access", LIQUIDATOR,
+        "if (p.sliceFraction == 0 || p.sliceFraction > WAD)",
+        "if (p.sliceFraction == 0 || p.sliceFraction >= WAD)",
+        "a slice fraction of exactly 1 (whole positions) is refused",
+        ADMIN,
+    ),
+    Mutant(
+        "rate-limit-window-unchecked", "access", LIQUIDATOR,
+        "if (p.rateLimitNotional != 0 && p.rateLimitWindow == 0) {",
+        "if (false) {",
+        "a rate limit with a window of 0 seconds is accepted (a window that never ends)",
+        ADMIN,
+    ),
+    Mutant(
+        "engine-owner-unchecked", "access", ENGINE,
+        "if (msg.sender != owner) revert Unauthorized(msg.sender, OWNER_ROLE);",
+        "",
+        "anyone can act as the engine's owner (markets, roles, vault, ownership)",
+        ENGINE_ACCESS,
+    ),
+    Mutant(
+        "engine-role-unchecked", "access", ENGINE,
+        "if (!hasRole[role][msg.sender]) revert Unauthorized(msg.sender, role);",
+        "",
+        "anyone holds every role (market maker, operator, liquidator)",
+        ENGINE_ACCESS,
+    ),
+    Mutant(
+        "router-owner-unchecked", "access", ROUTER,
+        "if (msg.sender != owner) revert NotOwner(msg.sender);",
+        "",
+        "anyone can reconfigure the oracle router",
+        ORACLE_ACCESS,
+    ),
+    Mutant(
+        "feed-owner-unchecked", "access", FEED,
+        "if (msg.sender != owner) revert NotOwner(msg.sender);",
+        "",
+        "anyone can name a feed's updaters",
+        ORACLE_ACCESS,
+    ),
+    Mutant(
+        "feed-updater-unchecked", "access", FEED,
+        "if (!isUpdater[msg.sender]) revert NotUpdater(msg.sender);",
+        "",
+        "anyone can submit a feed's answer",
+        ORACLE_ACCESS,
+    ),
+    Mutant(
+        "min-collateral-unchecked", "dust", ENGINE,
+        "if (collateral < FixedPointMath.toInt(minimum)) revert CollateralBelowMinimum(id, collateral, minimum);",
+        "",
+        "a deposit or margin transfer of dust registers an account (the registry grows for 1e-6 USDC)",
+        MINIMUMS,
+    ),
+    Mutant(
+        "min-position-unchecked", "dust", ENGINE,
+        "if (newSize != 0 && notional < minimum) revert PositionBelowMinimum(id, marketId, notional, minimum);",
+        "",
+        "a user trade may leave a position of a few wei open (dust winners in every ADL ranking)",
+        MINIMUMS,
+    ),
+    Mutant(
+        "min-position-at-minimum-refused", "dust", ENGINE,
+        "if (newSize != 0 && notional < minimum)",
+        "if (newSize != 0 && notional <= minimum)",
+        "a position exactly at the minimum notional is refused",
+        MINIMUMS,
+    ),
+    Mutant(
+        "engine-lock-ignored", "access", ENGINE,
+        "if (locked) revert Reentrancy();",
+        "",
+        "a token's callback can re-enter the engine during a transfer",
+        ("tests/test_hostile_tokens.py",),
+    ),
+)
+MUTANTS = MUTANTS + ACCESS_MUTANTS
 
 
 def by_name(names: list[str] | None) -> tuple[Mutant, ...]:

@@ -21,7 +21,7 @@ from simulator.model import funding as FundingMath
 from simulator.model.errors import InvalidPrice, ModelRevert
 from simulator.model.events import EVENT_FIELDS as _EVENT_FIELDS
 from simulator.model.events import ORACLE_EVENTS as _ORACLE_EVENTS
-from simulator.units import WAD, usdc, wad
+from simulator.units import WAD, oracle_answer, usdc, wad
 from tests.model.helpers import check_invariants as check_model_invariants
 from tests.twin.oracle import HEARTBEAT, ORACLE_SCALE, FeedState, OracleShadow
 from tests.twin.reader import Reader, Reverted, model_error, norm, norm_args
@@ -250,6 +250,11 @@ class Twin:
         return self.send(f"settleMatchedFill({b:#x}, {s:#x}, {m}, {size}, {price})",
                          lambda: self.engine.settleMatchedFill(buyer, seller, m, size, price, sender=self.deployer),
                          lambda: self.model.settle_matched_fill(b, s, m, size, price), seconds)
+
+    def set_min_collateral(self, minimum, seconds=0) -> Outcome:
+        return self.send(f"setMinCollateral({minimum})",
+                         lambda: self.engine.setMinCollateral(minimum, sender=self.deployer),
+                         lambda: self.model.set_min_collateral(minimum), seconds)
 
     def set_depth(self, m, depth, seconds=0) -> Outcome:
         return self.send(f"setDepth({m}, {depth})",
@@ -1021,3 +1026,26 @@ def one_market(env, spec: MarketSpec | None = None, insurance_usd: int = 0, **de
     for name, dollars in deposits_usd.items():
         twin.deposit(env.traders[TRADER_NAMES.index(name)], usdc(dollars))
     return twin
+
+
+def dust_ranking_book(env, case) -> tuple[Twin, int]:
+    """The book of a `strategies.DustRanking`, crashed: returns the twin and the bankrupt account's
+    id. The bankrupt long is opened at 10.7% margin (10% IM), so the crash leaves it below zero with
+    no insurance fund: the liquidation goes to ADL."""
+    spec = MarketSpec("BTC", 100_000, depth2pct=10_000_000, ranking=AdlRanking(case.ranking), heartbeat=HEARTBEAT)
+    twin = Twin(env)
+    twin.configure_market(0, spec, seconds=1)
+    twin.deposit(env.vault, usdc(1_000_000))
+    bankrupt = env.traders[case.bankrupt]
+    long_size = sum(size for role, size, _ in case.roles if role == "winner")
+    assert twin.deposit(bankrupt, -(-long_size * usdc(10_700) // WAD)).ok  # $10,700 per BTC
+    for who, (role, size, deposit) in zip(env.traders, case.roles):
+        if role == "idle":
+            continue
+        assert twin.deposit(who, deposit).ok
+        if role == "winner":
+            assert twin.matched(bankrupt, who, 0, size, wad(100_000)).ok
+        else:
+            assert twin.open(who, 0, -size).ok, f"a {size}-wei short on {deposit} token units"
+    twin.set_price(0, oracle_answer(case.crash_usd), seconds=1)
+    return twin, int(bankrupt.address, 16)

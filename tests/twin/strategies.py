@@ -109,3 +109,33 @@ def block_scenarios(draw):
     n_markets, n_traders = len(scenario.specs), len(scenario.collateral)
     blocks = draw(st.lists(st.lists(block_ops(n_traders, n_markets), min_size=2, max_size=5), min_size=1, max_size=4))
     return scenario, tuple(tuple(b) for b in blocks)
+
+
+@dataclass(frozen=True)
+class DustRanking:
+    """One bankrupt long in a BTC market at $100,000 and, on the short side, real winners (the
+    long's counterparties in matched fills) and dust winners (a few wei short against the vault, on
+    a deposit of at most $1), each role at any trader, so dust lands anywhere in the ranking."""
+
+    ranking: int  # AdlRanking
+    bankrupt: int  # trader index
+    roles: tuple  # per trader: ("winner", size wei, deposit token units) | ("dust", ...) | ("idle", 0, 0)
+    crash_usd: int  # the price the crash goes to
+
+
+@st.composite
+def dust_rankings(draw, n_traders: int = 8) -> DustRanking:
+    bankrupt = draw(st.integers(0, n_traders - 1))
+    role = st.one_of(
+        st.tuples(st.just("winner"), st.integers(10**16, 2 * 10**18), st.integers(usdc(20_000), usdc(60_000))),
+        st.tuples(st.just("dust"), st.one_of(st.just(1), st.integers(1, 10**9)), st.integers(1, usdc(1))),
+        st.tuples(st.just("idle"), st.just(0), st.just(0)),
+    )
+    roles = draw(st.lists(role, min_size=n_traders, max_size=n_traders)
+                 .filter(lambda rs: any(r[0] == "winner" for i, r in enumerate(rs) if i != bankrupt)))
+    return DustRanking(
+        ranking=draw(st.sampled_from([0, 1])),
+        bankrupt=bankrupt,
+        roles=tuple(("idle", 0, 0) if i == bankrupt else r for i, r in enumerate(roles)),
+        crash_usd=draw(st.integers(80_000, 88_000)),
+    )
