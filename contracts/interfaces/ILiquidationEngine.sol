@@ -19,7 +19,15 @@ enum AdlRanking {
     /// PnL% times effective leverage, highest first (BitMEX / Bybit); ties by account id.
     PNL_LEVERAGE,
     /// Every eligible winner, reduced in proportion to its size; listed by account id.
-    PRO_RATA
+    PRO_RATA,
+    /// The queue baseline of Chitra (arXiv 2512.01112): PNL_LEVERAGE's ranking and list, every listed
+    /// winner closed whole at the bankruptcy price; the size beyond the bankrupt position closes
+    /// against the vault at the same price, which keeps the haircut on it (the overshoot).
+    QUEUE,
+    /// Capped pro-rata haircut (Chitra, arXiv 2512.01112): PRO_RATA's sizes and list; each winner
+    /// closes at its own price, giving up x_i = ceil(D * u_i / U) of its uPnL u_i (U = sum of u_i,
+    /// D = the deficit the bankruptcy price puts on the winners), so x_i / u_i is the same for all.
+    CAPPED_PRO_RATA
 }
 
 /// @notice Per-market liquidation rules. Notionals in WAD USD, fractions WAD.

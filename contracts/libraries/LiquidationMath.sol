@@ -40,6 +40,14 @@ library LiquidationMath {
         return bankrupt > 0 ? uint256(bankrupt) : 1;
     }
 
+    /// @dev The deficit an ADL puts on the winners: what closing the bankrupt `size` at the
+    /// bankruptcy price rather than the oracle price takes from them, |size| * |P_bk - P|, rounded
+    /// down; 0 when the bankruptcy price is on the winners' side (the account still has equity).
+    function adlDeficit(int256 size, uint256 price, uint256 bankruptcyPrice) internal pure returns (uint256) {
+        if (size > 0) return bankruptcyPrice > price ? FixedPointMath.abs(size).wMulDown(bankruptcyPrice - price) : 0;
+        return bankruptcyPrice < price ? FixedPointMath.abs(size).wMulDown(price - bankruptcyPrice) : 0;
+    }
+
     /// @dev Socialised loss a position owes since `lastIndex`: |size| * (index - lastIndex), rounded
     /// up so the positions together pay at least the loss.
     function socialLossOwed(int256 size, uint256 index, uint256 lastIndex) internal pure returns (uint256) {

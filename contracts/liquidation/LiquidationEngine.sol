@@ -174,18 +174,22 @@ contract LiquidationEngine is ILiquidationEngine {
         if (plan.action != Action.USE_ADL) revert AdlNotRequired(accountId, marketId);
         uint256 bankruptcyPrice = engine.bankruptcyPriceOf(accountId, marketId);
         uint256 total = FixedPointMath.abs(plan.positionSize);
-        uint256[] memory takes = lp.ranking == AdlRanking.PNL_LEVERAGE
+        uint256[] memory takes = _byScore(lp.ranking)
             ? _rankedTakes(accountId, marketId, plan, counterparties, total)
             : _proRataTakes(accountId, marketId, plan, counterparties, total);
+        uint256[] memory prices = lp.ranking == AdlRanking.CAPPED_PRO_RATA
+            ? _haircutPrices(marketId, plan, counterparties, takes, bankruptcyPrice)
+            : _samePrice(counterparties.length, bankruptcyPrice);
         for (uint256 i; i < counterparties.length; ++i) {
             // A dust winner's pro-rata share can round to nothing: it gives up nothing, and the
             // others' fills close the position (a fill of 0 would revert and stall the ADL).
             if (takes[i] == 0) continue;
             // The bankrupt side closes: a long sells (negative delta), a short buys.
             int256 delta = plan.positionSize > 0 ? -int256(takes[i]) : int256(takes[i]);
-            engine.adlFill(accountId, counterparties[i], marketId, delta, bankruptcyPrice);
-            emit AdlFill(accountId, counterparties[i], marketId, delta, bankruptcyPrice, plan.price);
+            engine.adlFill(accountId, counterparties[i], marketId, delta, prices[i]);
+            emit AdlFill(accountId, counterparties[i], marketId, delta, prices[i], plan.price);
         }
+        if (lp.ranking == AdlRanking.QUEUE) _closeQueueRest(marketId, plan, counterparties, bankruptcyPrice);
         // Closing at the bankruptcy price leaves the account at or above zero value; this only
         // settles rounding dust if anything else moved it.
         engine.settleDeficit(accountId, marketId, false);
@@ -230,8 +234,7 @@ contract LiquidationEngine is ILiquidationEngine {
             mstore(ids, count)
             mstore(scores, count)
         }
-        bool byScore = liquidationParams(marketId).ranking == AdlRanking.PNL_LEVERAGE;
-        _sort(ids, scores, byScore);
+        _sort(ids, scores, _byScore(liquidationParams(marketId).ranking));
     }
 
     /* KEEPER VIEWS */
@@ -444,6 +447,61 @@ contract LiquidationEngine is ILiquidationEngine {
                 ++assigned;
             }
         }
+    }
+
+    /// @dev QUEUE: the last listed winner closes whole too; the size beyond the bankrupt position
+    /// closes against the vault at the same price (the vault, a counterparty itself, has none left).
+    function _closeQueueRest(uint256 marketId, Plan memory plan, uint256[] calldata counterparties, uint256 price)
+        internal
+    {
+        uint256 last = counterparties[counterparties.length - 1];
+        uint256 vaultId = uint256(uint160(engine.vault()));
+        (int256 rest,,) = engine.positionOf(last, marketId);
+        if (rest == 0 || last == vaultId) return;
+        // The vault takes the bankrupt side's place: the winner's fill is -rest, as above.
+        engine.adlFill(vaultId, last, marketId, rest, price);
+        emit AdlFill(vaultId, last, marketId, rest, price, plan.price);
+    }
+
+    /// @dev CAPPED_PRO_RATA: the price at which each winner gives up x_i = ceil(D * u_i / U) over
+    /// its take (distance up, so the winners cover at least D; a short's price floors at 1 wei).
+    function _haircutPrices(
+        uint256 marketId,
+        Plan memory plan,
+        uint256[] calldata counterparties,
+        uint256[] memory takes,
+        uint256 bankruptcyPrice
+    ) internal view returns (uint256[] memory prices) {
+        uint256 n = counterparties.length;
+        prices = new uint256[](n);
+        uint256[] memory upnls = new uint256[](n);
+        uint256 totalUpnl;
+        for (uint256 i; i < n; ++i) {
+            if (takes[i] == 0) continue;
+            (,, int256 upnl,) = _candidate(counterparties[i], marketId, plan.positionSize, plan.price);
+            upnls[i] = uint256(upnl);
+            totalUpnl += upnls[i];
+        }
+        uint256 deficit = LiquidationMath.adlDeficit(plan.positionSize, plan.price, bankruptcyPrice);
+        for (uint256 i; i < n; ++i) {
+            if (takes[i] == 0) continue;
+            uint256 distance = deficit.mulDivUp(upnls[i], totalUpnl).mulDivUp(WAD, takes[i]);
+            if (plan.positionSize > 0) prices[i] = plan.price + distance;
+            else prices[i] = distance < plan.price ? plan.price - distance : 1;
+        }
+    }
+
+    /// @dev Every fill at one price (the bankruptcy price).
+    function _samePrice(uint256 n, uint256 price) internal pure returns (uint256[] memory prices) {
+        prices = new uint256[](n);
+        for (uint256 i; i < n; ++i) {
+            prices[i] = price;
+        }
+    }
+
+    /// @dev Rankings whose list is ranked by score (PNL_LEVERAGE, QUEUE); the others list by id.
+    function _byScore(AdlRanking ranking) internal pure returns (bool) {
+        return ranking == AdlRanking.PNL_LEVERAGE || ranking == AdlRanking.QUEUE;
     }
 
     function _checkedCandidate(uint256 accountId, uint256 counterpartyId, uint256 marketId, Plan memory plan)

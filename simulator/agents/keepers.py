@@ -136,7 +136,7 @@ class Keepers:
                 for a, reserved in zip(underwater, reads.fund_reserves(underwater))}
 
     def _queue(self, exchange: Exchange, market: int, side: int, index: PositionIndex | None) -> "_AdlQueue":
-        pro_rata = self.rankings[market] is AdlRanking.PRO_RATA
+        pro_rata = AdlRanking(self.rankings[market]).whole_ranking
         if index is not None:
             return _AdlQueue(index.adl_ranking(market, side, by_score=not pro_rata), pro_rata)
         ranking = exchange.adl_ranking(market, side)

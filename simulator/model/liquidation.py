@@ -32,6 +32,14 @@ def bankruptcy_price(price: int, account_value: int, size: int) -> int:
     return bankrupt if bankrupt > 0 else 1
 
 
+def adl_deficit(size: int, price: int, bankruptcy_price: int) -> int:
+    """adlDeficit: |size| * |P_bk - P| rounded down, what closing at the bankruptcy price takes from
+    the winners; 0 when the bankruptcy price is on the winners' side."""
+    if size > 0:
+        return fp.w_mul_down(fp.abs(size), bankruptcy_price - price) if bankruptcy_price > price else 0
+    return fp.w_mul_down(fp.abs(size), price - bankruptcy_price) if bankruptcy_price < price else 0
+
+
 def social_loss_owed(size, index, last_index):
     """socialLossOwed: |size| * (index - lastIndex) / WAD rounded up."""
     return fp.mul_div_up(fp.abs(size), index - last_index, WAD)

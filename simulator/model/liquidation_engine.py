@@ -227,10 +227,14 @@ class LiquidationEngine(PerpEngine):
             raise AdlNotRequired(account_id, market_id)
         bankruptcy_price = self.bankruptcy_price_of(account_id, market_id)
         total = fp.abs(plan.position_size)
-        if lp.ranking == AdlRanking.PNL_LEVERAGE:
+        if self._by_score(lp.ranking):
             takes = self._ranked_takes(account_id, market_id, plan, counterparties, total)
         else:
             takes = self._pro_rata_takes(account_id, market_id, plan, counterparties, total)
+        if lp.ranking == AdlRanking.CAPPED_PRO_RATA:
+            prices = self._haircut_prices(market_id, plan, counterparties, takes, bankruptcy_price)
+        else:
+            prices = self._same_price(len(counterparties), bankruptcy_price)
         for i, counterparty in enumerate(counterparties):
             # A dust winner's pro-rata share can round to nothing: it gives up nothing, and the
             # others' fills close the position (a fill of 0 would revert and stall the ADL).
@@ -238,8 +242,10 @@ class LiquidationEngine(PerpEngine):
                 continue
             # The bankrupt side closes: a long sells (negative delta), a short buys.
             delta = -takes[i] if plan.position_size > 0 else takes[i]
-            self.adl_fill(account_id, counterparty, market_id, delta, bankruptcy_price)
-            self._emit("AdlFill", account_id, counterparty, market_id, delta, bankruptcy_price, plan.price)
+            self.adl_fill(account_id, counterparty, market_id, delta, prices[i])
+            self._emit("AdlFill", account_id, counterparty, market_id, delta, prices[i], plan.price)
+        if lp.ranking == AdlRanking.QUEUE:
+            self._close_queue_rest(market_id, plan, counterparties, bankruptcy_price)
         # Closing at the bankruptcy price leaves the account at or above zero value; this only
         # settles rounding dust if anything else moved it.
         self.settle_deficit(account_id, market_id, False)
@@ -295,8 +301,7 @@ class LiquidationEngine(PerpEngine):
                     scores.append(
                         LiquidationMath.adl_score(upnl[i], open_notional[i], notionals[k], values[k])
                     )
-        by_score = self.liquidation_params(market_id).ranking == AdlRanking.PNL_LEVERAGE
-        return self._sort(ids, scores, by_score)
+        return self._sort(ids, scores, self._by_score(self.liquidation_params(market_id).ranking))
 
     # ==========================================================================================
     # KEEPER VIEWS: many accounts in one call
@@ -464,6 +469,54 @@ class LiquidationEngine(PerpEngine):
                 assigned += 1
             i += 1
         return takes
+
+    def _close_queue_rest(self, market_id: int, plan: Plan, counterparties: list[int], price: int) -> None:
+        """QUEUE: the last listed winner closes whole too; the size beyond the bankrupt position closes
+        against the vault at the same price (the vault, a counterparty itself, has none left)."""
+        last = counterparties[len(counterparties) - 1]
+        vault_id = self.vault
+        rest, _, _ = self.position_of(last, market_id)
+        if rest == 0 or last == vault_id:
+            return
+        # The vault takes the bankrupt side's place: the winner's fill is -rest, as above.
+        self.adl_fill(vault_id, last, market_id, rest, price)
+        self._emit("AdlFill", vault_id, last, market_id, rest, price, plan.price)
+
+    def _haircut_prices(
+        self, market_id: int, plan: Plan, counterparties: list[int], takes: list[int], bankruptcy_price: int
+    ) -> list[int]:
+        """CAPPED_PRO_RATA: the price at which each winner gives up x_i = ceil(D * u_i / U) over its
+        take (distance up, so the winners cover at least D; a short's price floors at 1 wei)."""
+        n = len(counterparties)
+        prices = [0] * n
+        upnls = [0] * n
+        total_upnl = 0
+        for i in range(n):
+            if takes[i] == 0:
+                continue
+            _, _, upnl, _ = self._candidate(counterparties[i], market_id, plan.position_size, plan.price)
+            upnls[i] = int(upnl)
+            total_upnl += upnls[i]
+        deficit = LiquidationMath.adl_deficit(plan.position_size, plan.price, bankruptcy_price)
+        for i in range(n):
+            if takes[i] == 0:
+                continue
+            distance = fp.mul_div_up(fp.mul_div_up(deficit, upnls[i], total_upnl), WAD, takes[i])
+            if plan.position_size > 0:
+                prices[i] = plan.price + distance
+            else:
+                prices[i] = plan.price - distance if distance < plan.price else 1
+        return prices
+
+    @staticmethod
+    def _same_price(n: int, price: int) -> list[int]:
+        """Every fill at one price (the bankruptcy price)."""
+        return [price] * n
+
+    @staticmethod
+    def _by_score(ranking: AdlRanking) -> bool:
+        """Rankings whose list is ranked by score (PNL_LEVERAGE, QUEUE); the others list by id."""
+        return ranking in (AdlRanking.PNL_LEVERAGE, AdlRanking.QUEUE)
 
     def _checked_candidate(self, account_id: int, counterparty_id: int, market_id: int, plan: Plan) -> tuple[int, int]:
         eligible, cp_size, upnl, cp_score = self._candidate(counterparty_id, market_id, plan.position_size, plan.price)

@@ -157,6 +157,18 @@ MUTANTS: tuple[Mutant, ...] = (
         "            if (false) {\n                ++takes[i];",
         "PRO_RATA does not hand out its rounding remainder, so ADL leaves a residue open",
     ),
+    Mutant(
+        "queue-rest-left-open", "adl", LIQUIDATOR,
+        "if (rest == 0 || last == vaultId) return;",
+        "if (true) return;",
+        "QUEUE closes the last winner only as far as the bankrupt size: the queue baseline never overshoots",
+    ),
+    Mutant(
+        "capped-haircut-rounds-down", "adl", LIQUIDATOR,
+        "deficit.mulDivUp(upnls[i], totalUpnl).mulDivUp(WAD, takes[i]);",
+        "deficit.mulDivDown(upnls[i], totalUpnl).mulDivDown(WAD, takes[i]);",
+        "CAPPED_PRO_RATA rounds each haircut down, so the winners cover less than the deficit",
+    ),
     # --- funding, fills and the book ------------------------------------------------------------
     Mutant(
         "funding-owed-rounds-down", "funding", FUNDING,
