@@ -26,6 +26,7 @@ class AdlRanking(IntEnum):
     PRO_RATA = 1
     QUEUE = 2
     CAPPED_PRO_RATA = 3
+    HYPERLIQUID = 4
 
     @property
     def whole_ranking(self) -> bool:

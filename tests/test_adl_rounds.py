@@ -43,7 +43,7 @@ def _expected_fills(ranking: AdlRanking, winners: dict[int, tuple[int, int]], ra
     """(counterparty, size closed, fill price) for each winner's fills, computed from the rules of
     docs/design.md §6.7 (not from the contracts)."""
     deficit = size * (bankruptcy - price) // WAD
-    if ranking in (AdlRanking.PNL_LEVERAGE, AdlRanking.QUEUE):
+    if not ranking.whole_ranking:
         fills, remaining = [], size
         for w in ranked:
             if remaining == 0:
@@ -92,14 +92,16 @@ def test_one_adl_round_by_hand(env, chain, ranking):
         for w, (size, upnl) in winners.items():
             held, open_notional, _ = model.position_of(w, 0)
             assert (held, held * price // WAD - open_notional) == (size, upnl)
-        assert list(model.adl_ranking(0, 1)[0]) == ([erin_id, carol_id, bob_id] if not ranking.whole_ranking
-                                                      else sorted(winners))
+        # Hyperliquid's score puts carol first: entry / mark = 95 / 85 with leverage 63,750 / 37,500 =
+        # 1.9, against erin's 100 / 85 * 42,500 / 27,500 = 1.82 and bob's 100 / 85 * 42,500 / 57,500.
+        ranked = ([carol_id, erin_id, bob_id] if ranking is AdlRanking.HYPERLIQUID
+                  else [erin_id, carol_id, bob_id])
+        assert list(model.adl_ranking(0, 1)[0]) == (sorted(winners) if ranking.whole_ranking else ranked)
 
         outcome = twin.keeper_act(alice_id, 0)
         assert outcome is not None and outcome.ok  # the twin compared chain and model to the wei
         fills = outcome.named("AdlFill")
-        expected = _expected_fills(ranking, winners, [erin_id, carol_id, bob_id], WAD, price, bankruptcy,
-                                   model.vault)
+        expected = _expected_fills(ranking, winners, ranked, WAD, price, bankruptcy, model.vault)
         assert [(f["counterpartyId"], -f["size"], f["price"]) for f in fills] == expected
         if ranking is AdlRanking.QUEUE:
             assert fills[-1]["accountId"] == model.vault and model.position_of(carol_id, 0)[0] == 0
@@ -138,5 +140,6 @@ HAND = {
     AdlRanking.QUEUE: (1_075, 106_250, 3_225 / 7_500),  # carol's 0.75 whole: $3,225
     AdlRanking.PRO_RATA: (0, 85_000, 0.75 / 1.75 * 4_300 / 7_500),  # carol's 3/7 of the size
     AdlRanking.CAPPED_PRO_RATA: (0, 85_000, 4_300 / 22_500),  # D / U for everyone: the least max
+    AdlRanking.HYPERLIQUID: (0, 85_000, 3_225 / 7_500),  # carol's 0.75 and erin's 0.25
 }
 assert min(HAND.values(), key=lambda hand: hand[2]) is HAND[AdlRanking.CAPPED_PRO_RATA]

@@ -27,7 +27,12 @@ enum AdlRanking {
     /// Capped pro-rata haircut (Chitra, arXiv 2512.01112): PRO_RATA's sizes and list; each winner
     /// closes at its own price, giving up x_i = ceil(D * u_i / U) of its uPnL u_i (U = sum of u_i,
     /// D = the deficit the bankruptcy price puts on the winners), so x_i / u_i is the same for all.
-    CAPPED_PRO_RATA
+    CAPPED_PRO_RATA,
+    /// Hyperliquid's ranking (its documentation: unrealised PnL and leverage): (mark / entry for a
+    /// long, entry / mark for a short) times notional / account value, highest first; ties by id.
+    /// Listed and filled as PNL_LEVERAGE, at the bankruptcy price (Hyperliquid: the oracle price,
+    /// which would leave the deficit as bad debt).
+    HYPERLIQUID
 }
 
 /// @notice Per-market liquidation rules. Notionals in WAD USD, fractions WAD.

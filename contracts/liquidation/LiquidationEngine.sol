@@ -175,8 +175,8 @@ contract LiquidationEngine is ILiquidationEngine {
         uint256 bankruptcyPrice = engine.bankruptcyPriceOf(accountId, marketId);
         uint256 total = FixedPointMath.abs(plan.positionSize);
         uint256[] memory takes = _byScore(lp.ranking)
-            ? _rankedTakes(accountId, marketId, plan, counterparties, total)
-            : _proRataTakes(accountId, marketId, plan, counterparties, total);
+            ? _rankedTakes(accountId, marketId, plan, counterparties, total, lp.ranking)
+            : _proRataTakes(accountId, marketId, plan, counterparties, total, lp.ranking);
         uint256[] memory prices = lp.ranking == AdlRanking.CAPPED_PRO_RATA
             ? _haircutPrices(marketId, plan, counterparties, takes, bankruptcyPrice)
             : _samePrice(counterparties.length, bankruptcyPrice);
@@ -222,9 +222,10 @@ contract LiquidationEngine is ILiquidationEngine {
         ids = new uint256[](n);
         scores = new uint256[](n);
         uint256 count;
+        AdlRanking ranking = liquidationParams(marketId).ranking;
         for (uint256 i; i < n; ++i) {
             uint256 id = engine.accountIds(i);
-            (bool eligible,,, uint256 score) = _candidate(id, marketId, bankruptSide, price);
+            (bool eligible,,, uint256 score) = _candidate(id, marketId, bankruptSide, price, ranking);
             if (!eligible) continue;
             ids[count] = id;
             scores[count] = score;
@@ -234,7 +235,7 @@ contract LiquidationEngine is ILiquidationEngine {
             mstore(ids, count)
             mstore(scores, count)
         }
-        _sort(ids, scores, _byScore(liquidationParams(marketId).ranking));
+        _sort(ids, scores, _byScore(ranking));
     }
 
     /* KEEPER VIEWS */
@@ -396,14 +397,15 @@ contract LiquidationEngine is ILiquidationEngine {
         uint256 marketId,
         Plan memory plan,
         uint256[] calldata counterparties,
-        uint256 total
+        uint256 total,
+        AdlRanking ranking
     ) internal view returns (uint256[] memory takes) {
         takes = new uint256[](counterparties.length);
         uint256 remaining = total;
         uint256 previousScore;
         for (uint256 i; i < counterparties.length; ++i) {
             if (remaining == 0) revert AdlUnusedCounterparties(i);
-            (uint256 cpSize, uint256 score) = _checkedCandidate(accountId, counterparties[i], marketId, plan);
+            (uint256 cpSize, uint256 score) = _checkedCandidate(accountId, counterparties[i], marketId, plan, ranking);
             if (i > 0 && (score > previousScore || (score == previousScore && counterparties[i] <= counterparties[i - 1])))
             {
                 revert AdlOutOfOrder(i, previousScore, score);
@@ -422,14 +424,15 @@ contract LiquidationEngine is ILiquidationEngine {
         uint256 marketId,
         Plan memory plan,
         uint256[] calldata counterparties,
-        uint256 total
+        uint256 total,
+        AdlRanking ranking
     ) internal view returns (uint256[] memory takes) {
         uint256 n = counterparties.length;
         takes = new uint256[](n);
         uint256[] memory sizes = new uint256[](n);
         uint256 available;
         for (uint256 i; i < n; ++i) {
-            (sizes[i],) = _checkedCandidate(accountId, counterparties[i], marketId, plan);
+            (sizes[i],) = _checkedCandidate(accountId, counterparties[i], marketId, plan, ranking);
             if (i > 0 && counterparties[i] <= counterparties[i - 1]) {
                 revert AdlNotSortedById(i, counterparties[i - 1], counterparties[i]);
             }
@@ -478,7 +481,8 @@ contract LiquidationEngine is ILiquidationEngine {
         uint256 totalUpnl;
         for (uint256 i; i < n; ++i) {
             if (takes[i] == 0) continue;
-            (,, int256 upnl,) = _candidate(counterparties[i], marketId, plan.positionSize, plan.price);
+            (,, int256 upnl,) =
+                _candidate(counterparties[i], marketId, plan.positionSize, plan.price, AdlRanking.CAPPED_PRO_RATA);
             upnls[i] = uint256(upnl);
             totalUpnl += upnls[i];
         }
@@ -499,24 +503,26 @@ contract LiquidationEngine is ILiquidationEngine {
         }
     }
 
-    /// @dev Rankings whose list is ranked by score (PNL_LEVERAGE, QUEUE); the others list by id.
+    /// @dev Rankings whose list is ranked by score (PNL_LEVERAGE, QUEUE, HYPERLIQUID); the others by id.
     function _byScore(AdlRanking ranking) internal pure returns (bool) {
-        return ranking == AdlRanking.PNL_LEVERAGE || ranking == AdlRanking.QUEUE;
+        return ranking != AdlRanking.PRO_RATA && ranking != AdlRanking.CAPPED_PRO_RATA;
     }
 
-    function _checkedCandidate(uint256 accountId, uint256 counterpartyId, uint256 marketId, Plan memory plan)
-        internal
-        view
-        returns (uint256 size, uint256 score)
-    {
+    function _checkedCandidate(
+        uint256 accountId,
+        uint256 counterpartyId,
+        uint256 marketId,
+        Plan memory plan,
+        AdlRanking ranking
+    ) internal view returns (uint256 size, uint256 score) {
         (bool eligible, int256 cpSize, int256 upnl, uint256 cpScore) =
-            _candidate(counterpartyId, marketId, plan.positionSize, plan.price);
+            _candidate(counterpartyId, marketId, plan.positionSize, plan.price, ranking);
         if (!eligible || counterpartyId == accountId) revert AdlIneligible(counterpartyId, cpSize, upnl);
         return (FixedPointMath.abs(cpSize), cpScore);
     }
 
     /// @dev An ADL counterparty holds the opposite side with a positive uPnL at the oracle price.
-    function _candidate(uint256 id, uint256 marketId, int256 bankruptSide, uint256 price)
+    function _candidate(uint256 id, uint256 marketId, int256 bankruptSide, uint256 price, AdlRanking ranking)
         internal
         view
         returns (bool eligible, int256 size, int256 upnl, uint256 score)
@@ -527,7 +533,10 @@ contract LiquidationEngine is ILiquidationEngine {
         upnl = MarginMath.unrealizedPnl(size, openNotional, price);
         if (upnl <= 0) return (false, size, upnl, 0);
         (int256 value,,) = engine.health(id);
-        score = LiquidationMath.adlScore(upnl, openNotional, MarginMath.notional(size, price), value);
+        uint256 notional = MarginMath.notional(size, price);
+        score = ranking == AdlRanking.HYPERLIQUID
+            ? LiquidationMath.hyperliquidScore(size, openNotional, notional, value)
+            : LiquidationMath.adlScore(upnl, openNotional, notional, value);
         eligible = true;
     }
 

@@ -169,6 +169,12 @@ MUTANTS: tuple[Mutant, ...] = (
         "deficit.mulDivDown(upnls[i], totalUpnl).mulDivDown(WAD, takes[i]);",
         "CAPPED_PRO_RATA rounds each haircut down, so the winners cover less than the deficit",
     ),
+    Mutant(
+        "hyperliquid-score-ignores-leverage", "adl", LIQUIDATION_MATH,
+        "return priceRatio.wMulDown(notional.wDivDown(uint256(accountValue)));",
+        "return priceRatio;",
+        "HYPERLIQUID ranks winners by mark / entry alone, without their leverage",
+    ),
     # --- funding, fills and the book ------------------------------------------------------------
     Mutant(
         "funding-owed-rounds-down", "funding", FUNDING,

@@ -52,6 +52,8 @@ SPECS: dict[str, dict] = {
                       max_funding_rate="0.00001", skew_scale=100),
     "adl-capped-pro-rata": dict(imr="0.05", mmr="0.025", depth2pct=400_000, max_impact="0.3",
                                 ranking=AdlRanking.CAPPED_PRO_RATA, slice_threshold=80_000),
+    "adl-hyperliquid": dict(imr="0.08", mmr="0.04", depth2pct=600_000, max_impact="0.3",
+                            ranking=AdlRanking.HYPERLIQUID, slice_threshold=120_000),
     "adl-thin": dict(imr="0.04", mmr="0.02", depth2pct=200_000, max_impact="0.3", slice_threshold=50_000,
                      max_funding_rate="0.00005", skew_scale=200),
 }
