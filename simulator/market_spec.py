@@ -27,6 +27,7 @@ class AdlRanking(IntEnum):
     QUEUE = 2
     CAPPED_PRO_RATA = 3
     HYPERLIQUID = 4
+    MIN_OVERSHOOT = 5
 
     @property
     def whole_ranking(self) -> bool:

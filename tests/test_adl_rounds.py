@@ -94,8 +94,10 @@ def test_one_adl_round_by_hand(env, chain, ranking):
             assert (held, held * price // WAD - open_notional) == (size, upnl)
         # Hyperliquid's score puts carol first: entry / mark = 95 / 85 with leverage 63,750 / 37,500 =
         # 1.9, against erin's 100 / 85 * 42,500 / 27,500 = 1.82 and bob's 100 / 85 * 42,500 / 57,500.
-        ranked = ([carol_id, erin_id, bob_id] if ranking is AdlRanking.HYPERLIQUID
-                  else [erin_id, carol_id, bob_id])
+        # MIN_OVERSHOOT: the largest first, carol's $63,750, then bob and erin's $42,500 by id.
+        ranked = {AdlRanking.HYPERLIQUID: [carol_id, erin_id, bob_id],
+                  AdlRanking.MIN_OVERSHOOT: [carol_id, bob_id, erin_id]}.get(ranking, [erin_id, carol_id, bob_id])
+        assert bob_id < erin_id
         assert list(model.adl_ranking(0, 1)[0]) == (sorted(winners) if ranking.whole_ranking else ranked)
 
         outcome = twin.keeper_act(alice_id, 0)
@@ -141,5 +143,6 @@ HAND = {
     AdlRanking.PRO_RATA: (0, 85_000, 0.75 / 1.75 * 4_300 / 7_500),  # carol's 3/7 of the size
     AdlRanking.CAPPED_PRO_RATA: (0, 85_000, 4_300 / 22_500),  # D / U for everyone: the least max
     AdlRanking.HYPERLIQUID: (0, 85_000, 3_225 / 7_500),  # carol's 0.75 and erin's 0.25
+    AdlRanking.MIN_OVERSHOOT: (0, 85_000, 3_225 / 7_500),  # carol's 0.75 and bob's 0.25: two winners
 }
 assert min(HAND.values(), key=lambda hand: hand[2]) is HAND[AdlRanking.CAPPED_PRO_RATA]

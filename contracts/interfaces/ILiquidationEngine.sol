@@ -32,7 +32,11 @@ enum AdlRanking {
     /// long, entry / mark for a short) times notional / account value, highest first; ties by id.
     /// Listed and filled as PNL_LEVERAGE, at the bankruptcy price (Hyperliquid: the oracle price,
     /// which would leave the deficit as bad debt).
-    HYPERLIQUID
+    HYPERLIQUID,
+    /// Minimal overshoot with the fewest closures: the largest winners first (score = notional;
+    /// ties by id), each giving up min(remaining, its size) at the bankruptcy price, so the fills
+    /// cover exactly the deficit and touch the fewest winners any ranking can.
+    MIN_OVERSHOOT
 }
 
 /// @notice Per-market liquidation rules. Notionals in WAD USD, fractions WAD.

@@ -534,9 +534,9 @@ contract LiquidationEngine is ILiquidationEngine {
         if (upnl <= 0) return (false, size, upnl, 0);
         (int256 value,,) = engine.health(id);
         uint256 notional = MarginMath.notional(size, price);
-        score = ranking == AdlRanking.HYPERLIQUID
-            ? LiquidationMath.hyperliquidScore(size, openNotional, notional, value)
-            : LiquidationMath.adlScore(upnl, openNotional, notional, value);
+        if (ranking == AdlRanking.HYPERLIQUID) score = LiquidationMath.hyperliquidScore(size, openNotional, notional, value);
+        else if (ranking == AdlRanking.MIN_OVERSHOOT) score = notional;
+        else score = LiquidationMath.adlScore(upnl, openNotional, notional, value);
         eligible = true;
     }
 

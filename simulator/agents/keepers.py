@@ -138,9 +138,10 @@ class Keepers:
     def _queue(self, exchange: Exchange, market: int, side: int, index: PositionIndex | None) -> "_AdlQueue":
         pro_rata = AdlRanking(self.rankings[market]).whole_ranking
         if index is not None:
-            hyperliquid = AdlRanking(self.rankings[market]) is AdlRanking.HYPERLIQUID
-            return _AdlQueue(index.adl_ranking(market, side, by_score=not pro_rata, hyperliquid=hyperliquid),
-                             pro_rata)
+            kind = AdlRanking(self.rankings[market])
+            ranking = index.adl_ranking(market, side, by_score=not pro_rata, hyperliquid=kind is AdlRanking.HYPERLIQUID,
+                                        largest=kind is AdlRanking.MIN_OVERSHOOT)
+            return _AdlQueue(ranking, pro_rata)
         ranking = exchange.adl_ranking(market, side)
         sizes = [0] * len(ranking) if pro_rata or not ranking else exchange.positions(ranking, market)
         return _AdlQueue([Winner(i, size, 0) for i, size in zip(ranking, sizes)], pro_rata)

@@ -547,9 +547,12 @@ class LiquidationEngine(PerpEngine):
 
     @staticmethod
     def _score(ranking: AdlRanking, size: int, upnl: int, open_notional: int, notional: int, value: int) -> int:
-        """The ranking's score (the contract's ternary in `_candidate`): HYPERLIQUID's, else adlScore."""
+        """The ranking's score (the contract's branches in `_candidate`): HYPERLIQUID's, the notional
+        under MIN_OVERSHOOT, else adlScore."""
         if ranking == AdlRanking.HYPERLIQUID:
             return LiquidationMath.hyperliquid_score(int(size), int(open_notional), int(notional), int(value))
+        if ranking == AdlRanking.MIN_OVERSHOOT:
+            return int(notional)
         return LiquidationMath.adl_score(upnl, open_notional, notional, value)
 
     @staticmethod

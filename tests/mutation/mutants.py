@@ -175,6 +175,12 @@ MUTANTS: tuple[Mutant, ...] = (
         "return priceRatio;",
         "HYPERLIQUID ranks winners by mark / entry alone, without their leverage",
     ),
+    Mutant(
+        "min-overshoot-smallest-first", "adl", LIQUIDATOR,
+        "else if (ranking == AdlRanking.MIN_OVERSHOOT) score = notional;",
+        "else if (ranking == AdlRanking.MIN_OVERSHOOT) score = type(uint256).max - notional;",
+        "MIN_OVERSHOOT takes the smallest winners first: the most closures instead of the fewest",
+    ),
     # --- funding, fills and the book ------------------------------------------------------------
     Mutant(
         "funding-owed-rounds-down", "funding", FUNDING,

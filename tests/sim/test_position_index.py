@@ -129,7 +129,8 @@ def test_ranking_is_the_contracts(accounts, btc, side, by_score):
         assert winner.size == protocol.position_of(winner.account_id, BTC)[0]
 
 
-@pytest.mark.parametrize("ranking_kind", [AdlRanking.PNL_LEVERAGE, AdlRanking.PRO_RATA, AdlRanking.HYPERLIQUID])
+@pytest.mark.parametrize("ranking_kind", [AdlRanking.PNL_LEVERAGE, AdlRanking.PRO_RATA, AdlRanking.HYPERLIQUID,
+                                          AdlRanking.MIN_OVERSHOOT])
 def test_ranking_past_its_first_prefix_places_the_vault(ranking_kind):
     """80 winning shorts of different leverage and the vault (short against net-long traders, its
     value unscreened): read past the first exact prefix, the ranking is still the contract's."""
@@ -143,7 +144,8 @@ def test_ranking_past_its_first_prefix_places_the_vault(ranking_kind):
     expected, _ = exchange.protocol.adl_ranking(BTC, 1)
     assert exchange.vault_id in expected and len(expected) > 64
     hyperliquid = ranking_kind is AdlRanking.HYPERLIQUID
-    read = index.adl_ranking(BTC, 1, by_score=by_score, hyperliquid=hyperliquid)
+    read = index.adl_ranking(BTC, 1, by_score=by_score, hyperliquid=hyperliquid,
+                             largest=ranking_kind is AdlRanking.MIN_OVERSHOOT)
     assert [winner.account_id for winner in read] == list(expected)
 
 

@@ -54,6 +54,8 @@ SPECS: dict[str, dict] = {
                                 ranking=AdlRanking.CAPPED_PRO_RATA, slice_threshold=80_000),
     "adl-hyperliquid": dict(imr="0.08", mmr="0.04", depth2pct=600_000, max_impact="0.3",
                             ranking=AdlRanking.HYPERLIQUID, slice_threshold=120_000),
+    "adl-min-overshoot": dict(imr="0.1", mmr="0.05", depth2pct=300_000, max_impact="0.3",
+                              ranking=AdlRanking.MIN_OVERSHOOT, skew_scale=300),
     "adl-thin": dict(imr="0.04", mmr="0.02", depth2pct=200_000, max_impact="0.3", slice_threshold=50_000,
                      max_funding_rate="0.00005", skew_scale=200),
 }
