@@ -124,7 +124,9 @@ interface ILiquidationEngine {
         uint256 socialized,
         uint256 badDebt
     );
-    /// @notice One ADL fill: the bankrupt account's `size` closed against `counterpartyId` at `price`.
+    /// @notice One ADL fill: the bankrupt account's `size` closed against `counterpartyId` at `price`
+    /// (under QUEUE, a fill with `accountId` the vault closes the last winner's rest).
+    /// `counterpartyId` gives up |size| * (price - oraclePrice) * sign(-size) of profit.
     event AdlFill(
         uint256 indexed accountId,
         uint256 indexed counterpartyId,
@@ -134,10 +136,10 @@ interface ILiquidationEngine {
         uint256 oraclePrice
     );
 
-    /// @notice One ADL call: the bankrupt account's whole position closed at the bankruptcy price.
-    /// `valueBefore` is its account value at the oracle price before ADL: the deficit the winners
-    /// covered is max(0, -valueBefore); the profit they gave up relative to the oracle price is
-    /// sign(size) * (bankruptcyPrice - oraclePrice) * |size|.
+    /// @notice One ADL call: the bankrupt account's whole position closed at the bankruptcy price
+    /// (CAPPED_PRO_RATA: each winner at its own price). `valueBefore` is its account value at the
+    /// oracle price before ADL; the deficit the winners cover is sign(size) * (bankruptcyPrice -
+    /// oraclePrice) * |size| when positive (its deficit beyond the fund's earmark, docs §6.8).
     event Deleveraged(
         uint256 indexed accountId,
         uint256 indexed marketId,
@@ -187,7 +189,9 @@ interface ILiquidationEngine {
     function liquidateAccount(uint256 accountId, uint256 marketId, uint256 maxSize) external returns (uint256 closed);
 
     /// @notice ADL: closes `account`'s whole cross position in `marketId` against `counterparties`
-    /// (account ids, in the market's ranking order) at the bankruptcy price.
+    /// (account ids, in the market's ranking order) at the bankruptcy price; the ranking
+    /// (LiquidationParams.ranking) decides the list's order, each winner's size and, under
+    /// CAPPED_PRO_RATA, each winner's price (docs/design.md §6.7).
     function deleverage(address account, uint256 marketId, uint256[] calldata counterparties) external;
     /// @notice As `deleverage`, for any account id (cross or isolated).
     function deleverageAccount(uint256 accountId, uint256 marketId, uint256[] calldata counterparties) external;
