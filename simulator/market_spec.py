@@ -20,8 +20,19 @@ class BadDebtPolicy(IntEnum):
 
 
 class AdlRanking(IntEnum):
+    """enum AdlRanking (ILiquidationEngine.sol): docs/design.md §6.7."""
+
     PNL_LEVERAGE = 0
     PRO_RATA = 1
+    QUEUE = 2
+    CAPPED_PRO_RATA = 3
+    HYPERLIQUID = 4
+    MIN_OVERSHOOT = 5
+
+    @property
+    def whole_ranking(self) -> bool:
+        """`deleverage` takes every eligible winner, listed by id (else a prefix of the ranking by score)."""
+        return self in (AdlRanking.PRO_RATA, AdlRanking.CAPPED_PRO_RATA)
 
 
 @dataclass(frozen=True)

@@ -26,12 +26,16 @@ LOGGED_EVENTS = {
 }
 # Fields the simulator adds to logged events (WAD; computed off chain from the keepers' position
 # index, the same in both modes; docs/design.md §10.4): the account's value at the oracle prices of
-# the block, before the block's fills, and an ADL counterparty's realised profit on the closed part.
+# the block, before the block's fills, an ADL counterparty's realised profit on the closed part, and
+# its whole position's uPnL at the fill's oracle price before the block (u_i of the ADL round).
 EXTRA_FIELDS = {
     "Liquidation": ("accountValueBefore",),
     "Deleveraged": ("accountValueBefore",),
-    "AdlFill": ("counterpartyPnl",),
+    "AdlFill": ("counterpartyPnl", "counterpartyUpnl"),
 }
+# An ADL round's record in the event log (docs/design.md §6.8): WAD integers, fairness a WAD ratio.
+ADL_ROUND_FIELDS = ("marketId", "side", "deleveraged", "winners", "deficit", "haircut", "overshoot", "undershoot",
+                    "notionalClosed", "fairness")
 SERIES_FIELDS = (
     "step", "market", "fundamental", "external_price", "oracle_price", "oracle_status", "depth2pct_usd",
     "depth_factor", "long_oi", "short_oi", "vault_size", "liquidations", "liquidated_notional_usd",
@@ -54,7 +58,13 @@ class Metrics:
     liquidated_notional: int = 0  # WAD USD
     adl_fills: int = 0
     adl_notional: int = 0
+    adl_rounds: int = 0
+    adl_deficit: int = 0
+    adl_haircut: int = 0
     adl_overshoot: int = 0
+    adl_undershoot: int = 0
+    adl_winner_notional: int = 0
+    adl_fairness_max: int | None = None  # WAD
     socialized: int = 0
     first_liquidation_step: int | None = None
     first_adl_step: int | None = None
@@ -75,6 +85,7 @@ class Metrics:
             "adl": np.zeros(n),
             "socialized": np.zeros(n),
         }
+        first_event = len(self.events)
         for result in results:
             if not result.ok and isinstance(result.action, (Liquidate, Deleverage)):
                 self.failed_actions.append({"step": step, "action": type(result.action).__name__,
@@ -113,11 +124,16 @@ class Metrics:
                     flow["adl"][args["marketId"]] += usd(notional)
                     if self.first_adl_step is None:
                         self.first_adl_step = step
-                elif name == "Deleveraged":
-                    # Profit the winners gave up against the oracle price, beyond the deficit covered.
-                    taken = args["size"] * (args["bankruptcyPrice"] - args["oraclePrice"]) // WAD
-                    deficit = max(0, -args["valueBefore"])
-                    self.adl_overshoot += max(0, taken - deficit)
+        for record in adl_rounds(step, self.events[first_event:]):
+            self.events.append(record)
+            self.adl_rounds += 1
+            self.adl_deficit += record["deficit"]
+            self.adl_haircut += record["haircut"]
+            self.adl_overshoot += record["overshoot"]
+            self.adl_undershoot += record["undershoot"]
+            self.adl_winner_notional += record["notionalClosed"]
+            if record["fairness"] is not None:
+                self.adl_fairness_max = max(record["fairness"], self.adl_fairness_max or 0)
         return flow
 
     def record_step(self, step: int, fundamentals, external, snapshot: Snapshot, flow: dict) -> None:
@@ -164,7 +180,13 @@ class Metrics:
             "insolvent": bad_debt > 0,
             "adl_fills": self.adl_fills,
             "adl_notional_usd": usd(self.adl_notional),
+            "adl_rounds": self.adl_rounds,
+            "adl_deficit_usd": usd(self.adl_deficit),
+            "adl_haircut_usd": usd(self.adl_haircut),
             "adl_overshoot_usd": usd(self.adl_overshoot),
+            "adl_undershoot_usd": usd(self.adl_undershoot),
+            "adl_winner_notional_closed_usd": usd(self.adl_winner_notional),
+            "adl_fairness_max": None if self.adl_fairness_max is None else self.adl_fairness_max / WAD,
             "socialized_loss_usd": usd(self.socialized),
             "vault_value_start_usd": _usd_or_none(self.vault_value_start),
             "vault_value_end_usd": _usd_or_none(vault_end),
@@ -180,6 +202,57 @@ class Metrics:
         if extra:
             result.update(extra)
         return result
+
+
+def adl_deficit(size: int, oracle_price: int, bankruptcy_price: int) -> int:
+    """D of one `Deleveraged` (LiquidationMath.adlDeficit): |size| * |P_bk - P| rounded down, what
+    closing at the bankruptcy price takes from the winners; 0 when that price is on their side."""
+    gap = (bankruptcy_price - oracle_price) if size > 0 else (oracle_price - bankruptcy_price)
+    return abs(size) * gap // WAD if gap > 0 else 0
+
+
+def adl_rounds(step: int, events: list[dict]) -> list[dict]:
+    """The ADL rounds of one block (docs/design.md §6.8) from its logged `Deleveraged` and `AdlFill`
+    records: one per market and bankrupt side (+1 long, -1 short), in order of first appearance.
+
+    D = Σ adlDeficit over the round's `Deleveraged`; per winner i, g_i = Σ |size| * (price - P) * side
+    over its fills (profit given up against the oracle price P), u_i = max(0, counterpartyUpnl) and
+    x_i = min(u_i, max(0, g_i)); H = Σ x_i, overshoot = max(0, H - D), undershoot = max(0, D - H),
+    notionalClosed = Σ |size| * P over the fills, fairness = max_i x_i / u_i (WAD, down; None
+    without a winner in profit)."""
+    rounds: dict[tuple[int, int], dict] = {}
+    winners: dict[tuple[int, int], dict[int, list[int]]] = {}
+
+    def round_of(market: int, side: int) -> dict:
+        key = (market, side)
+        if key not in rounds:
+            rounds[key] = {"step": step, "event": "AdlRound", "marketId": market, "side": side, "deleveraged": 0,
+                           "deficit": 0, "notionalClosed": 0}
+            winners[key] = {}
+        return rounds[key]
+
+    for event in events:
+        if event["event"] == "Deleveraged":
+            record = round_of(event["marketId"], 1 if event["size"] > 0 else -1)
+            record["deleveraged"] += 1
+            record["deficit"] += adl_deficit(event["size"], event["oraclePrice"], event["bankruptcyPrice"])
+        elif event["event"] == "AdlFill":
+            side = 1 if event["size"] < 0 else -1  # the bankrupt side closes: a long sells
+            record = round_of(event["marketId"], side)
+            size, price, oracle = abs(event["size"]), event["price"], event["oraclePrice"]
+            record["notionalClosed"] += size * oracle // WAD
+            winner = winners[(event["marketId"], side)].setdefault(event["counterpartyId"], [0, 0])
+            winner[0] += size * (price - oracle) * side // WAD  # g_i
+            winner[1] = max(0, event.get("counterpartyUpnl") or 0)  # u_i, before the block
+    out = []
+    for key, record in rounds.items():
+        haircuts = [(min(u, max(0, g)), u) for g, u in winners[key].values()]
+        haircut = sum(x for x, _ in haircuts)
+        ratios = [x * WAD // u for x, u in haircuts if u > 0]
+        record.update(winners=len(haircuts), haircut=haircut, overshoot=max(0, haircut - record["deficit"]),
+                      undershoot=max(0, record["deficit"] - haircut), fairness=max(ratios) if ratios else None)
+        out.append({k: record[k] for k in ("step", "event", *ADL_ROUND_FIELDS)})
+    return out
 
 
 def _plain(value):

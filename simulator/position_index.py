@@ -251,12 +251,15 @@ class PositionIndex:
 
     # -- ADL counterparties -- #
 
-    def adl_ranking(self, market: int, bankrupt_side: int, by_score: bool) -> "WinnerRanking":
+    def adl_ranking(self, market: int, bankrupt_side: int, by_score: bool,
+                    hyperliquid: bool = False, largest: bool = False) -> "WinnerRanking":
         """The winners against a bankrupt position of sign `bankrupt_side`, in the order the
         contract's `adlRanking` gives (score desc then id asc; id asc under PRO_RATA), from the
         index at the last screen's state: eligibility (an opposite position with uPnL > 0 at the
         oracle price) exactly, and under PNL_LEVERAGE exact scores only for the prefix a
-        deleverage reads. Empty where the contract's view reverts: the market's price refused, or
+        deleverage reads (under HYPERLIQUID exact scores for every winner, confirmed in one call;
+        under MIN_OVERSHOOT (`largest`) by exact notional).
+        Empty where the contract's view reverts: the market's price refused, or
         an eligible winner holding a market whose price is."""
         snapshot = self._last_snapshot
         price = snapshot.prices[market]
@@ -294,6 +297,16 @@ class PositionIndex:
         winners = [Winner(*exact(row)) for row in rows]
         if not by_score:
             return WinnerRanking(winners, None, None, price, self._confirm)
+        if largest:
+            ranked = sorted(winners, key=lambda w: (-MarginMath.notional(w.size, price), w.account_id))
+            return WinnerRanking(ranked, None, None, price, self._confirm)
+        if hyperliquid:
+            values, _ = self._confirm([w.account_id for w in winners]) if winners else ([], [])
+            scores = {w.account_id: LiquidationMath.hyperliquid_score(
+                w.size, w.open_notional, MarginMath.notional(w.size, price), int(value))
+                for w, value in zip(winners, values)}
+            ranked = sorted(winners, key=lambda w: (-scores[w.account_id], w.account_id))
+            return WinnerRanking(ranked, None, None, price, self._confirm)
         notional_f = np.abs(size_f[rows]) * (price / 1e18)
         upnl_rows, open_rows = upnl_f[rows], np.abs(open_f[rows])
         # Bounds on each score from the last screen's value and its margin (settled values have a

@@ -178,11 +178,12 @@ def _event_extras(results, index: PositionIndex, snapshot: Snapshot, timestamp: 
         else:
             position = index.position_before(counterparty, market)
         if not position or position[0] == 0:
-            return {"counterpartyPnl": None}
+            return {"counterpartyPnl": None, "counterpartyUpnl": None}
         size, open_notional = (int(x) for x in position)
         closed = abs(args["size"])
         sign = 1 if size > 0 else -1
-        return {"counterpartyPnl": sign * closed * args["price"] // WAD - open_notional * closed // abs(size)}
+        return {"counterpartyPnl": sign * closed * args["price"] // WAD - open_notional * closed // abs(size),
+                "counterpartyUpnl": size * args["oraclePrice"] // WAD - open_notional}
 
     return extra
 

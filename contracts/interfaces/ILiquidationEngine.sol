@@ -19,7 +19,24 @@ enum AdlRanking {
     /// PnL% times effective leverage, highest first (BitMEX / Bybit); ties by account id.
     PNL_LEVERAGE,
     /// Every eligible winner, reduced in proportion to its size; listed by account id.
-    PRO_RATA
+    PRO_RATA,
+    /// The queue baseline of Chitra (arXiv 2512.01112): PNL_LEVERAGE's ranking and list, every listed
+    /// winner closed whole at the bankruptcy price; the size beyond the bankrupt position closes
+    /// against the vault at the same price, which keeps the haircut on it (the overshoot).
+    QUEUE,
+    /// Capped pro-rata haircut (Chitra, arXiv 2512.01112): PRO_RATA's sizes and list; each winner
+    /// closes at its own price, giving up x_i = ceil(D * u_i / U) of its uPnL u_i (U = sum of u_i,
+    /// D = the deficit the bankruptcy price puts on the winners), so x_i / u_i is the same for all.
+    CAPPED_PRO_RATA,
+    /// Hyperliquid's ranking (its documentation: unrealised PnL and leverage): (mark / entry for a
+    /// long, entry / mark for a short) times notional / account value, highest first; ties by id.
+    /// Listed and filled as PNL_LEVERAGE, at the bankruptcy price (Hyperliquid: the oracle price,
+    /// which would leave the deficit as bad debt).
+    HYPERLIQUID,
+    /// Minimal overshoot with the fewest closures: the largest winners first (score = notional;
+    /// ties by id), each giving up min(remaining, its size) at the bankruptcy price, so the fills
+    /// cover exactly the deficit and touch the fewest winners any ranking can.
+    MIN_OVERSHOOT
 }
 
 /// @notice Per-market liquidation rules. Notionals in WAD USD, fractions WAD.
@@ -107,7 +124,9 @@ interface ILiquidationEngine {
         uint256 socialized,
         uint256 badDebt
     );
-    /// @notice One ADL fill: the bankrupt account's `size` closed against `counterpartyId` at `price`.
+    /// @notice One ADL fill: the bankrupt account's `size` closed against `counterpartyId` at `price`
+    /// (under QUEUE, a fill with `accountId` the vault closes the last winner's rest).
+    /// `counterpartyId` gives up |size| * (price - oraclePrice) * sign(-size) of profit.
     event AdlFill(
         uint256 indexed accountId,
         uint256 indexed counterpartyId,
@@ -117,10 +136,10 @@ interface ILiquidationEngine {
         uint256 oraclePrice
     );
 
-    /// @notice One ADL call: the bankrupt account's whole position closed at the bankruptcy price.
-    /// `valueBefore` is its account value at the oracle price before ADL: the deficit the winners
-    /// covered is max(0, -valueBefore); the profit they gave up relative to the oracle price is
-    /// sign(size) * (bankruptcyPrice - oraclePrice) * |size|.
+    /// @notice One ADL call: the bankrupt account's whole position closed at the bankruptcy price
+    /// (CAPPED_PRO_RATA: each winner at its own price). `valueBefore` is its account value at the
+    /// oracle price before ADL; the deficit the winners cover is sign(size) * (bankruptcyPrice -
+    /// oraclePrice) * |size| when positive (its deficit beyond the fund's earmark, docs §6.8).
     event Deleveraged(
         uint256 indexed accountId,
         uint256 indexed marketId,
@@ -170,7 +189,9 @@ interface ILiquidationEngine {
     function liquidateAccount(uint256 accountId, uint256 marketId, uint256 maxSize) external returns (uint256 closed);
 
     /// @notice ADL: closes `account`'s whole cross position in `marketId` against `counterparties`
-    /// (account ids, in the market's ranking order) at the bankruptcy price.
+    /// (account ids, in the market's ranking order) at the bankruptcy price; the ranking
+    /// (LiquidationParams.ranking) decides the list's order, each winner's size and, under
+    /// CAPPED_PRO_RATA, each winner's price (docs/design.md §6.7).
     function deleverage(address account, uint256 marketId, uint256[] calldata counterparties) external;
     /// @notice As `deleverage`, for any account id (cross or isolated).
     function deleverageAccount(uint256 accountId, uint256 marketId, uint256[] calldata counterparties) external;

@@ -40,6 +40,29 @@ library LiquidationMath {
         return bankrupt > 0 ? uint256(bankrupt) : 1;
     }
 
+    /// @dev HYPERLIQUID ranking score: (mark / entry for a long, entry / mark for a short) times
+    /// notional / AV, i.e. (notional / |openNotional|, or its inverse) * notional / AV. An account at
+    /// or below zero value (or with no cost basis) ranks first. Rounded down.
+    function hyperliquidScore(int256 size, int256 openNotional, uint256 notional, int256 accountValue)
+        internal
+        pure
+        returns (uint256)
+    {
+        if (accountValue <= 0) return type(uint256).max;
+        uint256 cost = FixedPointMath.abs(openNotional);
+        if (cost == 0 || notional == 0) return type(uint256).max;
+        uint256 priceRatio = size > 0 ? notional.wDivDown(cost) : cost.wDivDown(notional);
+        return priceRatio.wMulDown(notional.wDivDown(uint256(accountValue)));
+    }
+
+    /// @dev The deficit an ADL puts on the winners: what closing the bankrupt `size` at the
+    /// bankruptcy price rather than the oracle price takes from them, |size| * |P_bk - P|, rounded
+    /// down; 0 when the bankruptcy price is on the winners' side (the account still has equity).
+    function adlDeficit(int256 size, uint256 price, uint256 bankruptcyPrice) internal pure returns (uint256) {
+        if (size > 0) return bankruptcyPrice > price ? FixedPointMath.abs(size).wMulDown(bankruptcyPrice - price) : 0;
+        return bankruptcyPrice < price ? FixedPointMath.abs(size).wMulDown(price - bankruptcyPrice) : 0;
+    }
+
     /// @dev Socialised loss a position owes since `lastIndex`: |size| * (index - lastIndex), rounded
     /// up so the positions together pay at least the loss.
     function socialLossOwed(int256 size, uint256 index, uint256 lastIndex) internal pure returns (uint256) {

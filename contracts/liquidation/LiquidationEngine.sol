@@ -174,18 +174,22 @@ contract LiquidationEngine is ILiquidationEngine {
         if (plan.action != Action.USE_ADL) revert AdlNotRequired(accountId, marketId);
         uint256 bankruptcyPrice = engine.bankruptcyPriceOf(accountId, marketId);
         uint256 total = FixedPointMath.abs(plan.positionSize);
-        uint256[] memory takes = lp.ranking == AdlRanking.PNL_LEVERAGE
-            ? _rankedTakes(accountId, marketId, plan, counterparties, total)
-            : _proRataTakes(accountId, marketId, plan, counterparties, total);
+        uint256[] memory takes = _byScore(lp.ranking)
+            ? _rankedTakes(accountId, marketId, plan, counterparties, total, lp.ranking)
+            : _proRataTakes(accountId, marketId, plan, counterparties, total, lp.ranking);
+        uint256[] memory prices = lp.ranking == AdlRanking.CAPPED_PRO_RATA
+            ? _haircutPrices(marketId, plan, counterparties, takes, bankruptcyPrice)
+            : _samePrice(counterparties.length, bankruptcyPrice);
         for (uint256 i; i < counterparties.length; ++i) {
             // A dust winner's pro-rata share can round to nothing: it gives up nothing, and the
             // others' fills close the position (a fill of 0 would revert and stall the ADL).
             if (takes[i] == 0) continue;
             // The bankrupt side closes: a long sells (negative delta), a short buys.
             int256 delta = plan.positionSize > 0 ? -int256(takes[i]) : int256(takes[i]);
-            engine.adlFill(accountId, counterparties[i], marketId, delta, bankruptcyPrice);
-            emit AdlFill(accountId, counterparties[i], marketId, delta, bankruptcyPrice, plan.price);
+            engine.adlFill(accountId, counterparties[i], marketId, delta, prices[i]);
+            emit AdlFill(accountId, counterparties[i], marketId, delta, prices[i], plan.price);
         }
+        if (lp.ranking == AdlRanking.QUEUE) _closeQueueRest(marketId, plan, counterparties, bankruptcyPrice);
         // Closing at the bankruptcy price leaves the account at or above zero value; this only
         // settles rounding dust if anything else moved it.
         engine.settleDeficit(accountId, marketId, false);
@@ -218,9 +222,10 @@ contract LiquidationEngine is ILiquidationEngine {
         ids = new uint256[](n);
         scores = new uint256[](n);
         uint256 count;
+        AdlRanking ranking = liquidationParams(marketId).ranking;
         for (uint256 i; i < n; ++i) {
             uint256 id = engine.accountIds(i);
-            (bool eligible,,, uint256 score) = _candidate(id, marketId, bankruptSide, price);
+            (bool eligible,,, uint256 score) = _candidate(id, marketId, bankruptSide, price, ranking);
             if (!eligible) continue;
             ids[count] = id;
             scores[count] = score;
@@ -230,8 +235,7 @@ contract LiquidationEngine is ILiquidationEngine {
             mstore(ids, count)
             mstore(scores, count)
         }
-        bool byScore = liquidationParams(marketId).ranking == AdlRanking.PNL_LEVERAGE;
-        _sort(ids, scores, byScore);
+        _sort(ids, scores, _byScore(ranking));
     }
 
     /* KEEPER VIEWS */
@@ -393,14 +397,15 @@ contract LiquidationEngine is ILiquidationEngine {
         uint256 marketId,
         Plan memory plan,
         uint256[] calldata counterparties,
-        uint256 total
+        uint256 total,
+        AdlRanking ranking
     ) internal view returns (uint256[] memory takes) {
         takes = new uint256[](counterparties.length);
         uint256 remaining = total;
         uint256 previousScore;
         for (uint256 i; i < counterparties.length; ++i) {
             if (remaining == 0) revert AdlUnusedCounterparties(i);
-            (uint256 cpSize, uint256 score) = _checkedCandidate(accountId, counterparties[i], marketId, plan);
+            (uint256 cpSize, uint256 score) = _checkedCandidate(accountId, counterparties[i], marketId, plan, ranking);
             if (i > 0 && (score > previousScore || (score == previousScore && counterparties[i] <= counterparties[i - 1])))
             {
                 revert AdlOutOfOrder(i, previousScore, score);
@@ -419,14 +424,15 @@ contract LiquidationEngine is ILiquidationEngine {
         uint256 marketId,
         Plan memory plan,
         uint256[] calldata counterparties,
-        uint256 total
+        uint256 total,
+        AdlRanking ranking
     ) internal view returns (uint256[] memory takes) {
         uint256 n = counterparties.length;
         takes = new uint256[](n);
         uint256[] memory sizes = new uint256[](n);
         uint256 available;
         for (uint256 i; i < n; ++i) {
-            (sizes[i],) = _checkedCandidate(accountId, counterparties[i], marketId, plan);
+            (sizes[i],) = _checkedCandidate(accountId, counterparties[i], marketId, plan, ranking);
             if (i > 0 && counterparties[i] <= counterparties[i - 1]) {
                 revert AdlNotSortedById(i, counterparties[i - 1], counterparties[i]);
             }
@@ -446,19 +452,77 @@ contract LiquidationEngine is ILiquidationEngine {
         }
     }
 
-    function _checkedCandidate(uint256 accountId, uint256 counterpartyId, uint256 marketId, Plan memory plan)
+    /// @dev QUEUE: the last listed winner closes whole too; the size beyond the bankrupt position
+    /// closes against the vault at the same price (the vault, a counterparty itself, has none left).
+    function _closeQueueRest(uint256 marketId, Plan memory plan, uint256[] calldata counterparties, uint256 price)
         internal
-        view
-        returns (uint256 size, uint256 score)
     {
+        uint256 last = counterparties[counterparties.length - 1];
+        uint256 vaultId = uint256(uint160(engine.vault()));
+        (int256 rest,,) = engine.positionOf(last, marketId);
+        if (rest == 0 || last == vaultId) return;
+        // The vault takes the bankrupt side's place: the winner's fill is -rest, as above.
+        engine.adlFill(vaultId, last, marketId, rest, price);
+        emit AdlFill(vaultId, last, marketId, rest, price, plan.price);
+    }
+
+    /// @dev CAPPED_PRO_RATA: the price at which each winner gives up x_i = ceil(D * u_i / U) over
+    /// its take (distance up, so the winners cover at least D; a short's price floors at 1 wei).
+    function _haircutPrices(
+        uint256 marketId,
+        Plan memory plan,
+        uint256[] calldata counterparties,
+        uint256[] memory takes,
+        uint256 bankruptcyPrice
+    ) internal view returns (uint256[] memory prices) {
+        uint256 n = counterparties.length;
+        prices = new uint256[](n);
+        uint256[] memory upnls = new uint256[](n);
+        uint256 totalUpnl;
+        for (uint256 i; i < n; ++i) {
+            if (takes[i] == 0) continue;
+            (,, int256 upnl,) =
+                _candidate(counterparties[i], marketId, plan.positionSize, plan.price, AdlRanking.CAPPED_PRO_RATA);
+            upnls[i] = uint256(upnl);
+            totalUpnl += upnls[i];
+        }
+        uint256 deficit = LiquidationMath.adlDeficit(plan.positionSize, plan.price, bankruptcyPrice);
+        for (uint256 i; i < n; ++i) {
+            if (takes[i] == 0) continue;
+            uint256 distance = deficit.mulDivUp(upnls[i], totalUpnl).mulDivUp(WAD, takes[i]);
+            if (plan.positionSize > 0) prices[i] = plan.price + distance;
+            else prices[i] = distance < plan.price ? plan.price - distance : 1;
+        }
+    }
+
+    /// @dev Every fill at one price (the bankruptcy price).
+    function _samePrice(uint256 n, uint256 price) internal pure returns (uint256[] memory prices) {
+        prices = new uint256[](n);
+        for (uint256 i; i < n; ++i) {
+            prices[i] = price;
+        }
+    }
+
+    /// @dev Rankings whose list is ranked by score (PNL_LEVERAGE, QUEUE, HYPERLIQUID); the others by id.
+    function _byScore(AdlRanking ranking) internal pure returns (bool) {
+        return ranking != AdlRanking.PRO_RATA && ranking != AdlRanking.CAPPED_PRO_RATA;
+    }
+
+    function _checkedCandidate(
+        uint256 accountId,
+        uint256 counterpartyId,
+        uint256 marketId,
+        Plan memory plan,
+        AdlRanking ranking
+    ) internal view returns (uint256 size, uint256 score) {
         (bool eligible, int256 cpSize, int256 upnl, uint256 cpScore) =
-            _candidate(counterpartyId, marketId, plan.positionSize, plan.price);
+            _candidate(counterpartyId, marketId, plan.positionSize, plan.price, ranking);
         if (!eligible || counterpartyId == accountId) revert AdlIneligible(counterpartyId, cpSize, upnl);
         return (FixedPointMath.abs(cpSize), cpScore);
     }
 
     /// @dev An ADL counterparty holds the opposite side with a positive uPnL at the oracle price.
-    function _candidate(uint256 id, uint256 marketId, int256 bankruptSide, uint256 price)
+    function _candidate(uint256 id, uint256 marketId, int256 bankruptSide, uint256 price, AdlRanking ranking)
         internal
         view
         returns (bool eligible, int256 size, int256 upnl, uint256 score)
@@ -469,7 +533,10 @@ contract LiquidationEngine is ILiquidationEngine {
         upnl = MarginMath.unrealizedPnl(size, openNotional, price);
         if (upnl <= 0) return (false, size, upnl, 0);
         (int256 value,,) = engine.health(id);
-        score = LiquidationMath.adlScore(upnl, openNotional, MarginMath.notional(size, price), value);
+        uint256 notional = MarginMath.notional(size, price);
+        if (ranking == AdlRanking.HYPERLIQUID) score = LiquidationMath.hyperliquidScore(size, openNotional, notional, value);
+        else if (ranking == AdlRanking.MIN_OVERSHOOT) score = notional;
+        else score = LiquidationMath.adlScore(upnl, openNotional, notional, value);
         eligible = true;
     }
 

@@ -136,9 +136,12 @@ class Keepers:
                 for a, reserved in zip(underwater, reads.fund_reserves(underwater))}
 
     def _queue(self, exchange: Exchange, market: int, side: int, index: PositionIndex | None) -> "_AdlQueue":
-        pro_rata = self.rankings[market] is AdlRanking.PRO_RATA
+        pro_rata = AdlRanking(self.rankings[market]).whole_ranking
         if index is not None:
-            return _AdlQueue(index.adl_ranking(market, side, by_score=not pro_rata), pro_rata)
+            kind = AdlRanking(self.rankings[market])
+            ranking = index.adl_ranking(market, side, by_score=not pro_rata, hyperliquid=kind is AdlRanking.HYPERLIQUID,
+                                        largest=kind is AdlRanking.MIN_OVERSHOOT)
+            return _AdlQueue(ranking, pro_rata)
         ranking = exchange.adl_ranking(market, side)
         sizes = [0] * len(ranking) if pro_rata or not ranking else exchange.positions(ranking, market)
         return _AdlQueue([Winner(i, size, 0) for i, size in zip(ranking, sizes)], pro_rata)

@@ -66,7 +66,8 @@ class KeeperBackend(Interface):
         ...
 
     def pro_rata(self, market_id: int) -> bool:
-        """The market's ADL ranking policy is PRO_RATA (else PNL_LEVERAGE)."""
+        """The market's ADL ranking takes every winner, by id (PRO_RATA, CAPPED_PRO_RATA; else a
+        prefix of the ranking by score)."""
         ...
 
     def liquidate(self, account_id: int, market_id: int) -> str | None: ...
@@ -167,7 +168,7 @@ class ModelKeeper:
         return list(self.protocol.adl_ranking(market_id, side)[0])
 
     def pro_rata(self, market_id: int) -> bool:
-        return self.protocol.liquidation_params(market_id).ranking == AdlRanking.PRO_RATA
+        return AdlRanking(self.protocol.liquidation_params(market_id).ranking).whole_ranking
 
     def liquidate(self, account_id: int, market_id: int) -> str | None:
         try:

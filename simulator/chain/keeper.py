@@ -53,7 +53,7 @@ class ApeKeeper:
         return ranking
 
     def pro_rata(self, market_id: int) -> bool:
-        return self.liquidator.liquidationParams(market_id).ranking == AdlRanking.PRO_RATA
+        return AdlRanking(self.liquidator.liquidationParams(market_id).ranking).whole_ranking
 
     def liquidate(self, account_id: int, market_id: int) -> str | None:
         try:

@@ -32,6 +32,27 @@ def bankruptcy_price(price: int, account_value: int, size: int) -> int:
     return bankrupt if bankrupt > 0 else 1
 
 
+def hyperliquid_score(size: int, open_notional: int, notional: int, account_value: int) -> int:
+    """hyperliquidScore: (mark / entry for a long, entry / mark for a short) * notional / AV, i.e.
+    (notional / |openNotional|, or its inverse) * notional / AV, rounded down; an account at or
+    below zero value (or with no cost basis) ranks first."""
+    if account_value <= 0:
+        return fp.MAX_UINT256
+    cost = fp.abs(open_notional)
+    if cost == 0 or notional == 0:
+        return fp.MAX_UINT256
+    price_ratio = fp.w_div_down(notional, cost) if size > 0 else fp.w_div_down(cost, notional)
+    return fp.w_mul_down(price_ratio, fp.w_div_down(notional, account_value))
+
+
+def adl_deficit(size: int, price: int, bankruptcy_price: int) -> int:
+    """adlDeficit: |size| * |P_bk - P| rounded down, what closing at the bankruptcy price takes from
+    the winners; 0 when the bankruptcy price is on the winners' side."""
+    if size > 0:
+        return fp.w_mul_down(fp.abs(size), bankruptcy_price - price) if bankruptcy_price > price else 0
+    return fp.w_mul_down(fp.abs(size), price - bankruptcy_price) if bankruptcy_price < price else 0
+
+
 def social_loss_owed(size, index, last_index):
     """socialLossOwed: |size| * (index - lastIndex) / WAD rounded up."""
     return fp.mul_div_up(fp.abs(size), index - last_index, WAD)

@@ -227,10 +227,14 @@ class LiquidationEngine(PerpEngine):
             raise AdlNotRequired(account_id, market_id)
         bankruptcy_price = self.bankruptcy_price_of(account_id, market_id)
         total = fp.abs(plan.position_size)
-        if lp.ranking == AdlRanking.PNL_LEVERAGE:
-            takes = self._ranked_takes(account_id, market_id, plan, counterparties, total)
+        if self._by_score(lp.ranking):
+            takes = self._ranked_takes(account_id, market_id, plan, counterparties, total, lp.ranking)
         else:
-            takes = self._pro_rata_takes(account_id, market_id, plan, counterparties, total)
+            takes = self._pro_rata_takes(account_id, market_id, plan, counterparties, total, lp.ranking)
+        if lp.ranking == AdlRanking.CAPPED_PRO_RATA:
+            prices = self._haircut_prices(market_id, plan, counterparties, takes, bankruptcy_price)
+        else:
+            prices = self._same_price(len(counterparties), bankruptcy_price)
         for i, counterparty in enumerate(counterparties):
             # A dust winner's pro-rata share can round to nothing: it gives up nothing, and the
             # others' fills close the position (a fill of 0 would revert and stall the ADL).
@@ -238,8 +242,10 @@ class LiquidationEngine(PerpEngine):
                 continue
             # The bankrupt side closes: a long sells (negative delta), a short buys.
             delta = -takes[i] if plan.position_size > 0 else takes[i]
-            self.adl_fill(account_id, counterparty, market_id, delta, bankruptcy_price)
-            self._emit("AdlFill", account_id, counterparty, market_id, delta, bankruptcy_price, plan.price)
+            self.adl_fill(account_id, counterparty, market_id, delta, prices[i])
+            self._emit("AdlFill", account_id, counterparty, market_id, delta, prices[i], plan.price)
+        if lp.ranking == AdlRanking.QUEUE:
+            self._close_queue_rest(market_id, plan, counterparties, bankruptcy_price)
         # Closing at the bankruptcy price leaves the account at or above zero value; this only
         # settles rounding dust if anything else moved it.
         self.settle_deficit(account_id, market_id, False)
@@ -281,6 +287,7 @@ class LiquidationEngine(PerpEngine):
         rows = np.asarray(self._registered_rows, dtype=np.intp)
         ids: list[int] = []
         scores: list[int] = []
+        ranking = self.liquidation_params(market_id).ranking
         if len(rows):
             size = self._size[rows, market_id]
             open_notional = self._open_notional[rows, market_id]
@@ -292,11 +299,8 @@ class LiquidationEngine(PerpEngine):
                 notionals = MarginMath.notional(size[eligible], price)
                 for k, i in enumerate(eligible.tolist()):
                     ids.append(self.account_ids[i])
-                    scores.append(
-                        LiquidationMath.adl_score(upnl[i], open_notional[i], notionals[k], values[k])
-                    )
-        by_score = self.liquidation_params(market_id).ranking == AdlRanking.PNL_LEVERAGE
-        return self._sort(ids, scores, by_score)
+                    scores.append(self._score(ranking, size[i], upnl[i], open_notional[i], notionals[k], values[k]))
+        return self._sort(ids, scores, self._by_score(ranking))
 
     # ==========================================================================================
     # KEEPER VIEWS: many accounts in one call
@@ -416,7 +420,8 @@ class LiquidationEngine(PerpEngine):
     # ==========================================================================================
 
     def _ranked_takes(
-        self, account_id: int, market_id: int, plan: Plan, counterparties: list[int], total: int
+        self, account_id: int, market_id: int, plan: Plan, counterparties: list[int], total: int,
+        ranking: AdlRanking
     ) -> list[int]:
         """PNL_LEVERAGE: counterparties in ranking order, each taken up to its size until covered."""
         takes = [0] * len(counterparties)
@@ -425,7 +430,7 @@ class LiquidationEngine(PerpEngine):
         for i, counterparty in enumerate(counterparties):
             if remaining == 0:
                 raise AdlUnusedCounterparties(i)
-            cp_size, score = self._checked_candidate(account_id, counterparty, market_id, plan)
+            cp_size, score = self._checked_candidate(account_id, counterparty, market_id, plan, ranking)
             if i > 0 and (
                 score > previous_score or (score == previous_score and counterparty <= counterparties[i - 1])
             ):
@@ -438,7 +443,8 @@ class LiquidationEngine(PerpEngine):
         return takes
 
     def _pro_rata_takes(
-        self, account_id: int, market_id: int, plan: Plan, counterparties: list[int], total: int
+        self, account_id: int, market_id: int, plan: Plan, counterparties: list[int], total: int,
+        ranking: AdlRanking
     ) -> list[int]:
         """PRO_RATA: every listed winner (by ascending id) gives up the same fraction of its size; the
         rounding remainder, one unit each, goes to the first counterparties with room."""
@@ -447,7 +453,7 @@ class LiquidationEngine(PerpEngine):
         sizes = [0] * n
         available = 0
         for i in range(n):
-            sizes[i], _ = self._checked_candidate(account_id, counterparties[i], market_id, plan)
+            sizes[i], _ = self._checked_candidate(account_id, counterparties[i], market_id, plan, ranking)
             if i > 0 and counterparties[i] <= counterparties[i - 1]:
                 raise AdlNotSortedById(i, counterparties[i - 1], counterparties[i])
             available += sizes[i]
@@ -465,13 +471,69 @@ class LiquidationEngine(PerpEngine):
             i += 1
         return takes
 
-    def _checked_candidate(self, account_id: int, counterparty_id: int, market_id: int, plan: Plan) -> tuple[int, int]:
-        eligible, cp_size, upnl, cp_score = self._candidate(counterparty_id, market_id, plan.position_size, plan.price)
+    def _close_queue_rest(self, market_id: int, plan: Plan, counterparties: list[int], price: int) -> None:
+        """QUEUE: the last listed winner closes whole too; the size beyond the bankrupt position closes
+        against the vault at the same price (the vault, a counterparty itself, has none left)."""
+        last = counterparties[len(counterparties) - 1]
+        vault_id = self.vault
+        rest, _, _ = self.position_of(last, market_id)
+        if rest == 0 or last == vault_id:
+            return
+        # The vault takes the bankrupt side's place: the winner's fill is -rest, as above.
+        self.adl_fill(vault_id, last, market_id, rest, price)
+        self._emit("AdlFill", vault_id, last, market_id, rest, price, plan.price)
+
+    def _haircut_prices(
+        self, market_id: int, plan: Plan, counterparties: list[int], takes: list[int], bankruptcy_price: int
+    ) -> list[int]:
+        """CAPPED_PRO_RATA: the price at which each winner gives up x_i = ceil(D * u_i / U) over its
+        take (distance up, so the winners cover at least D; a short's price floors at 1 wei)."""
+        n = len(counterparties)
+        prices = [0] * n
+        upnls = [0] * n
+        total_upnl = 0
+        for i in range(n):
+            if takes[i] == 0:
+                continue
+            _, _, upnl, _ = self._candidate(
+                counterparties[i], market_id, plan.position_size, plan.price, AdlRanking.CAPPED_PRO_RATA
+            )
+            upnls[i] = int(upnl)
+            total_upnl += upnls[i]
+        deficit = LiquidationMath.adl_deficit(plan.position_size, plan.price, bankruptcy_price)
+        for i in range(n):
+            if takes[i] == 0:
+                continue
+            distance = fp.mul_div_up(fp.mul_div_up(deficit, upnls[i], total_upnl), WAD, takes[i])
+            if plan.position_size > 0:
+                prices[i] = plan.price + distance
+            else:
+                prices[i] = plan.price - distance if distance < plan.price else 1
+        return prices
+
+    @staticmethod
+    def _same_price(n: int, price: int) -> list[int]:
+        """Every fill at one price (the bankruptcy price)."""
+        return [price] * n
+
+    @staticmethod
+    def _by_score(ranking: AdlRanking) -> bool:
+        """Rankings whose list is ranked by score (PNL_LEVERAGE, QUEUE, HYPERLIQUID); the others by id."""
+        return ranking != AdlRanking.PRO_RATA and ranking != AdlRanking.CAPPED_PRO_RATA
+
+    def _checked_candidate(
+        self, account_id: int, counterparty_id: int, market_id: int, plan: Plan, ranking: AdlRanking
+    ) -> tuple[int, int]:
+        eligible, cp_size, upnl, cp_score = self._candidate(
+            counterparty_id, market_id, plan.position_size, plan.price, ranking
+        )
         if not eligible or counterparty_id == account_id:
             raise AdlIneligible(counterparty_id, cp_size, upnl)
         return fp.abs(cp_size), cp_score
 
-    def _candidate(self, account_id: int, market_id: int, bankrupt_side: int, price: int) -> tuple[bool, int, int, int]:
+    def _candidate(
+        self, account_id: int, market_id: int, bankrupt_side: int, price: int, ranking: AdlRanking
+    ) -> tuple[bool, int, int, int]:
         """An ADL counterparty holds the opposite side with a positive uPnL at the oracle price."""
         size, open_notional, _ = self.position_of(account_id, market_id)
         if size == 0 or (size > 0) == (bankrupt_side > 0):
@@ -480,8 +542,18 @@ class LiquidationEngine(PerpEngine):
         if upnl <= 0:
             return False, size, upnl, 0
         value, _, _ = self.health(account_id)
-        score = LiquidationMath.adl_score(upnl, open_notional, MarginMath.notional(size, price), value)
-        return True, size, upnl, score
+        notional = MarginMath.notional(size, price)
+        return True, size, upnl, self._score(ranking, size, upnl, open_notional, notional, value)
+
+    @staticmethod
+    def _score(ranking: AdlRanking, size: int, upnl: int, open_notional: int, notional: int, value: int) -> int:
+        """The ranking's score (the contract's branches in `_candidate`): HYPERLIQUID's, the notional
+        under MIN_OVERSHOOT, else adlScore."""
+        if ranking == AdlRanking.HYPERLIQUID:
+            return LiquidationMath.hyperliquid_score(int(size), int(open_notional), int(notional), int(value))
+        if ranking == AdlRanking.MIN_OVERSHOOT:
+            return int(notional)
+        return LiquidationMath.adl_score(upnl, open_notional, notional, value)
 
     @staticmethod
     def _sort(ids: list[int], scores: list[int], by_score: bool) -> tuple[list[int], list[int]]:

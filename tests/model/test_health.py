@@ -18,13 +18,14 @@ def reference_ranking(protocol: Protocol, market_id: int, side: int):
     """adlRanking as the contract writes it: `_candidate` per account, then its heapsort
     (`_sort`, `_siftDown`, `_before`), line for line."""
     price = protocol.prices[market_id]
+    ranking = AdlRanking(protocol.liquidation_params(market_id).ranking)
     ids, scores = [], []
     for account_id in protocol.account_ids:
-        eligible, _, _, score = protocol._candidate(account_id, market_id, side, price)
+        eligible, _, _, score = protocol._candidate(account_id, market_id, side, price, ranking)
         if eligible:
             ids.append(account_id)
             scores.append(score)
-    by_score = protocol.liquidation_params(market_id).ranking == AdlRanking.PNL_LEVERAGE
+    by_score = not ranking.whole_ranking
 
     def before(a: int, b: int) -> bool:
         if by_score and scores[a] != scores[b]:

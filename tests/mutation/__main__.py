@@ -31,7 +31,7 @@ from rich.table import Table
 from tests.mutation.mutants import PROJECT_ROOT, Mutant, by_name
 
 # The suites that run the contracts and the model in lockstep (tests/twin/harness.Twin).
-DEFAULT_SUITES = ("tests/test_differential.py", "tests/test_stateful.py", "tests/regressions")
+DEFAULT_SUITES = ("tests/test_differential.py", "tests/test_adl_rounds.py", "tests/test_stateful.py", "tests/regressions")
 # What a copy needs to compile and test: the sources and the configuration Ape and pytest read.
 COPIED = ("contracts", "tests", "ape-config.yaml", "pyproject.toml")
 # The sources as they were when the check started, copied once, so editing the checkout meanwhile

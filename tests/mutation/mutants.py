@@ -165,6 +165,30 @@ MUTANTS: tuple[Mutant, ...] = (
         "            if (false) {\n                ++takes[i];",
         "PRO_RATA does not hand out its rounding remainder, so ADL leaves a residue open",
     ),
+    Mutant(
+        "queue-rest-left-open", "adl", LIQUIDATOR,
+        "if (rest == 0 || last == vaultId) return;",
+        "if (true) return;",
+        "QUEUE closes the last winner only as far as the bankrupt size: the queue baseline never overshoots",
+    ),
+    Mutant(
+        "capped-haircut-rounds-down", "adl", LIQUIDATOR,
+        "deficit.mulDivUp(upnls[i], totalUpnl).mulDivUp(WAD, takes[i]);",
+        "deficit.mulDivDown(upnls[i], totalUpnl).mulDivDown(WAD, takes[i]);",
+        "CAPPED_PRO_RATA rounds each haircut down, so the winners cover less than the deficit",
+    ),
+    Mutant(
+        "hyperliquid-score-ignores-leverage", "adl", LIQUIDATION_MATH,
+        "return priceRatio.wMulDown(notional.wDivDown(uint256(accountValue)));",
+        "return priceRatio;",
+        "HYPERLIQUID ranks winners by mark / entry alone, without their leverage",
+    ),
+    Mutant(
+        "min-overshoot-smallest-first", "adl", LIQUIDATOR,
+        "else if (ranking == AdlRanking.MIN_OVERSHOOT) score = notional;",
+        "else if (ranking == AdlRanking.MIN_OVERSHOOT) score = type(uint256).max - notional;",
+        "MIN_OVERSHOOT takes the smallest winners first: the most closures instead of the fewest",
+    ),
     # --- funding, fills and the book ------------------------------------------------------------
     Mutant(
         "adl-when-fund-exactly-covers", "waterfall", LIQUIDATOR,

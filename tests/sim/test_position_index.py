@@ -148,11 +148,12 @@ def test_ranking_is_the_contracts(accounts, btc, side, by_score):
         assert winner.size == protocol.position_of(winner.account_id, BTC)[0]
 
 
-@pytest.mark.parametrize("by_score", [True, False])
-def test_ranking_past_its_first_prefix_places_the_vault(by_score):
+@pytest.mark.parametrize("ranking_kind", [AdlRanking.PNL_LEVERAGE, AdlRanking.PRO_RATA, AdlRanking.HYPERLIQUID,
+                                          AdlRanking.MIN_OVERSHOOT])
+def test_ranking_past_its_first_prefix_places_the_vault(ranking_kind):
     """80 winning shorts of different leverage and the vault (short against net-long traders, its
     value unscreened): read past the first exact prefix, the ranking is still the contract's."""
-    ranking_kind = AdlRanking.PNL_LEVERAGE if by_score else AdlRanking.PRO_RATA
+    by_score = not ranking_kind.whole_ranking
     longs = [(100, 40, 0)] * 10  # 100 BTC long against 50 BTC of shorts: the vault is 50 BTC short
     shorts = [(12 + (i * 37) % 88, -(1 + i % 4), 0) for i in range(80)]
     exchange, _ = book(longs + shorts, [replace(SPECS[BTC], ranking=ranking_kind), SPECS[ETH]])
@@ -161,7 +162,10 @@ def test_ranking_past_its_first_prefix_places_the_vault(by_score):
     screen(exchange, index)
     expected, _ = exchange.protocol.adl_ranking(BTC, 1)
     assert exchange.vault_id in expected and len(expected) > 64
-    assert [winner.account_id for winner in index.adl_ranking(BTC, 1, by_score=by_score)] == list(expected)
+    hyperliquid = ranking_kind is AdlRanking.HYPERLIQUID
+    read = index.adl_ranking(BTC, 1, by_score=by_score, hyperliquid=hyperliquid,
+                             largest=ranking_kind is AdlRanking.MIN_OVERSHOOT)
+    assert [winner.account_id for winner in read] == list(expected)
 
 
 def test_ranking_reads_only_the_prefix_it_needs():

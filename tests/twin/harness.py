@@ -47,6 +47,15 @@ SPECS: dict[str, dict] = {
     "adl-pro-rata-tiers": dict(imr="0.1", mmr="0.04", tiers=((100_000, "0.06"), (200_000, "0.2")),
                                depth2pct=2_000_000, ranking=AdlRanking.PRO_RATA, liquidation_fee="0.02",
                                keeper_share="0.5"),
+    # The papers' queue baseline (whole winners, the rest to the vault) and the capped pro-rata haircut.
+    "adl-queue": dict(imr="0.1", mmr="0.05", depth2pct=500_000, max_impact="0.3", ranking=AdlRanking.QUEUE,
+                      max_funding_rate="0.00001", skew_scale=100),
+    "adl-capped-pro-rata": dict(imr="0.05", mmr="0.025", depth2pct=400_000, max_impact="0.3",
+                                ranking=AdlRanking.CAPPED_PRO_RATA, slice_threshold=80_000),
+    "adl-hyperliquid": dict(imr="0.08", mmr="0.04", depth2pct=600_000, max_impact="0.3",
+                            ranking=AdlRanking.HYPERLIQUID, slice_threshold=120_000),
+    "adl-min-overshoot": dict(imr="0.1", mmr="0.05", depth2pct=300_000, max_impact="0.3",
+                              ranking=AdlRanking.MIN_OVERSHOOT, skew_scale=300),
     "adl-thin": dict(imr="0.04", mmr="0.02", depth2pct=200_000, max_impact="0.3", slice_threshold=50_000,
                      max_funding_rate="0.00005", skew_scale=200),
 }
@@ -366,18 +375,31 @@ class Twin:
             assert seen["liquidate"] == "UseDeleverage", f"ADL while liquidate would give {seen['liquidate']}"
             # Invariant 8.
             side = seen["size"]
-            fills = outcome.named("AdlFill")
+            ranking_kind = AdlRanking(model.liquidation_params(m).ranking)
+            # The bankrupt account's fills; under QUEUE the last winner's rest goes to the vault.
+            fills = [f for f in outcome.named("AdlFill") if f["accountId"] == account_id]
+            rest = [f for f in outcome.named("AdlFill") if f["accountId"] != account_id]
             filled = [f["counterpartyId"] for f in fills]
             # In list order; a PRO_RATA winner whose share rounds to nothing has no fill.
             assert filled == [cp for cp in cps if cp in set(filled)], "ADL fills out of the list's order"
-            assert set(filled) == set(cps) or model.liquidation_params(m).ranking == AdlRanking.PRO_RATA
-            assert all(f["price"] == seen["bankruptcy"] for f in fills)
+            assert set(filled) == set(cps) or ranking_kind.whole_ranking
+            if ranking_kind == AdlRanking.CAPPED_PRO_RATA:
+                # Each winner at its own price, no better for it than the oracle price.
+                assert all((f["price"] - f["oraclePrice"]) * side >= 0 for f in fills)
+            else:
+                assert all(f["price"] == seen["bankruptcy"] for f in fills + rest)
             assert sum(f["size"] for f in fills) == -side
+            if ranking_kind == AdlRanking.QUEUE:
+                # Every listed winner closes whole; only the last one's rest, against the vault.
+                assert all(model.position_of(cp, m)[0] == 0 for cp in cps)
+                assert [(f["accountId"], f["counterpartyId"]) for f in rest] in ([], [(model.vault, cps[-1])])
+            else:
+                assert rest == []
             for cp in cps:
                 size, upnl = seen["cps"][cp]
                 assert size != 0 and (size > 0) != (side > 0) and upnl > 0, f"ADL hit {cp:#x}: {size}, {upnl}"
             ranking, _ = seen["ranking"]
-            if model.liquidation_params(m).ranking == AdlRanking.PNL_LEVERAGE:
+            if not ranking_kind.whole_ranking:
                 positions = [ranking.index(cp) for cp in cps]
                 assert positions == sorted(positions), "ADL fills out of ranking order"
             else:
@@ -760,7 +782,7 @@ class TwinKeeper:
         return self.twin.adl_ranking(market_id, side)[0]
 
     def pro_rata(self, market_id: int) -> bool:
-        return self.twin.model.liquidation_params(market_id).ranking == AdlRanking.PRO_RATA
+        return AdlRanking(self.twin.model.liquidation_params(market_id).ranking).whole_ranking
 
     def _sent(self, outcome: Outcome) -> str | None:
         self.outcome = outcome
