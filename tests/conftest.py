@@ -53,6 +53,20 @@ def deployer(toolchain_checked, accounts):
     return accounts[0]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _no_debug_log_traces():
+    """Speed only. After every transaction to a contract, Ape 0.8.51 asks the node for the whole
+    call trace (eth_getCode, then trace_transaction, decoded into a call tree) to print the
+    transaction's `console.log` lines. The contracts have no console.log, so it never prints
+    anything: in the tests (where the twin sends thousands of transactions) that step is skipped.
+    Reads that need a trace (receipt.return_value, revert decoding) still fetch it themselves."""
+    import ape_ethereum.provider as ape_provider
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ape_provider, "_post_send_transaction", lambda txn, receipt: None)
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _fast_reverts(request, monkeypatch):
     """Speed only, for tests on the chain. When the reverting contract's ABI lacks the error (the
