@@ -5,6 +5,7 @@ wrap each example in ``tests.isolation.isolated(chain)`` (not ``chain.isolate()`
 failed assertions)."""
 
 import os
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, Phase, settings
@@ -36,6 +37,34 @@ DEFAULT_MARKETS = (
     MarketSpec("BTC", 100_000, depth2pct=10_000_000),
     MarketSpec("ETH", 4_000, depth2pct=5_000_000),
 )
+
+
+# The longest test files, run first (measured: the 50 slowest tests of a whole run). `make test`
+# spreads files over pytest-xdist workers (--dist loadfile, in this order): a long file started
+# last would leave the other worker idle until it ends. Order only; a file missing here runs after.
+LONGEST_FIRST = (
+    "tests/test_stateful.py",
+    "tests/test_differential.py",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {path: k for k, path in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))  # stable
+
+
+def pytest_configure(config):
+    """Under pytest-xdist, the controller prepares what the workers share before they start: the
+    folder of their temporary folders (each worker makes `<basetemp>/gw<n>` and fails when the
+    parent is missing, as in a fresh checkout), and the compiled contracts (each worker would
+    otherwise compile a fresh checkout at the same time into the same .build)."""
+    workers = config.getoption("numprocesses", None) if config.pluginmanager.hasplugin("xdist") else None
+    if workers and not hasattr(config, "workerinput"):
+        if config.option.basetemp:
+            Path(config.option.basetemp).mkdir(parents=True, exist_ok=True)
+        from ape import project
+
+        project.load_contracts()
 
 
 @pytest.fixture(scope="session")
