@@ -21,8 +21,11 @@ setup:
 run: setup
 	$(VENV)/perpsim run oct-2025 $(ARGS)
 
+# One pytest-xdist worker per core, each with its own anvil; a test file stays on one worker
+# (--dist loadfile: its module-scoped deployment is made once). TEST_WORKERS=0 runs in one process.
+TEST_WORKERS ?= auto
 test: setup
-	$(VENV)/ape test $(ARGS)
+	$(VENV)/ape test -n $(TEST_WORKERS) --dist loadfile $(ARGS)
 
 gas: setup
 	$(VENV)/ape run gas

@@ -5,6 +5,7 @@ wrap each example in ``tests.isolation.isolated(chain)`` (not ``chain.isolate()`
 failed assertions)."""
 
 import os
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, Phase, settings
@@ -38,6 +39,34 @@ DEFAULT_MARKETS = (
 )
 
 
+# The longest test files, run first (measured: the 50 slowest tests of a whole run). `make test`
+# spreads files over pytest-xdist workers (--dist loadfile, in this order): a long file started
+# last would leave the other worker idle until it ends. Order only; a file missing here runs after.
+LONGEST_FIRST = (
+    "tests/test_stateful.py",
+    "tests/test_differential.py",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {path: k for k, path in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))  # stable
+
+
+def pytest_configure(config):
+    """Under pytest-xdist, the controller prepares what the workers share before they start: the
+    folder of their temporary folders (each worker makes `<basetemp>/gw<n>` and fails when the
+    parent is missing, as in a fresh checkout), and the compiled contracts (each worker would
+    otherwise compile a fresh checkout at the same time into the same .build)."""
+    workers = config.getoption("numprocesses", None) if config.pluginmanager.hasplugin("xdist") else None
+    if workers and not hasattr(config, "workerinput"):
+        if config.option.basetemp:
+            Path(config.option.basetemp).mkdir(parents=True, exist_ok=True)
+        from ape import project
+
+        project.load_contracts()
+
+
 @pytest.fixture(scope="session")
 def toolchain_checked():
     """Contract tests fail with the fix to run instead of Ape's download or connection time-outs.
@@ -51,6 +80,20 @@ def toolchain_checked():
 @pytest.fixture(scope="session")
 def deployer(toolchain_checked, accounts):
     return accounts[0]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_debug_log_traces():
+    """Speed only. After every transaction to a contract, Ape 0.8.51 asks the node for the whole
+    call trace (eth_getCode, then trace_transaction, decoded into a call tree) to print the
+    transaction's `console.log` lines. The contracts have no console.log, so it never prints
+    anything: in the tests (where the twin sends thousands of transactions) that step is skipped.
+    Reads that need a trace (receipt.return_value, revert decoding) still fetch it themselves."""
+    import ape_ethereum.provider as ape_provider
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ape_provider, "_post_send_transaction", lambda txn, receipt: None)
+        yield
 
 
 @pytest.fixture(autouse=True)

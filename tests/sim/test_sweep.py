@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import subprocess
 import sys
 import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
@@ -215,19 +218,47 @@ def test_a_sweep_section_can_ask_for_chain_mode(tmp_path, write_scenario):
     data["steps"] = 5
     data["population"] = {"accounts": 5}
     data["sweep"] = {"vary": {"markets.*.policy": ["NONE"]}, "mode": "chain"}
-    anvils_before = set(_anvil_pids())
-    done = subprocess.run(PERPSIM + ["sweep", str(write_scenario(data)), "--json", "--workers", "2",
-                                     "--out", str(tmp_path / "out")], capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr
-    document = json.loads(done.stdout)
+    # The sweep's processes (Dask workers, their anvils) inherit a marker in their environment:
+    # only those are counted, not anvils of other tests, parallel test workers or other checkouts.
+    marker = f"PERPSIM_TEST_SWEEP={uuid.uuid4().hex}"
+    sweep = subprocess.Popen(PERPSIM + ["sweep", str(write_scenario(data)), "--json", "--workers", "2",
+                                        "--out", str(tmp_path / "out")], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, env={**os.environ, marker.split("=")[0]: marker.split("=")[1]})
+    anvils_seen: set[int] = set()
+    with ThreadPoolExecutor(2) as pool:  # drain the pipes while watching for the sweep's anvils
+        out, err = pool.submit(sweep.stdout.read), pool.submit(sweep.stderr.read)
+        deadline = time.monotonic() + 600
+        while sweep.poll() is None and time.monotonic() < deadline:
+            anvils_seen.update(pid for pid, name in _processes_marked(marker) if name == "anvil")
+            time.sleep(0.05)
+        if sweep.poll() is None:
+            sweep.kill()
+        sweep.wait()
+        stdout, stderr = out.result(), err.result()
+    assert sweep.returncode == 0, stderr
+    document = json.loads(stdout)
     assert (document["mode"], document["finished"]) == ("chain", 1)
     assert [row["status"] for row in document["runs"]] == ["completed"]
     assert json.loads((tmp_path / "out" / "v01-seed0" / "summary.json").read_text())["mode"] == "chain"
-    assert set(_anvil_pids()) <= anvils_before
+    assert anvils_seen, "the sweep's devnet was never seen: the check below would prove nothing"
+    left = [pid for pid, name in _processes_marked(marker) if name == "anvil"]
+    assert not left, f"the sweep left anvil processes behind: {left}"
 
 
-def _anvil_pids() -> list[str]:
-    return subprocess.run(["pgrep", "-x", "anvil"], capture_output=True, text=True).stdout.split()
+def _processes_marked(marker: str) -> list[tuple[int, str]]:
+    """(pid, name) of the live processes whose environment holds `marker` (NAME=value)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes().split(b"\0")
+            name = (entry / "comm").read_text().strip()
+        except OSError:  # gone, or not ours to read
+            continue
+        if marker.encode() in environ:
+            found.append((int(entry.name), name))
+    return found
 
 
 def test_run_takes_settings_by_key_path(tmp_path):
