@@ -47,7 +47,8 @@ def small_run(tmp_path_factory):
 
 def chromium(*args, home):
     done = subprocess.run([CHROMIUM, *FLAGS, *args], capture_output=True, text=True, timeout=180,
-                          env={"HOME": str(home), "PATH": "/usr/bin:/bin"})  # its profile stays in the test folder
+                          # its profile and scratch folders stay in the test folder, not in ~ or /tmp
+                          env={"HOME": str(home), "TMPDIR": str(home), "PATH": "/usr/bin:/bin"})
     return done
 
 
