@@ -5,6 +5,7 @@ measured the same way."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Sequence
 
 import numpy as np
 
@@ -40,7 +41,7 @@ SERIES_FIELDS = (
     "step", "market", "fundamental", "external_price", "oracle_price", "oracle_status", "depth2pct_usd",
     "depth_factor", "long_oi", "short_oi", "vault_size", "liquidations", "liquidated_notional_usd",
     "adl_notional_usd", "insurance_fund_usd", "insurance_fund_reserved_usd", "bad_debt_usd", "vault_value_usd",
-    "socialized_usd",
+    "socialized_usd", "accounts_at_risk",
 )
 
 
@@ -136,7 +137,10 @@ class Metrics:
                 self.adl_fairness_max = max(record["fairness"], self.adl_fairness_max or 0)
         return flow
 
-    def record_step(self, step: int, fundamentals, external, snapshot: Snapshot, flow: dict) -> None:
+    def record_step(self, step: int, fundamentals, external, snapshot: Snapshot, flow: dict,
+                    at_risk: Sequence[int] | None = None) -> None:
+        """One row per market; `at_risk`: per market, the accounts holding it below 1.25 x their
+        maintenance margin at the keepers' last screen (None: not known, an empty cell)."""
         for m, name in enumerate(self.market_names):
             self.series.append({
                 "step": step,
@@ -158,6 +162,7 @@ class Metrics:
                 "bad_debt_usd": usd(snapshot.bad_debt),
                 "vault_value_usd": _usd_or_none(snapshot.vault_value),
                 "socialized_usd": float(flow["socialized"][m]),
+                "accounts_at_risk": None if at_risk is None else int(at_risk[m]),
             })
 
     def summary(self, *, scenario: str, seed: int, mode: str, accounts: int, steps: int, final: Snapshot | None,

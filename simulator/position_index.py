@@ -199,6 +199,14 @@ class PositionIndex:
                                      holds=held[keep].any(axis=1), confirm=self._confirm)
         return self._last_scan
 
+    def at_risk(self, scan: HealthScan, multiple: float) -> list[int]:
+        """Per market, the accounts of `scan` (this index's last screen) that hold a position in it
+        and whose value is below `multiple` times their maintenance margin: the screen's float64
+        values (exact where the scan settled them), for the report's chart."""
+        held = self._float["size"][self._last_rows] != 0
+        risky = np.asarray(scan.values) < multiple * np.asarray(scan.mms)
+        return (held & risky[:, None]).sum(axis=0).tolist()
+
     def _confirm(self, account_ids: list[int]) -> tuple[list[int], list[int]]:
         self.confirmed += len(account_ids)
         return self.exchange.health_of(account_ids)

@@ -529,6 +529,7 @@ def _summary_rows(run: _Run) -> list[tuple[str, str, str]]:
 COLORS = {"fundamental": "#9e9e9e", "external": "#1f77b4", "oracle": "#d62728", "depth": "rgba(44,160,44,0.10)",
           "long": "#2ca02c", "short": "#ff7f0e", "liquidated": "#d62728", "adl": "#9467bd",
           "fund": "#1f77b4", "earmarked": "#17becf", "bad_debt": "#d62728", "socialised": "#8c564b"}
+MARKET_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22")
 
 
 def _bucket(run: _Run, points: int = MAX_POINTS) -> int:
@@ -540,14 +541,16 @@ MAX_BARS = 150  # bars per flow chart: thin 1-step bars over an hour are invisib
 
 
 def _thin(values: np.ndarray, size: int, how: str = "last") -> np.ndarray:
-    """One value per bucket of `size` steps: the bucket's last value (levels) or sum (flows)."""
+    """One value per bucket of `size` steps: the bucket's last value (levels), sum (flows), or its
+    min or max (the fund's low, the most accounts at risk)."""
     if size == 1:
         return values
     pad = (-len(values)) % size
     if how == "sum":
         return np.nansum(np.concatenate([values, np.zeros(pad)]).reshape(-1, size), axis=1)
-    if how == "min":
-        return np.nanmin(np.concatenate([values, np.full(pad, np.nan)]).reshape(-1, size), axis=1)
+    if how in ("min", "max"):
+        reduce = np.nanmin if how == "min" else np.nanmax
+        return reduce(np.concatenate([values, np.full(pad, np.nan)]).reshape(-1, size), axis=1)
     if how == "first":
         return values[::size]
     last = np.arange(size - 1, len(values) + pad, size)
@@ -566,6 +569,8 @@ def _figure(run: _Run):
         if _has_flows(run, market):
             rows.append(("flow", f"{market}: liquidated and ADL notional (USD per {_per(run, _bucket(run, MAX_BARS))})",
                          market))
+    if "accounts_at_risk" in run.first:  # runs before the column have none
+        rows.append(("risk", "Accounts at risk: holding the market, value below 1.25 x maintenance margin", None))
     rows.append(("fund", "Insurance fund, bad debt and socialised loss (USD, protocol-wide)", None))
     specs = [[{"secondary_y": kind == "price"}] for kind, _, _ in rows]
     heights = [1.4 if kind == "price" else 1.0 for kind, _, _ in rows]
@@ -608,6 +613,12 @@ def _figure(run: _Run):
             fig.add_trace(go.Bar(x=bx, y=_thin(cols["adl_notional_usd"], bars, "sum"), name="ADL",
                                  marker_color=COLORS["adl"], **common), row=index, col=1)
             fig.update_yaxes(title_text="USD", row=index, col=1)
+        elif kind == "risk":
+            for number, other in enumerate(run.markets):
+                fig.add_trace(go.Scatter(x=x, y=_thin(run.cols[other]["accounts_at_risk"], size, "max"), name=other,
+                                         line=dict(color=MARKET_COLORS[number % len(MARKET_COLORS)], width=1.5,
+                                                   shape="hv"), **common), row=index, col=1)
+            fig.update_yaxes(title_text="accounts", rangemode="tozero", row=index, col=1)
         else:
             fig.add_trace(go.Scatter(x=x, y=_thin(cols["insurance_fund_usd"], size, "min"), name="fund (free)",
                                      line=dict(color=COLORS["fund"]), **common), row=index, col=1)
@@ -841,6 +852,10 @@ MARKET_LABELS = {
     "policy": ("Bad-debt policy", ""), "ranking": ("ADL ranking", ""), "heartbeat": ("Oracle heartbeat", "s"),
     "max_deviation": ("Oracle breaker: largest move accepted (0: none)", "frac"), "cooldown": ("Breaker cooldown", "s"),
     "slice_threshold": ("Liquidated in slices above", "usd"), "slice_fraction": ("Slice", "frac"),
+    "rate_limit_notional": ("Liquidations per rate-limit window (0: no limit)", "usd"),
+    "rate_limit_window": ("Rate-limit window", "s"), "max_funding_rate": ("Funding rate cap (0: no funding)", ""),
+    "skew_scale": ("Funding skew scale", "usd"), "match_band": ("Matched fills: band around the oracle", "frac"),
+    "min_position_notional": ("Smallest position left open (0: none)", "usd"),
 }
 
 

@@ -18,7 +18,7 @@ import numpy as np
 from eth_hash.auto import keccak
 
 from simulator.agents.keepers import Keepers
-from simulator.agents.traders import Entry, TraderAccount, TraderAgents
+from simulator.agents.traders import WARNING_MULTIPLE, Entry, TraderAccount, TraderAgents
 from simulator.book_cache import BookCache, StaleEntry
 from simulator.errors import SIGNAL_WORDS, PerpsimError, interrupt_signal
 from simulator.exchange import BookSeed, Deleverage, Exchange, PushPrice, SetDepth, SetupReport, Snapshot, TraderSeed
@@ -261,6 +261,7 @@ def run_scenario(
             index = PositionIndex(exchange, len(scenario.markets), exchange.vault_id)
             index.bootstrap(exchange.account_ids())
             scan = index.screen(final, exchange.timestamp)
+            at_risk = index.at_risk(scan, WARNING_MULTIPLE)  # per market, for the report
             latency = scenario.agents.keepers.latency_steps
             # Keeper plans waiting for their block: (step they land in, actions), in step order.
             keeper_queue = deque([(latency - 1, keepers.plan(exchange, scan, final.insurance_fund, index))])
@@ -298,10 +299,11 @@ def run_scenario(
                 cleared = refused and not any(final.price_status)
                 if acted or cleared or step % RESCAN_EVERY == 0:
                     scan = index.screen(final, exchange.timestamp)
+                    at_risk = index.at_risk(scan, WARNING_MULTIPLE)
                     if check_index:
                         index.check(scan)
                     keeper_queue.append((step + latency, keepers.plan(exchange, scan, final.insurance_fund, index)))
-                metrics.record_step(step, fundamentals, market, final, flow)
+                metrics.record_step(step, fundamentals, market, final, flow, at_risk)
                 completed_steps = step + 1
                 if writer.due():
                     writer.flush(summarise("running"))

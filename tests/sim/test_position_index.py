@@ -111,6 +111,25 @@ def test_screen_counts_social_loss_and_earmarks():
     index.reconcile()
 
 
+@settings(max_examples=examples(40))
+@given(accounts=st.lists(account, min_size=1, max_size=12), btc=st.integers(60_000, 140_000),
+       eth=st.integers(2_000, 6_000))
+def test_at_risk_counts_the_holders_below_the_warning_level(accounts, btc, eth):
+    """Per market, the accounts holding it whose exact value is below 1.25 x their exact MM."""
+    exchange, ids = book(accounts)
+    protocol = exchange.protocol
+    protocol.set_price(BTC, wad(btc))
+    protocol.set_price(ETH, wad(eth))
+    index = index_of(exchange)
+    expected = [0, 0]
+    for trader in ids:
+        value, mm, _ = protocol.health(trader)
+        if 4 * value < 5 * mm:
+            for market in (BTC, ETH):
+                expected[market] += protocol.position_of(trader, market)[0] != 0
+    assert index.at_risk(screen(exchange, index), 1.25) == expected
+
+
 @settings(max_examples=examples(60))
 @given(accounts=st.lists(account, min_size=1, max_size=12), btc=st.integers(60_000, 140_000),
        eth=st.integers(2_000, 6_000), seconds=st.integers(0, 86_400))
