@@ -567,12 +567,12 @@ def _figure(run: _Run):
         rows.append(("price", f"{market}: prices (USD) and 2% book depth", market))
         rows.append(("oi", f"{market}: open interest (units of {market})", market))
         if _has_flows(run, market):
-            rows.append(("flow", f"{market}: liquidated and ADL notional (USD per {_per(run, _bucket(run, MAX_BARS))})",
+            rows.append(("flow", f"{market}: liquidated and ADL notional (bars: USD per {_per(run, _bucket(run, MAX_BARS))}; dotted: cumulative)",
                          market))
     if "accounts_at_risk" in run.first:  # runs before the column have none
         rows.append(("risk", "Accounts at risk: holding the market, value below 1.25 x maintenance margin", None))
     rows.append(("fund", "Insurance fund, bad debt and socialised loss (USD, protocol-wide)", None))
-    specs = [[{"secondary_y": kind == "price"}] for kind, _, _ in rows]
+    specs = [[{"secondary_y": kind in ("price", "flow")}] for kind, _, _ in rows]
     heights = [1.4 if kind == "price" else 1.0 for kind, _, _ in rows]
     fig = make_subplots(rows=len(rows), cols=1, shared_xaxes=True, vertical_spacing=0.045 / max(1, len(rows) / 6),
                         subplot_titles=[title for _, title, _ in rows], specs=specs, row_heights=heights)
@@ -612,7 +612,14 @@ def _figure(run: _Run):
                                  marker_color=COLORS["liquidated"], **common), row=index, col=1)
             fig.add_trace(go.Bar(x=bx, y=_thin(cols["adl_notional_usd"], bars, "sum"), name="ADL",
                                  marker_color=COLORS["adl"], **common), row=index, col=1)
-            fig.update_yaxes(title_text="USD", row=index, col=1)
+            for key, name, color in (("liquidated_notional_usd", "liquidated, cumulative (right axis)", "liquidated"),
+                                     ("adl_notional_usd", "ADL, cumulative (right axis)", "adl")):
+                fig.add_trace(go.Scatter(x=x, y=_thin(np.cumsum(np.nan_to_num(cols[key])), size), name=name,
+                                         line=dict(color=COLORS[color], width=1.2, dash="dot"), **common),
+                              row=index, col=1, secondary_y=True)
+            fig.update_yaxes(title_text="USD", row=index, col=1, secondary_y=False)
+            fig.update_yaxes(title_text="cumulative USD", row=index, col=1, secondary_y=True, showgrid=False,
+                             rangemode="tozero", tickmode="auto", tickformat="~s")
         elif kind == "risk":
             for number, other in enumerate(run.markets):
                 fig.add_trace(go.Scatter(x=x, y=_thin(run.cols[other]["accounts_at_risk"], size, "max"), name=other,
