@@ -387,7 +387,9 @@ def _print_sweep(rows: list[dict]) -> None:
 
 RISK_SHOWN = {"p_insolvency": "P(insolvency)", "bad_debt_mean": "bad debt mean $", "bad_debt_var95": "bad debt VaR95 $",
               "bad_debt_es95": "bad debt ES95 $", "fund_drawdown_var95": "fund drawdown VaR95 $", "p_adl": "P(ADL)",
-              "adl_notional_var95": "ADL VaR95 $", "socialized_var95": "socialised VaR95 $", "lar95": "LaR95 $"}
+              "adl_notional_var95": "ADL VaR95 $", "adl_overshoot_mean": "ADL overshoot mean $",
+              "adl_closed_mean": "ADL closed mean $", "adl_fairness_mean": "ADL fairness mean (x/u)",
+              "socialized_var95": "socialised VaR95 $", "lar95": "LaR95 $"}
 RISK_COLUMNS = 4  # combinations side by side in one table (80 columns); more go to the next table
 
 

@@ -73,6 +73,10 @@ FIGURES: list[Figure] = [
     ("socialized_var95", "socialized_loss_usd", lambda rows: quantile_sorted(rows, 0.95)),
     ("adl_overshoot_mean", "adl_overshoot_usd", _mean),
     ("adl_overshoot_var95", "adl_overshoot_usd", lambda rows: quantile_sorted(rows, 0.95)),
+    ("adl_closed_mean", "adl_winner_notional_closed_usd", _mean),
+    ("adl_closed_var95", "adl_winner_notional_closed_usd", lambda rows: quantile_sorted(rows, 0.95)),
+    ("adl_fairness_mean", "adl_fairness_max", _mean),
+    ("adl_fairness_p95", "adl_fairness_max", lambda rows: quantile_sorted(rows, 0.95)),
     ("vault_pnl_mean", "vault_pnl_usd", _mean),
     ("vault_pnl_p05", "vault_pnl_usd", lambda rows: quantile_sorted(rows, 0.05)),
 ]

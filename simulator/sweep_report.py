@@ -34,9 +34,13 @@ COLUMN_NAMES = {
     "socialized_loss_usd": "socialised loss",
     "adl_overshoot_usd": "ADL overshoot",
     "vault_pnl_usd": "vault P&L",
+    "adl_winner_notional_closed_usd": "winners' notional closed by ADL",
+    "adl_fairness_max": "ADL fairness (max x/u)",
 }
+# Columns that are ratios, not USD (ADL fairness: the largest share of a winner's profit one round took).
+RATIO_COLUMNS = {"adl_fairness_max"}
 FIGURE_NAMES = {"p_insolvency": "P(insolvency)", "p_adl": "P(ADL)", "lar95": "LaR95"}
-STATISTICS = {"mean": "mean", "p05": "5% worst (p05)"}
+STATISTICS = {"mean": "mean", "p05": "5% worst (p05)", "p95": "95th percentile"}
 # Setting names too generic to stand alone: the label keeps the key before them too.
 GENERIC = {"usd", "to", "to_price", "value", "low", "high", "mean", "std", "size", "amount"}
 COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
@@ -123,9 +127,16 @@ def is_probability(name: str) -> bool:
     return name.startswith("p_")
 
 
+def is_ratio(name: str) -> bool:
+    """A figure of a ratio column (shown as a number, not in USD)."""
+    return any(fig == name and col in RATIO_COLUMNS for fig, col, _ in FIGURES)
+
+
 def _text(name: str, value) -> str:
     if value is None:
         return "-"
+    if is_ratio(name):
+        return f"{value:.3f}"
     return f"{value:.2f}" if is_probability(name) else _usd(value)
 
 
@@ -244,16 +255,17 @@ def _column_chart(sweep: _Sweep, column: str):
         return None, (f"No {label} on any of the {len(every)} completed paths of any combination "
                       f"(all 0): nothing to chart.")
     figures = [n for n in sweep.columns[column] if not is_probability(n)]
+    unit, number = ("ratio", "%{y:.3f}") if column in RATIO_COLUMNS else ("USD", "%{y:$,.0f}")
     fig = make_subplots(rows=1, cols=2, column_widths=[0.5, 0.5], horizontal_spacing=0.09,
-                        subplot_titles=[f"{label} over the paths (USD; a dot per path)",
-                                        f"{label}: risk figures (USD; whiskers: 95% interval)"])
+                        subplot_titles=[f"{label} over the paths ({unit}; a dot per path)",
+                                        f"{label}: risk figures ({unit}; whiskers: 95% interval)"])
     ticks = _ticks(sweep, 480)
     for index, combination in enumerate(sweep.combinations):
         values, runs = per[combination["combination"]]
         fig.add_trace(go.Box(y=values, x=[ticks[index]] * len(values), name=sweep.labels[combination["combination"]],
                              boxpoints="all", jitter=0.4, pointpos=0, text=runs, showlegend=False,
                              marker=dict(color=COLORS[index % len(COLORS)], size=5),
-                             hovertemplate="%{text}: %{y:$,.0f}<extra></extra>"), row=1, col=1)
+                             hovertemplate="%{text}: " + number + "<extra></extra>"), row=1, col=1)
     for index, name in enumerate(figures):
         y = [c.get(name) for c in sweep.combinations]
         low = [c.get(f"{name}_ci_low") for c in sweep.combinations]
@@ -264,9 +276,10 @@ def _column_chart(sweep: _Sweep, column: str):
                                           array=[(h - v) if None not in (h, v) else 0 for v, h in zip(y, high)],
                                           arrayminus=[(v - lo) if None not in (lo, v) else 0 for v, lo in zip(y, low)]),
                              customdata=list(zip(low, high)),
-                             hovertemplate="%{y:$,.0f} [%{customdata[0]:$,.0f}, %{customdata[1]:$,.0f}]"),
+                             hovertemplate=(number + " [" + number.replace("y", "customdata[0]") + ", "
+                                            + number.replace("y", "customdata[1]") + "]")),
                       row=1, col=2)
-    fig.update_yaxes(title_text="USD", row=1, col=1)
+    fig.update_yaxes(title_text=unit, row=1, col=1)
     _layout(fig, 420, barmode="group", boxmode="group")
     fig.update_layout(legend=dict(orientation="v", x=1.01, y=1, xanchor="left", yanchor="top"),
                       margin=dict(r=110))
