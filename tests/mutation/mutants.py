@@ -198,8 +198,8 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "pro-rata-fills-dust-with-zero", "adl", LIQUIDATOR,
-        "if (takes[i] == 0) continue;",
-        "",
+        "if (takes[i] == 0) continue;\n            // The bankrupt side closes",
+        "// The bankrupt side closes",
         "a PRO_RATA winner whose share rounds to 0 is filled with 0 (adlFill reverts ZeroAmount: ADL stalls)",
     ),
     Mutant(

@@ -10,6 +10,7 @@ import json
 import re
 import shutil
 import subprocess
+import tempfile
 from contextlib import contextmanager
 
 import pytest
@@ -46,10 +47,11 @@ def small_run(tmp_path_factory):
 
 
 def chromium(*args, home):
-    done = subprocess.run([CHROMIUM, *FLAGS, *args], capture_output=True, text=True, timeout=180,
-                          # its profile and scratch folders stay in the test folder, not in ~ or /tmp
-                          env={"HOME": str(home), "TMPDIR": str(home), "PATH": "/usr/bin:/bin"})
-    return done
+    # Its profile stays in the test folder, not in ~; its scratch folders (with a socket, whose path
+    # must stay short) in a temporary folder of its own that is removed, even after a timeout.
+    with tempfile.TemporaryDirectory(prefix="perpsim-chromium-") as scratch:
+        return subprocess.run([CHROMIUM, *FLAGS, *args], capture_output=True, text=True, timeout=180,
+                              env={"HOME": str(home), "TMPDIR": scratch, "PATH": "/usr/bin:/bin"})
 
 
 def open_offline(url: str, tmp_path, height: int = 2400) -> str:
