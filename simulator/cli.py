@@ -355,7 +355,7 @@ def _console():
 
 def _setting_labels(rows: list[dict], skip: set[str]) -> tuple[list[str], Callable[[dict], str]]:
     """The varied settings of a sweep's rows and a row's label: one `name = value` a line."""
-    from simulator.sweep_report import setting_names, value_text
+    from simulator.sweep import setting_names, value_text
 
     varied = [k for k in (rows[0] if rows else {}) if k not in skip and not k.startswith("shock:")]
     names = setting_names(varied)

@@ -35,6 +35,7 @@ import itertools
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -105,7 +106,7 @@ class SweepFailed(PerpsimError, RuntimeError):
 
 @dataclass(frozen=True)
 class Variant:
-    label: str  # the run folder's name: v01-seed0
+    label: str  # the run folder's name: ranking=QUEUE-seed0 (see run_labels)
     settings: dict[str, Any]
     seed: int
     scenario: Scenario
@@ -160,6 +161,62 @@ def parse_vary(option: str) -> tuple[str, list[Any]]:
     return path.strip(), parsed
 
 
+# Setting names too generic to stand alone: the label keeps the key before them too.
+GENERIC = {"usd", "to", "to_price", "value", "low", "high", "mean", "std", "size", "amount"}
+LABEL_PART = 60  # characters of a run folder's name given to its settings, at most
+
+
+def setting_names(paths: list[str]) -> dict[str, str]:
+    """Each varied key path's shortest readable name: its last key, or more of the path when the
+    last key is generic (`usd`, `to`), an index or a wildcard, or when two paths would share it."""
+    parts = {path: path.split(".") for path in paths}
+    taken = {path: 1 for path in paths}
+
+    def name(path):
+        return ".".join(parts[path][-taken[path]:])
+
+    changed = True
+    while changed:
+        changed = False
+        names = [name(path) for path in paths]
+        for path in paths:
+            head = parts[path][-taken[path]]
+            vague = head in GENERIC or head.isdigit() or head == "*"
+            shared = names.count(name(path)) > 1
+            if (vague or shared) and taken[path] < len(parts[path]):
+                taken[path] += 1
+                changed = True
+    return {path: name(path) for path in paths}
+
+
+def value_text(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{int(value):,}" if value.is_integer() and abs(value) < 1e15 else f"{value:,.6g}"
+    if isinstance(value, str) and value[:1] in "{[":  # a distribution or list, as the sweep stored it
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return value
+        if isinstance(value, dict):
+            return "{" + ", ".join(f"{k}: {value_text(v)}" for k, v in value.items()) + "}"
+    return str(value)
+
+
+def run_labels(combinations: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Each combination's run-folder stem, from its settings: `ranking=QUEUE`, or
+    `policy=ADL_ranking=QUEUE` when two vary. Characters a shell or a file system would trip on
+    become `_`; a name too long is cut. Should two combinations come out alike, every stem takes
+    the combination's number in front (`v01-...`), so folders stay unique and in plan order."""
+    names = setting_names(list(combinations[0])) if combinations else {}
+    stems = []
+    for settings in combinations:
+        text = "_".join(f"{names[p]}={value_text(v)}" for p, v in settings.items())
+        stems.append(re.sub(r"[^A-Za-z0-9._=+-]+", "_", text.replace(",", ""))[:LABEL_PART].strip("_") or "run")
+    if len(set(stems)) < len(stems):
+        stems = [f"v{number:02d}-{stem}" for number, stem in enumerate(stems, start=1)]
+    return stems
+
+
 def plan_sweep(scenario: Scenario, vary: Mapping[str, Sequence[Any]] | None = None, seeds: int | None = None,
                mode: str | None = None, source: str = "command line") -> list[Variant]:
     """Every (settings, seed) of the sweep, validated. Without `vary`, the scenario's own `sweep:`
@@ -177,12 +234,12 @@ def plan_sweep(scenario: Scenario, vary: Mapping[str, Sequence[Any]] | None = No
     if seeds < 1:
         raise SweepError(f"seeds must be at least 1, got {seeds}")
     paths = list(vary)
+    combinations = [dict(zip(paths, values)) for values in itertools.product(*(vary[p] for p in paths))]
     variants = []
-    for number, values in enumerate(itertools.product(*(vary[p] for p in paths)), start=1):
-        settings = dict(zip(paths, values))
+    for number, (settings, stem) in enumerate(zip(combinations, run_labels(combinations)), start=1):
         varied = with_settings(scenario, settings, source=source)
         for path, seed in enumerate(range(scenario.seed, scenario.seed + seeds)):
-            variants.append(Variant(f"v{number:02d}-seed{seed}", settings, seed,
+            variants.append(Variant(f"{stem}-seed{seed}", settings, seed,
                                     with_overrides(varied, seed=seed, mode=mode), number, path))
     return variants
 

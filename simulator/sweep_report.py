@@ -20,6 +20,7 @@ from typing import Any, Optional
 
 from simulator.report import CSS, ReportError, _usd, atomic_write
 from simulator.risk import FIGURES
+from simulator.sweep import setting_names, value_text
 
 CI = ("_ci_low", "_ci_high")
 ZERO_USD = 0.005  # below half a cent a loss is rounding noise: a chart of it would be empty
@@ -41,8 +42,6 @@ COLUMN_NAMES = {
 RATIO_COLUMNS = {"adl_fairness_max"}
 FIGURE_NAMES = {"p_insolvency": "P(insolvency)", "p_adl": "P(ADL)", "lar95": "LaR95"}
 STATISTICS = {"mean": "mean", "p05": "5% worst (p05)", "p95": "95th percentile"}
-# Setting names too generic to stand alone: the label keeps the key before them too.
-GENERIC = {"usd", "to", "to_price", "value", "low", "high", "mean", "std", "size", "amount"}
 COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
           "#17becf")
 
@@ -64,42 +63,6 @@ def render_sweep_report(out_dir: Path) -> Path:
 
 
 # --- names -----------------------------------------------------------------------------------------
-
-
-def setting_names(paths: list[str]) -> dict[str, str]:
-    """Each varied key path's shortest readable name: its last key, or more of the path when the
-    last key is generic (`usd`, `to`), an index or a wildcard, or when two paths would share it."""
-    parts = {path: path.split(".") for path in paths}
-    taken = {path: 1 for path in paths}
-
-    def name(path):
-        return ".".join(parts[path][-taken[path]:])
-
-    changed = True
-    while changed:
-        changed = False
-        names = [name(path) for path in paths]
-        for path in paths:
-            head = parts[path][-taken[path]]
-            vague = head in GENERIC or head.isdigit() or head == "*"
-            shared = names.count(name(path)) > 1
-            if (vague or shared) and taken[path] < len(parts[path]):
-                taken[path] += 1
-                changed = True
-    return {path: name(path) for path in paths}
-
-
-def value_text(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{int(value):,}" if value.is_integer() and abs(value) < 1e15 else f"{value:,.6g}"
-    if isinstance(value, str) and value[:1] in "{[":  # a distribution or list, as the sweep stored it
-        try:
-            value = json.loads(value)
-        except ValueError:
-            return value
-        if isinstance(value, dict):
-            return "{" + ", ".join(f"{k}: {value_text(v)}" for k, v in value.items()) + "}"
-    return str(value)
 
 
 def figure_name(name: str) -> str:

@@ -24,7 +24,7 @@ from simulator.runner import run_scenario
 from simulator.market.paths import generate_fundamental_paths, sample_shocks
 from simulator.risk import fund_drawdown, risk_figures
 from simulator.scenarios import ScenarioError, load_scenario, scenario_from_dict, with_overrides, with_settings
-from simulator.sweep import TIMING_COLUMNS, SweepError, parse_vary, plan_sweep, run_sweep
+from simulator.sweep import LABEL_PART, TIMING_COLUMNS, SweepError, parse_vary, plan_sweep, run_labels, run_sweep
 from tests.sim.conftest import base_scenario
 
 PERPSIM = [str(Path(sys.executable).with_name("perpsim"))]
@@ -92,12 +92,26 @@ def test_every_combination_for_every_seed_is_planned_and_validated_first():
     variants = plan_sweep(scenario, {"markets.*.policy": ["ADL", "NONE"], "population.long_fraction": [0.5, 0.9, 1.0]},
                           seeds=2)
     assert len(variants) == 12
-    assert variants[0].label == "v01-seed5" and variants[1].label == "v01-seed6" and variants[-1].label == "v06-seed6"
+    # Run folders are named by their settings, not by their number.
+    assert variants[0].label == "policy=ADL_long_fraction=0.5-seed5" and variants[1].label.endswith("0.5-seed6")
+    assert variants[-1].label == "policy=NONE_long_fraction=1-seed6"
     assert variants[-1].settings == {"markets.*.policy": "NONE", "population.long_fraction": 1.0}
     assert variants[-1].scenario.population.long_fraction == 1.0 and variants[-1].scenario.seed == 6
     # A value refused in the last combination stops the sweep before any run.
     with pytest.raises(ScenarioError, match="long_fraction"):
         plan_sweep(scenario, {"markets.*.policy": ["ADL", "NONE"], "population.long_fraction": [0.5, 1.5]})
+
+
+def test_run_labels_are_safe_unique_folder_names():
+    # a shell's and a file system's troublemakers become _, thousands lose their commas
+    assert run_labels([{"insurance_fund.usd": 1_000_000.0}, {"insurance_fund.usd": "a/b c"}]) == [
+        "insurance_fund.usd=1000000", "insurance_fund.usd=a_b_c"]
+    # two paths ending in the same key keep enough of the path to tell them apart
+    assert run_labels([{"markets.BTC.mmr": 0.01, "markets.ETH.mmr": 0.02}]) == ["BTC.mmr=0.01_ETH.mmr=0.02"]
+    # values that come out alike: every folder takes its combination's number in front
+    assert run_labels([{"x": "a b"}, {"x": "a_b"}]) == ["v01-x=a_b", "v02-x=a_b"]
+    # a long value is cut
+    assert len(run_labels([{"x": "y" * 500}])[0]) == LABEL_PART
 
 
 def test_the_scenario_sweep_section_is_the_default(write_scenario):
@@ -134,7 +148,7 @@ def test_a_sweep_runs_each_variant_as_perpsim_run_would(tmp_path):
     variants = plan_sweep(scenario, {"markets.*.policy": ["ADL", "NONE"]}, seeds=2)
     result = run_sweep(variants, tmp_path / "sweep", model_exchange, max_steps=2_300)
     rows = list(csv.DictReader(open(tmp_path / "sweep" / "runs.csv")))
-    assert [r["run"] for r in rows] == ["v01-seed0", "v01-seed1", "v02-seed0", "v02-seed1"]
+    assert [r["run"] for r in rows] == ["policy=ADL-seed0", "policy=ADL-seed1", "policy=NONE-seed0", "policy=NONE-seed1"]
     assert [r["markets.*.policy"] for r in rows] == ["ADL", "ADL", "NONE", "NONE"]
     document = json.loads((tmp_path / "sweep" / "sweep.json").read_text())
     assert (document["planned"], document["finished"], document["varied"]) == (4, 4, ["markets.*.policy"])
@@ -152,7 +166,7 @@ def test_a_sweep_runs_each_variant_as_perpsim_run_would(tmp_path):
     assert {k: v for k, v in row.items() if k in alone and k != "wall_seconds"} == {
         k: alone[k] for k in row if k in alone and k != "wall_seconds"}
     assert row["liquidations"] > 0
-    stored = json.loads((tmp_path / "sweep" / "v02-seed1" / "summary.json").read_text())
+    stored = json.loads((tmp_path / "sweep" / "policy=NONE-seed1" / "summary.json").read_text())
     assert stored["liquidations"] == row["liquidations"] and stored["seed"] == 1
 
 
@@ -173,14 +187,14 @@ def test_a_failed_run_is_recorded_and_the_others_still_run(tmp_path):
     assert [row["status"] for row in result.rows] == ["completed", "failed", "completed", "failed"]
     assert result.rows[1]["error"] == "the devnet went away"
     assert result.rows[3]["error"] == "ZeroDivisionError: division by zero"
-    assert [row["run"] for row in result.failed] == ["v01-seed1", "v01-seed3"]
+    assert [row["run"] for row in result.failed] == ["policy=ADL-seed1", "policy=ADL-seed3"]
     assert result.not_completed == 2
     rows = list(csv.DictReader(open(tmp_path / "runs.csv")))
     assert [r["status"] for r in rows] == ["completed", "failed", "completed", "failed"]
     # The traceback of the run that raised is kept, with the run's own files.
-    recorded = json.loads((tmp_path / "v01-seed3" / "run.json").read_text())
+    recorded = json.loads((tmp_path / "policy=ADL-seed3" / "run.json").read_text())
     assert recorded["status"] == "failed" and "1 / 0" in recorded["traceback"]
-    assert json.loads((tmp_path / "v01-seed3" / "summary.json").read_text())["status"] == "failed"
+    assert json.loads((tmp_path / "policy=ADL-seed3" / "summary.json").read_text())["status"] == "failed"
     # Resuming runs the failed runs only.
     rerun = []
 
@@ -199,7 +213,7 @@ def test_the_command_line_sweeps_and_reports_bad_input(tmp_path):
                                      "--steps", "30", "--workers", "1", "--out", str(tmp_path / "ok")],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    assert "v02-seed0" in done.stdout and "sweep.csv" in done.stdout and "P(insolvency)" in done.stdout
+    assert "policy=NONE-seed0" in done.stdout and "sweep.csv" in done.stdout and "P(insolvency)" in done.stdout
     assert len(list(csv.DictReader(open(tmp_path / "ok" / "runs.csv")))) == 2
     done = subprocess.run(PERPSIM + ["sweep", "calm", "--vary", "markets.*.polcy=ADL", "--out", str(tmp_path / "bad")],
                           capture_output=True, text=True, timeout=300)
@@ -239,7 +253,7 @@ def test_a_sweep_section_can_ask_for_chain_mode(tmp_path, write_scenario):
     document = json.loads(stdout)
     assert (document["mode"], document["finished"]) == ("chain", 1)
     assert [row["status"] for row in document["runs"]] == ["completed"]
-    assert json.loads((tmp_path / "out" / "v01-seed0" / "summary.json").read_text())["mode"] == "chain"
+    assert json.loads((tmp_path / "out" / "policy=NONE-seed0" / "summary.json").read_text())["mode"] == "chain"
     assert anvils_seen, "the sweep's devnet was never seen: the check below would prove nothing"
     left = [pid for pid, name in _processes_marked(marker) if name == "anvil"]
     assert not left, f"the sweep left anvil processes behind: {left}"
