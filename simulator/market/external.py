@@ -86,7 +86,8 @@ class ExternalMarket:
         self._withdraw_factor = np.array([s.withdraw_factor for s in self.settings])
         self._residual = np.zeros(n)
         self._previous_depth = self.base_depth2pct * self._base_factor
-        self._log_returns = [deque(maxlen=s.vol_window_steps) for s in self.settings]
+        # The squared log returns of each market's window (the realised volatility needs only them).
+        self._squared_returns = [deque(maxlen=s.vol_window_steps) for s in self.settings]
         self._previous_log_price: Optional[np.ndarray] = None
         self._withdrawn_on_vol = np.zeros(n, dtype=bool)
         self._calm_steps = np.zeros(n, dtype=int)
@@ -156,13 +157,13 @@ class ExternalMarket:
 
     def _update_realised_vol(self, log_prices: np.ndarray) -> np.ndarray:
         if self._previous_log_price is not None:
-            for window, log_return in zip(self._log_returns, log_prices - self._previous_log_price):
-                window.append(float(log_return))
+            for window, log_return in zip(self._squared_returns, log_prices - self._previous_log_price):
+                window.append(float(log_return) * float(log_return))
         self._previous_log_price = log_prices
         return np.array(
             [
-                math.sqrt(sum(r * r for r in window) / len(window)) * self._annualise if window else math.nan
-                for window in self._log_returns
+                math.sqrt(sum(window) / len(window)) * self._annualise if window else math.nan
+                for window in self._squared_returns
             ]
         )
 
