@@ -16,6 +16,7 @@ import hashlib
 import html
 import json
 import math
+import operator
 import os
 import time
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ DATA_FILES = ("timeseries.csv", "events.jsonl", "failed_actions.jsonl")
 # Seconds between two flushes of a running run's files: what a kill -9 can lose at most
 # (PERPSIM_FLUSH_SECONDS changes it; the tests flush more often).
 FLUSH_SECONDS = float(os.environ.get("PERPSIM_FLUSH_SECONDS", "2"))
+SERIES_ROW = operator.itemgetter(*SERIES_FIELDS)  # a timeseries row's fields, in column order
 
 
 class ReportError(PerpsimError, FileNotFoundError):
@@ -134,7 +136,9 @@ class RunWriter:
         """Appends the rows and events recorded since the last flush; then, with `summary`, rewrites
         summary.json. With `sync`, the files reach the disk first (a machine that goes down)."""
         metrics, written = self.metrics, self._written
-        self._csv.writerows([_cell(row[k]) for k in SERIES_FIELDS] for row in metrics.series[written["series"]:])
+        # csv writes None (not known at that step, e.g. the vault's value while a price is refused)
+        # as an empty field and a float as its repr
+        self._csv.writerows(map(SERIES_ROW, metrics.series[written["series"]:]))
         self._events.write("".join(json.dumps(e) + "\n" for e in metrics.events[written["events"]:]))
         self._failed.write("".join(json.dumps(e) + "\n" for e in metrics.failed_actions[written["failed"]:]))
         written.update(series=len(metrics.series), events=len(metrics.events), failed=len(metrics.failed_actions))
@@ -158,14 +162,6 @@ class RunWriter:
 def write_data(out_dir: Path, metrics: Metrics, summary: dict) -> None:
     """All of a run's data files at once (what RunWriter leaves at the end of a run)."""
     RunWriter(out_dir, metrics).close(summary)
-
-
-def _cell(value) -> str:
-    if value is None:  # not known at that step (e.g. the vault's value while a price is refused)
-        return ""
-    if isinstance(value, float):
-        return repr(value)
-    return str(value)
 
 
 def read_run(out_dir: Path) -> tuple[dict, dict[str, list[dict]], list[dict]]:
