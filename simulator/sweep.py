@@ -19,7 +19,7 @@ key, and runs again those that failed, were interrupted or were never written. R
 the sweep, a worker or the scheduler is killed are the only ones lost. A run that raises is
 recorded (status failed, with its traceback in run.json and summary.json) and the others go on.
 
-Tables (rewritten every few seconds while the sweep runs, and at its end): runs.csv and
+Tables (rewritten every 2 s or more while the sweep runs, see TABLE_SHARE, and at its end): runs.csv and
 runs.parquet (one row per run), sweep.csv (one row per combination: the risk figures of
 `simulator.risk` with bootstrap 95% intervals), sweep.json (both), sweep.png; at the end also
 report.html (simulator/sweep_report.py, rendered from sweep.json)."""
@@ -85,8 +85,12 @@ COLUMNS = (
 )
 # Columns that differ from one execution of the same sweep to the next.
 TIMING_COLUMNS = ("wall_seconds",)
-# How often the tables are rewritten while runs finish (they are always written at the end).
+# How often the tables are rewritten while runs finish (they are always written at the end): every
+# 2 s at most, and never more than 1/TABLE_SHARE of the time they take to write (the risk figures'
+# bootstrap over many runs takes about a second): the sweep's own process shares the machine with
+# the workers, so its tables may not cost them their cores.
 TABLE_INTERVAL_SECONDS = 2.0
+TABLE_SHARE = 20
 PARTIAL = ".partial"  # runs being written; anything left here by a killed sweep is discarded
 RUN_FILE = "run.json"
 
@@ -562,11 +566,17 @@ class _Tables:
     def __init__(self, result: SweepResult, variants: Sequence[Variant], rows: dict[int, dict]):
         self.result, self.variants, self.rows = result, variants, rows
         self.written = 0.0
+        self.interval = TABLE_INTERVAL_SECONDS
 
     def write(self, final: bool) -> None:
-        if not final and time.monotonic() - self.written < TABLE_INTERVAL_SECONDS:
+        if not final and time.monotonic() - self.written < self.interval:
             return
+        started = time.monotonic()
+        self._write(final)
         self.written = time.monotonic()
+        self.interval = max(TABLE_INTERVAL_SECONDS, TABLE_SHARE * (self.written - started))
+
+    def _write(self, final: bool) -> None:
         result, variants = self.result, self.variants
         result.rows = [self.rows[index] for index in sorted(self.rows)]
         result.combinations = combination_table(variants, result.rows)

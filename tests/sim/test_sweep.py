@@ -398,3 +398,27 @@ def _finished(out: Path) -> list[str]:
 
 def _without_timing(rows):
     return [{k: v for k, v in row.items() if k not in TIMING_COLUMNS} for row in rows]
+
+
+def test_tables_are_rewritten_less_often_when_writing_them_is_slow(monkeypatch, tmp_path):
+    import simulator.sweep as sweep
+
+    clock = [100.0]
+    monkeypatch.setattr(sweep.time, "monotonic", lambda: clock[0])
+    writes = []
+
+    def slow_write(final):  # a write that takes 0.5 s of the clock
+        writes.append(clock[0])
+        clock[0] += 0.5
+
+    tables = sweep._Tables(sweep.SweepResult(tmp_path), [], {})
+    monkeypatch.setattr(tables, "_write", slow_write)
+    tables.write(final=False)
+    assert tables.interval == sweep.TABLE_SHARE * 0.5 > sweep.TABLE_INTERVAL_SECONDS
+    clock[0] += sweep.TABLE_INTERVAL_SECONDS  # 2 s later: too soon for a write that slow
+    tables.write(final=False)
+    assert len(writes) == 1
+    clock[0] += tables.interval
+    tables.write(final=False)
+    tables.write(final=True)  # the end always writes
+    assert len(writes) == 3
