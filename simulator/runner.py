@@ -329,10 +329,13 @@ def run_scenario(
         writer.close(summary)
     except OSError as exc:
         raise OutputError(out_dir, f"{exc.strerror or exc} (the run {status} after {completed_steps} steps)") from None
-    report_path = None
+    report_path, rendering = None, 0.0
     if metrics.series and render:
+        began = time.perf_counter()
         report_path = render_report(out_dir)
+        rendering = time.perf_counter() - began
     counters = {"index_rows_read": index.rows_read, "index_confirmed": index.confirmed} if index else {}
+    counters["report_seconds"] = rendering
     if book_cache is not None:
         counters["book_cache"] = book_cache.outcome
     return RunResult(out_dir=out_dir, summary=summary, report=report_path, counters=counters, signal=stopped_by)
