@@ -1,6 +1,6 @@
 """Engine mechanics in the model: funding, cross vs isolated margin, the margin rules, the vault's
 capacity, the open-interest cap, the match band, and atomic reverts (the cases of tests/test_engine.py
-and tests/test_engine_reverts.py that do not depend on the oracle router)."""
+and tests/engine/ that do not depend on the oracle router)."""
 
 import pickle
 

@@ -53,7 +53,14 @@ ROUTER = "contracts/oracle/OracleRouter.sol"
 LIQUIDATOR = "contracts/liquidation/LiquidationEngine.sol"
 FEED = "contracts/oracle/PriceFeed.sol"
 ADMIN = ("tests/test_liquidation_admin.py",)
-ENGINE_ACCESS = ("tests/test_engine_reverts.py",)
+# The modules of tests/engine/ that call each of the engine's guarded functions from outside.
+ENGINE_ACCESS = (
+    "tests/engine/test_admin.py",
+    "tests/engine/test_markets.py",
+    "tests/engine/test_depth.py",
+    "tests/engine/test_matched_fills.py",
+    "tests/engine/test_liquidation_hooks.py",
+)
 ORACLE_ACCESS = ("tests/test_oracle.py",)
 MINIMUMS = ("tests/test_minimums.py", "tests/test_differential.py::test_minimums_refuse_dust_alike")
 
