@@ -62,6 +62,7 @@ def cli(provider):
     tx(liquidator, "setLiquidationParams", 2, spec.liquidation_params(), sender=deployer)
     for contract in (engine, router, liquidator):
         tx(contract, "transferOwnership", deployer, sender=deployer)
+        tx(contract, "acceptOwnership", sender=deployer)
 
     for who, dollars in ((alice, 10_000), (bob, 5_000), (carol, 50_000), (dave, 200_000), (erin, 4_000), (frank, 4_000)):
         tx(token, "mint", who, usdc(dollars), sender=deployer)

@@ -30,14 +30,34 @@ def test_transferOwnership_toZeroAddress(liquidator, deployer):
     assert liquidator.owner() == deployer.address
 
 
-def test_transferOwnership_movesTheRules(liquidator, deployer, alice):
+def test_transferOwnership_offersAndAcceptOwnershipMovesTheRules(liquidator, deployer, alice):
     receipt = liquidator.transferOwnership(alice, sender=deployer)
+    [event] = list(receipt.decode_logs(liquidator.OwnershipTransferStarted))
+    assert (event.owner, event.newOwner) == (deployer.address, alice.address)
+    assert (liquidator.owner(), liquidator.pendingOwner()) == (deployer.address, alice.address)
+    rules = DEFAULT_MARKETS[BTC].liquidation_params()
+    liquidator.setLiquidationParams(BTC, rules, sender=deployer)  # still the owner's until accepted
+    receipt = liquidator.acceptOwnership(sender=alice)
     [event] = list(receipt.decode_logs(liquidator.OwnershipTransferred))
     assert (event.previousOwner, event.newOwner) == (deployer.address, alice.address)
-    rules = DEFAULT_MARKETS[BTC].liquidation_params()
+    assert (liquidator.owner(), liquidator.pendingOwner()) == (alice.address, ZERO)
     with reverts(liquidator.Unauthorized, caller=deployer):
         liquidator.setLiquidationParams(BTC, rules, sender=deployer)
     liquidator.setLiquidationParams(BTC, rules, sender=alice)
+
+
+def test_acceptOwnership_fromAnyoneButThePendingOwner(liquidator, deployer, alice, bob):
+    with reverts(liquidator.NotPendingOwner, caller=bob, pendingOwner=ZERO):
+        liquidator.acceptOwnership(sender=bob)
+    liquidator.transferOwnership(alice, sender=deployer)
+    for outsider in (bob, deployer):
+        with reverts(liquidator.NotPendingOwner, caller=outsider, pendingOwner=alice):
+            liquidator.acceptOwnership(sender=outsider)
+    liquidator.transferOwnership(bob, sender=deployer)  # a new offer replaces the first
+    with reverts(liquidator.NotPendingOwner, caller=alice, pendingOwner=bob):
+        liquidator.acceptOwnership(sender=alice)
+    liquidator.acceptOwnership(sender=bob)
+    assert liquidator.owner() == bob.address
 
 
 def test_setLiquidationParams_fromOutsider(liquidator, alice):

@@ -163,12 +163,20 @@ def test_router_ownership(router, deployer, alice, bob):
     with ape.reverts(router.ZeroAddress):
         router.transferOwnership(ZERO, sender=deployer)
     receipt = router.transferOwnership(alice, sender=deployer)
+    assert receipt.events == [router.OwnershipTransferStarted(owner=deployer.address, newOwner=alice.address)]
+    assert (router.owner(), router.pendingOwner()) == (deployer.address, alice.address)
+    for outsider in (bob, deployer):  # only the address offered accepts
+        with ape.reverts(router.NotPendingOwner, caller=outsider.address, pendingOwner=alice.address):
+            router.acceptOwnership(sender=outsider)
+    receipt = router.acceptOwnership(sender=alice)
     assert receipt.events == [
         router.OwnershipTransferred(previousOwner=deployer.address, newOwner=alice.address)
     ]
-    assert router.owner() == alice.address
+    assert (router.owner(), router.pendingOwner()) == (alice.address, ZERO)
     with ape.reverts(router.NotOwner, caller=deployer.address):
         router.transferOwnership(bob, sender=deployer)
+    with ape.reverts(router.NotPendingOwner, caller=alice.address, pendingOwner=ZERO):
+        router.acceptOwnership(sender=alice)
 
 
 def test_set_market_configures_and_emits(router, feed, deployer):

@@ -67,9 +67,17 @@ contract PerpEngine is IPerpEngine, PerpEngineViews {
     /// @inheritdoc IPerpEngine
     function transferOwnership(address newOwner) external onlyOwner {
         if (newOwner == address(0)) revert InvalidCounterparty(newOwner);
+        pendingOwner = newOwner;
+        emit OwnershipTransferStarted(owner, newOwner);
+    }
+
+    /// @inheritdoc IPerpEngine
+    function acceptOwnership() external {
+        if (msg.sender != pendingOwner) revert NotPendingOwner(msg.sender, pendingOwner);
+        delete pendingOwner;
         emit RoleSet(OWNER_ROLE, owner, false);
-        owner = newOwner;
-        emit RoleSet(OWNER_ROLE, newOwner, true);
+        owner = msg.sender;
+        emit RoleSet(OWNER_ROLE, msg.sender, true);
     }
 
     /// @inheritdoc IPerpEngine

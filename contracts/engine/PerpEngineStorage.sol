@@ -88,6 +88,8 @@ abstract contract PerpEngineStorage is IPerpEngine {
     uint256 public badDebt;
     /// @inheritdoc IPerpEngine
     uint256 public minCollateral;
+    /// @inheritdoc IPerpEngine
+    address public pendingOwner;
 
     bool internal transient locked;
 

@@ -63,6 +63,8 @@ interface ILiquidationEngine {
     error Unauthorized(address caller);
     /// @notice Ownership cannot go to the zero address (no one could configure markets again).
     error InvalidOwner(address newOwner);
+    /// @notice `caller` accepted an ownership that was not offered to it (`pendingOwner`, 0: none).
+    error NotPendingOwner(address caller, address pendingOwner);
     /// @notice The engine has no market with this id.
     error UnknownMarket(uint256 marketId);
     /// @notice `maxSize` of zero.
@@ -106,7 +108,9 @@ interface ILiquidationEngine {
 
     /* EVENTS */
 
-    /// @notice The owner changed.
+    /// @notice The owner offered ownership to `newOwner`; it moves when `newOwner` accepts.
+    event OwnershipTransferStarted(address indexed owner, address indexed newOwner);
+    /// @notice The owner changed (the offered owner accepted).
     event OwnershipTransferred(address indexed previousOwner, address indexed newOwner);
     /// @notice A market's liquidation rules were set; its rate-limit window restarts.
     event LiquidationParamsSet(uint256 indexed marketId, LiquidationParams params);
@@ -158,6 +162,8 @@ interface ILiquidationEngine {
     function oracle() external view returns (IOracleRouter);
     /// @notice The owner: sets each market's liquidation rules.
     function owner() external view returns (address);
+    /// @notice The address ownership was offered to and that has not accepted it yet (0: none).
+    function pendingOwner() external view returns (address);
     /// @notice Whether `setLiquidationParams` has been called for `marketId`.
     function configured(uint256 marketId) external view returns (bool);
     /// @notice The market's current rate-limit window.
@@ -167,8 +173,11 @@ interface ILiquidationEngine {
     /// @notice A market's rules; an unconfigured market closes whole positions under ADL / PNL_LEVERAGE.
     function liquidationParams(uint256 marketId) external view returns (LiquidationParams memory p);
 
-    /// @notice Moves ownership to `newOwner`, which cannot be the zero address.
+    /// @notice Offers ownership to `newOwner`, which cannot be the zero address; the owner stays the
+    /// owner until `newOwner` accepts. A new offer replaces the previous one.
     function transferOwnership(address newOwner) external;
+    /// @notice The pending owner takes ownership.
+    function acceptOwnership() external;
     /// @notice Sets a market's liquidation rules and restarts its rate-limit window.
     /// @dev `sliceFraction` in (0, 1]; a rate limit (`rateLimitNotional` > 0) needs a window > 0.
     function setLiquidationParams(uint256 marketId, LiquidationParams calldata p) external;

@@ -57,6 +57,8 @@ interface IPerpEngine {
 
     /// @notice `caller` lacks `role`.
     error Unauthorized(address caller, bytes32 role);
+    /// @notice `caller` accepted an ownership that was not offered to it (`pendingOwner`, 0: none).
+    error NotPendingOwner(address caller, address pendingOwner);
     /// @notice An amount or size of zero where a non-zero one is required.
     error ZeroAmount();
     /// @notice No market has this id.
@@ -111,6 +113,8 @@ interface IPerpEngine {
     event TiersSet(uint256 indexed marketId, uint256[] floors, uint256[] mmrs);
     /// @notice Market maker `by` set the book's depth of `marketId`.
     event DepthSet(uint256 indexed marketId, uint256 depth2pct, address indexed by);
+    /// @notice The owner offered ownership to `newOwner`; it moves when `newOwner` accepts.
+    event OwnershipTransferStarted(address indexed owner, address indexed newOwner);
     /// @notice `account` was granted (`granted`) or lost `role`; ownership moves emit it for OWNER_ROLE.
     event RoleSet(bytes32 indexed role, address indexed account, bool granted);
     /// @notice The vault account changed.
@@ -168,7 +172,8 @@ interface IPerpEngine {
     function MARKET_MAKER_ROLE() external view returns (bytes32);
     /// @notice The role of the liquidation engine: the liquidation hooks.
     function LIQUIDATOR_ROLE() external view returns (bytes32);
-    /// @notice The owner's role, held by `owner` alone; it moves only with `transferOwnership`.
+    /// @notice The owner's role, held by `owner` alone; it moves only when the owner it was offered
+    /// to (`transferOwnership`) accepts it (`acceptOwnership`).
     function OWNER_ROLE() external view returns (bytes32);
 
     /// @notice The collateral token.
@@ -179,6 +184,8 @@ interface IPerpEngine {
     function oracle() external view returns (IOracleRouter);
     /// @notice The owner: creates and configures markets, grants roles, sets the vault.
     function owner() external view returns (address);
+    /// @notice The address ownership was offered to and that has not accepted it yet (0: none).
+    function pendingOwner() external view returns (address);
     /// @notice The vault: the counterparty of every taker and liquidation fill (0 until set).
     function vault() external view returns (address);
     /// @notice Whether `account` holds `role` (OWNER_ROLE excepted: see `owner`).
@@ -186,8 +193,12 @@ interface IPerpEngine {
 
     /* ADMINISTRATION: owner only, except `setDepth` */
 
-    /// @notice Moves ownership (and OWNER_ROLE) to `newOwner`, which cannot be the zero address.
+    /// @notice Offers ownership (and OWNER_ROLE) to `newOwner`, which cannot be the zero address; the
+    /// owner stays the owner until `newOwner` accepts. A new offer replaces the previous one.
     function transferOwnership(address newOwner) external;
+    /// @notice The pending owner takes ownership (and OWNER_ROLE): a mistyped address can never
+    /// receive the protocol.
+    function acceptOwnership() external;
 
     /// @notice Grants or revokes `role` for `account`. OWNER_ROLE cannot be set here.
     function setRole(bytes32 role, address account, bool granted) external;

@@ -53,6 +53,8 @@ contract LiquidationEngine is ILiquidationEngine {
     IOracleRouter public immutable oracle;
     /// @inheritdoc ILiquidationEngine
     address public owner;
+    /// @inheritdoc ILiquidationEngine
+    address public pendingOwner;
 
     mapping(uint256 marketId => LiquidationParams) internal params;
     /// @inheritdoc ILiquidationEngine
@@ -78,8 +80,16 @@ contract LiquidationEngine is ILiquidationEngine {
     /// @inheritdoc ILiquidationEngine
     function transferOwnership(address newOwner) external onlyOwner {
         if (newOwner == address(0)) revert InvalidOwner(newOwner);
-        emit OwnershipTransferred(owner, newOwner);
-        owner = newOwner;
+        pendingOwner = newOwner;
+        emit OwnershipTransferStarted(owner, newOwner);
+    }
+
+    /// @inheritdoc ILiquidationEngine
+    function acceptOwnership() external {
+        if (msg.sender != pendingOwner) revert NotPendingOwner(msg.sender, pendingOwner);
+        delete pendingOwner;
+        emit OwnershipTransferred(owner, msg.sender);
+        owner = msg.sender;
     }
 
     /// @inheritdoc ILiquidationEngine

@@ -21,6 +21,7 @@ contract OracleRouter is IOracleRouter {
     /* ERRORS */
 
     error NotOwner(address caller);
+    error NotPendingOwner(address caller, address pendingOwner);
     error ZeroAddress();
     error InvalidFeed(address feed);
     error UnsupportedDecimals(uint8 decimals);
@@ -35,6 +36,7 @@ contract OracleRouter is IOracleRouter {
 
     /* EVENTS */
 
+    event OwnershipTransferStarted(address indexed owner, address indexed newOwner);
     event OwnershipTransferred(address indexed previousOwner, address indexed newOwner);
     event MarketConfigured(
         uint256 indexed marketId,
@@ -92,6 +94,8 @@ contract OracleRouter is IOracleRouter {
     uint256 internal constant MAX_PRICE = type(uint128).max;
 
     address public owner;
+    /// @notice The address ownership was offered to and that has not accepted it yet (0: none).
+    address public pendingOwner;
     mapping(uint256 => Market) internal _markets;
 
     constructor() {
@@ -108,11 +112,20 @@ contract OracleRouter is IOracleRouter {
 
     /* ADMIN */
 
-    /// @notice Hands the router to `newOwner` (one step; the zero address is refused).
+    /// @notice Offers the router to `newOwner` (the zero address is refused); the owner stays the
+    /// owner until `newOwner` accepts. A new offer replaces the previous one.
     function transferOwnership(address newOwner) external onlyOwner {
         if (newOwner == address(0)) revert ZeroAddress();
-        emit OwnershipTransferred(owner, newOwner);
-        owner = newOwner;
+        pendingOwner = newOwner;
+        emit OwnershipTransferStarted(owner, newOwner);
+    }
+
+    /// @notice The pending owner takes the router.
+    function acceptOwnership() external {
+        if (msg.sender != pendingOwner) revert NotPendingOwner(msg.sender, pendingOwner);
+        delete pendingOwner;
+        emit OwnershipTransferred(owner, msg.sender);
+        owner = msg.sender;
     }
 
     /// @notice Registers or replaces the feed of `marketId` and resets its breaker.

@@ -97,6 +97,12 @@ class NotOwner(ModelRevert):
     fields = ("caller",)
 
 
+class NotPendingOwner(ModelRevert):
+    """Only the address ownership was offered to may accept it."""
+
+    fields = ("caller", "pendingOwner")
+
+
 class NotUpdater(ModelRevert):
     """Only an updater may submit answers to this feed."""
 

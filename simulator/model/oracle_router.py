@@ -25,6 +25,7 @@ from simulator.model.errors import (
     InvalidPrice,
     NoAnswer,
     NotOwner,
+    NotPendingOwner,
     NotUpdater,
     StalePrice,
     UnknownMarket,
@@ -132,6 +133,7 @@ class OracleRouter:
     def __init__(self, chain: "ChainState", owner: int):
         self.chain = chain
         self.owner = owner
+        self.pending_owner = 0
         self._markets: dict[int, RouterMarket] = {}
         # Not storage: the engine reads a price many times per transaction, so `price` keeps the
         # last usable reading per market with what it depended on (the time, the feed's round and
@@ -172,10 +174,18 @@ class OracleRouter:
         self._reset_breaker(m, max_deviation)
 
     def transfer_ownership(self, new_owner: int, sender: int) -> None:
+        """transferOwnership: offers the router to `new_owner`; it moves when that one accepts."""
         self._only_owner(sender)
         if new_owner == 0:
             raise ZeroAddress()
-        self.owner = new_owner
+        self.pending_owner = new_owner
+
+    def accept_ownership(self, sender: int) -> None:
+        """acceptOwnership: the pending owner takes the router."""
+        if sender != self.pending_owner:
+            raise NotPendingOwner(sender, self.pending_owner)
+        self.pending_owner = 0
+        self.owner = sender
 
     # PRICES
 

@@ -33,16 +33,39 @@ def test_transfer_ownership_rejects_zero_address(engine, deployer):
         engine.transferOwnership(ZERO, sender=deployer)
 
 
-def test_transfer_ownership_moves_owner(engine, deployer, alice):
+def test_transfer_ownership_offers_and_accept_ownership_moves_owner(engine, deployer, alice):
     role = engine.OWNER_ROLE()
     receipt = engine.transferOwnership(alice, sender=deployer)
+    # An offer only: the owner keeps the protocol (and its role) until the offer is accepted.
+    assert events(receipt, engine.OwnershipTransferStarted) == expected_events(dict(owner=deployer, newOwner=alice))
+    assert events(receipt, engine.RoleSet) == []
+    assert (engine.owner(), engine.pendingOwner()) == (deployer.address, alice.address)
+    engine.setRole(engine.OPERATOR_ROLE(), deployer, False, sender=deployer)
+    receipt = engine.acceptOwnership(sender=alice)
     assert events(receipt, engine.RoleSet) == expected_events(
         dict(role=role, account=deployer, granted=False), dict(role=role, account=alice, granted=True)
     )
-    assert engine.owner() == alice.address
+    assert (engine.owner(), engine.pendingOwner()) == (alice.address, ZERO)
     with reverts(engine.Unauthorized, caller=deployer, role=role):
         engine.setRole(engine.OPERATOR_ROLE(), deployer, False, sender=deployer)
     engine.setRole(engine.OPERATOR_ROLE(), deployer, False, sender=alice)
+
+
+def test_accept_ownership_only_pending_owner(engine, deployer, alice, bob):
+    with reverts(engine.NotPendingOwner, caller=bob, pendingOwner=ZERO):  # nothing offered
+        engine.acceptOwnership(sender=bob)
+    engine.transferOwnership(alice, sender=deployer)
+    for outsider in (bob, deployer):  # not even the owner takes an offer it made
+        with reverts(engine.NotPendingOwner, caller=outsider, pendingOwner=alice):
+            engine.acceptOwnership(sender=outsider)
+    # A new offer replaces the first: alice can no longer accept.
+    engine.transferOwnership(bob, sender=deployer)
+    with reverts(engine.NotPendingOwner, caller=alice, pendingOwner=bob):
+        engine.acceptOwnership(sender=alice)
+    engine.acceptOwnership(sender=bob)
+    assert engine.owner() == bob.address
+    with reverts(engine.NotPendingOwner, caller=bob, pendingOwner=ZERO):  # accepted once
+        engine.acceptOwnership(sender=bob)
 
 
 # setRole

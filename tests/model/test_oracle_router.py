@@ -88,3 +88,29 @@ def test_oracle_router_model_agrees_with_the_router_shadow(heartbeat, max_deviat
             f = shadow.feeds[m]
             shadow.configure(m, f.heartbeat, deviation, seconds)
         _agree(model, shadow)
+
+
+def test_ownership_moves_in_two_steps_as_the_router_does():
+    """transferOwnership offers, acceptOwnership takes (tests/test_oracle.py::test_router_ownership
+    is the same story on the contract)."""
+    import pytest
+
+    from simulator.model.errors import NotOwner, NotPendingOwner, ZeroAddress
+    from simulator.model.oracle_router import OracleRouter
+
+    alice, bob = 0xA1, 0xB0B
+    router = OracleRouter(Protocol(deployer=OWNER, timestamp=START), owner=OWNER)
+    with pytest.raises(NotOwner):
+        router.transfer_ownership(alice, sender=alice)
+    with pytest.raises(ZeroAddress):
+        router.transfer_ownership(0, sender=OWNER)
+    router.transfer_ownership(alice, sender=OWNER)
+    assert (router.owner, router.pending_owner) == (OWNER, alice)
+    for outsider in (bob, OWNER):
+        with pytest.raises(NotPendingOwner) as raised:
+            router.accept_ownership(sender=outsider)
+        assert raised.value.inputs == {"caller": outsider, "pendingOwner": alice}
+    router.accept_ownership(sender=alice)
+    assert (router.owner, router.pending_owner) == (alice, 0)
+    with pytest.raises(NotOwner):
+        router.transfer_ownership(bob, sender=OWNER)

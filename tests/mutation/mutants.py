@@ -278,6 +278,13 @@ ACCESS_MUTANTS: tuple[Mutant, ...] = (
         ADMIN,
     ),
     Mutant(
+        "liquidator-accept-unchecked", "access", LIQUIDATOR,
+        "if (msg.sender != pendingOwner) revert NotPendingOwner(msg.sender, pendingOwner);",
+        "",
+        "anyone can take the liquidation engine's ownership, offered or not",
+        ADMIN,
+    ),
+    Mutant(
         "slice-fraction-zero-accepted", "access", LIQUIDATOR,
         "if (p.sliceFraction == 0 || p.sliceFraction > WAD)",
         "if (p.sliceFraction > WAD)",
@@ -313,6 +320,13 @@ ACCESS_MUTANTS: tuple[Mutant, ...] = (
         ENGINE_ACCESS,
     ),
     Mutant(
+        "engine-accept-unchecked", "access", ENGINE,
+        "if (msg.sender != pendingOwner) revert NotPendingOwner(msg.sender, pendingOwner);",
+        "",
+        "anyone can take the engine's ownership (and OWNER_ROLE), offered or not",
+        ("tests/engine/test_admin.py",),
+    ),
+    Mutant(
         "engine-role-unchecked", "access", ENGINE,
         "if (!hasRole[role][msg.sender]) revert Unauthorized(msg.sender, role);",
         "",
@@ -324,6 +338,13 @@ ACCESS_MUTANTS: tuple[Mutant, ...] = (
         "if (msg.sender != owner) revert NotOwner(msg.sender);",
         "",
         "anyone can reconfigure the oracle router",
+        ORACLE_ACCESS,
+    ),
+    Mutant(
+        "router-accept-unchecked", "access", ROUTER,
+        "if (msg.sender != pendingOwner) revert NotPendingOwner(msg.sender, pendingOwner);",
+        "",
+        "anyone can take the oracle router's ownership, offered or not",
         ORACLE_ACCESS,
     ),
     Mutant(
