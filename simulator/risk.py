@@ -17,6 +17,7 @@ Conventions, for a loss X observed on n paths x_1..x_n (sorted x_(1) <= ... <= x
 from __future__ import annotations
 
 import math
+import zlib
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
@@ -90,14 +91,15 @@ def risk_figures(runs: Sequence[Mapping], combination: int, resamples: int = BOO
     figures: dict = {}
     columns = {column for _, column, _ in FIGURES}
     samples: dict[str, np.ndarray | None] = {}
-    for index, column in enumerate(sorted(columns)):
+    for column in sorted(columns):
         values = np.array([float(run[column]) for run in runs if run.get(column) is not None])
         if values.size == 0:
             samples[column] = None
             continue
-        # One generator per (combination, column): the table does not depend on the order
-        # figures are computed in, nor on how many other combinations there are.
-        sequence = np.random.SeedSequence(combination, spawn_key=(BOOTSTRAP_STREAM, index))
+        # One generator per (combination, column), keyed by the column's name: the table does not
+        # depend on the order figures are computed in, on how many other combinations there are,
+        # nor on which other figures exist (a new figure leaves the others' intervals alone).
+        sequence = np.random.SeedSequence(combination, spawn_key=(BOOTSTRAP_STREAM, zlib.crc32(column.encode())))
         rng = np.random.Generator(np.random.PCG64(sequence))
         resampled = values[rng.integers(0, values.size, size=(resamples, values.size))]
         samples[column] = (np.sort(values)[None, :], np.sort(resampled, axis=1))

@@ -350,6 +350,19 @@ def test_risk_figures_follow_their_definitions():
     assert fund_drawdown(100.0, [120.0, 90.0, 130.0, 125.0]) == 30.0
 
 
+
+def test_a_new_risk_figure_leaves_the_others_intervals_alone(monkeypatch):
+    import simulator.risk as risk
+
+    runs = [{"bad_debt_usd": float(x % 7), "liquidated_notional_usd": float(x)} for x in range(30)]
+    before = risk.risk_figures(runs, combination=2)
+    # a figure over a new column, sorted before the others
+    monkeypatch.setattr(risk, "FIGURES", [("aaa_mean", "aaa_usd", risk._mean), *risk.FIGURES])
+    after = risk.risk_figures([{**run, "aaa_usd": 1.0} for run in runs], combination=2)
+    assert after["aaa_mean"] == 1.0
+    assert {name: value for name, value in after.items() if not name.startswith("aaa")} == before
+
+
 def test_two_dask_workers_write_the_tables_one_process_writes(tmp_path):
     """A LocalCluster of 2 workers; each path's seed is the sweep's, never the worker's."""
     variants = plan_sweep(adl_paths(), {"markets.*.policy": ["ADL", "NONE"]}, seeds=3)
