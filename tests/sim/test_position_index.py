@@ -148,6 +148,35 @@ def test_adl_required_many_fast_view_answers_as_the_mirror(accounts, btc, eth, s
     assert exchange.adl_required(pairs) == expected
 
 
+@settings(max_examples=examples(60))
+@given(accounts=st.lists(account, min_size=1, max_size=10), btc=st.integers(60_000, 140_000),
+       depth=st.sampled_from([10**12, 2_000_000, 200_000, 20_000]), rate_limited=st.booleans(),
+       fund_offset=st.sampled_from([None, -2, -1, 0, 1, 2, 10**9, *(-liquidation_views.ROUNDING_ROOM + k for k in (-1, 0, 1))]),
+       data=st.data())
+def test_adl_required_many_deep_under_water_answers_as_the_mirror(accounts, btc, depth, rate_limited, fund_offset,
+                                                                  data):
+    """The fast view answers "ADL" without previewing the fill for an account deeper under water
+    than the fund can pay by more than ROUNDING_ROOM: on books from deep to nearly empty (slices,
+    escalations, a void book), with and without a rate limit, and with the fund set within a few
+    wei of an account's deficit, on either side of the room."""
+    btc_spec = replace(SPECS[BTC], policy=BadDebtPolicy.ADL, rate_limit_notional=50_000 if rate_limited else 0,
+                       rate_limit_window=60 if rate_limited else 0, slice_threshold=100_000)
+    exchange, ids = book(accounts, [btc_spec, SPECS[ETH]])
+    protocol = exchange.protocol
+    protocol.set_price(BTC, wad(btc))
+    protocol.set_depth(BTC, depth * WAD)
+    underwater = [a for a in ids if protocol.health(a)[0] < 0]
+    if fund_offset is not None and underwater:
+        chosen = data.draw(st.sampled_from(underwater))
+        # what the fund can pay for it is its deficit plus `fund_offset` wei (the room's edge too)
+        fund = -protocol.health(chosen)[0] - protocol.fund_reserve_of(chosen) + fund_offset
+        protocol.insurance_fund = max(fund, 0)
+    pairs = [(a, BTC) for a in ids + [exchange.vault_id]]
+    accounts_, markets = [a for a, _ in pairs], [m for _, m in pairs]
+    assert liquidation_views.adl_required_many(protocol, accounts_, markets) == \
+        protocol.adl_required_many(accounts_, markets)
+
+
 @settings(max_examples=examples(40))
 @given(accounts=st.lists(account, min_size=2, max_size=90), btc=st.integers(70_000, 130_000),
        side=st.sampled_from([1, -1]), by_score=st.booleans())
