@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import tempfile
 import time
@@ -124,9 +125,11 @@ def measure_sweep(runs: int, worker_counts: list[int]) -> list[tuple[str, str]]:
     scratch_root.mkdir(exist_ok=True)
     for workers in worker_counts:
         with tempfile.TemporaryDirectory(dir=scratch_root, prefix="bench-sweep-") as scratch:
-            started = time.perf_counter()
+            started, own = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
             result = run_sweep(variants, Path(scratch), workers=workers, resume=False)
             wall = time.perf_counter() - started
+            used = resource.getrusage(resource.RUSAGE_SELF)
+            own_cpu = used.ru_utime + used.ru_stime - own.ru_utime - own.ru_stime
         if result.not_completed:
             raise SystemExit(f"bench: {result.not_completed} sweep runs did not complete: {result.failed[:1]}")
         rates[workers] = runs / wall * 60
@@ -135,6 +138,9 @@ def measure_sweep(runs: int, worker_counts: list[int]) -> list[tuple[str, str]]:
         where = "this process" if workers == 1 else f"LocalCluster of {workers}, start included"
         rows.append((f"sweep: {runs} runs of oct-2025, 1,000 accounts, model, {workers} worker(s) ({where})",
                      f"{wall:,.1f} s  ({rates[workers]:,.1f} runs/min; median run {run_median:.2f} s)"))
+        if workers > 1:  # what the sweep's own process (scheduler, tables, progress) took from the cores
+            rows.append(("  CPU of the sweep's own process (Dask scheduler, tables, files)",
+                         f"{own_cpu:,.1f} s ({own_cpu / wall:.0%} of a core)"))
     if 1 in rates:
         for workers in worker_counts:
             if workers > 1:
