@@ -30,6 +30,7 @@ from tests.twin.boundaries import (
     trader,
     trader_id,
     two_market_long,
+    zero_value_winner,
 )
 from tests.twin.harness import build_env
 
@@ -281,6 +282,22 @@ def test_candidate_bankruptSideZero(env, chain):
         twin, _ = adl_book(env, AdlRanking.PNL_LEVERAGE, {"bob": WAD})
         assert twin.adl_ranking(0, 1)[0] == [trader_id(env, "bob")]
         assert twin.adl_ranking(0, 0) == twin.adl_ranking(0, -1) == ([], [])
+
+
+@pytest.mark.parametrize("ranking", [AdlRanking.PNL_LEVERAGE, AdlRanking.HYPERLIQUID], ids=lambda r: r.name)
+@pytest.mark.parametrize("entry_offset", [-1, 0, 1])
+def test_adlScore_winnerAtZeroValue(env, chain, ranking, entry_offset):
+    """A winner whose account value is exactly 0 (its profit here, a loss in another market) ranks
+    first with the maximum score, as one below zero does; one wei above zero it has a finite score.
+    The ranking is compared after every transaction and the ADL goes through. Mutants
+    `adl-score-at-zero-value` and `hyperliquid-score-at-zero-value` (`accountValue <= 0` to `<`:
+    a division by the zero value, every ranking and ADL naming the winner reverts)."""
+    with isolated(chain):
+        twin, alice_id, bob_id = zero_value_winner(env, ranking, entry_offset)
+        assert twin.health(bob_id)[0] == entry_offset
+        ids, scores = twin.adl_ranking(0, 1)
+        assert ids == [bob_id] and (scores[0] == MAX_UINT) == (entry_offset <= 0)
+        assert twin.deleverage(alice_id, 0, ids).ok
 
 
 def test_haircutPrices_distanceExactlyThePrice(env, chain):

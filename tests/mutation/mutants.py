@@ -506,6 +506,20 @@ BOUNDARY_MUTANTS: tuple[Mutant, ...] = (
         _pinned("test_candidate_bankruptSideZero"),
     ),
     Mutant(
+        "adl-score-at-zero-value", "boundary", LIQUIDATION_MATH,
+        "if (accountValue <= 0) return type(uint256).max;\n        if (upnl <= 0)",
+        "if (accountValue < 0) return type(uint256).max;\n        if (upnl <= 0)",
+        "PNL_LEVERAGE scores a winner of zero account value by dividing by it (the ranking and its ADL revert)",
+        _pinned("test_adlScore_winnerAtZeroValue[0-PNL_LEVERAGE]"),
+    ),
+    Mutant(
+        "hyperliquid-score-at-zero-value", "boundary", LIQUIDATION_MATH,
+        "if (accountValue <= 0) return type(uint256).max;\n        uint256 cost",
+        "if (accountValue < 0) return type(uint256).max;\n        uint256 cost",
+        "HYPERLIQUID scores a winner of zero account value by dividing by it (the ranking and its ADL revert)",
+        _pinned("test_adlScore_winnerAtZeroValue[0-HYPERLIQUID]"),
+    ),
+    Mutant(
         "haircut-price-reaches-zero", "boundary", LIQUIDATOR,
         "distance < plan.price ? plan.price - distance : 1",
         "distance <= plan.price ? plan.price - distance : 1",

@@ -123,6 +123,22 @@ def adl_book(env, ranking: AdlRanking, shorts: dict[str, int], others: tuple = (
     return twin, trader_id(env, "alice")
 
 
+def zero_value_winner(env, ranking: AdlRanking, entry_offset: int) -> tuple[Twin, int, int]:
+    """alice long 1 BTC on $10,700 from bob, whose short opens at $100,000 + `entry_offset` wei; bob
+    is also long 10 ETH from carol at $4,000 (ETH keeps the slot's default parameters) on $14,001.
+    BTC falls to $85,000 (alice under water: ADL) and ETH to $1,099.90: bob's BTC short is $15,000
+    in profit while his account is worth exactly `entry_offset` wei. Returns the twin, alice's and
+    bob's ids."""
+    spec = MarketSpec("BTC", 100_000, depth2pct=10_000_000, ranking=ranking, heartbeat=HEARTBEAT)
+    twin = one_market(env, spec, alice=10_700, bob=14_001, carol=50_000)
+    alice, bob, carol = (trader(env, name) for name in ("alice", "bob", "carol"))
+    assert twin.matched(alice, bob, 0, WAD, wad(100_000) + entry_offset).ok
+    assert twin.matched(bob, carol, 1, 10 * WAD, wad(4_000)).ok
+    twin.set_price(0, oracle_answer(85_000), seconds=1)
+    twin.set_price(1, oracle_answer("1099.9"))
+    return twin, trader_id(env, "alice"), trader_id(env, "bob")
+
+
 def haircut_distance(deficit: int, upnls: list[int], takes: list[int], k: int) -> int:
     """CAPPED_PRO_RATA: how far from the oracle price winner `k` fills (docs/design.md §6.7),
     ceil(ceil(D * u_k / U) * WAD / take_k), computed here from its definition."""
