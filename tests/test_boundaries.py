@@ -32,7 +32,7 @@ from tests.twin.boundaries import (
     two_market_long,
     zero_value_winner,
 )
-from tests.twin.harness import build_env
+from tests.twin.harness import build_env, one_market
 
 ONE_WEI = Decimal("1e-18")  # one wei of a WAD amount given in dollars
 
@@ -298,6 +298,22 @@ def test_adlScore_winnerAtZeroValue(env, chain, ranking, entry_offset):
         ids, scores = twin.adl_ranking(0, 1)
         assert ids == [bob_id] and (scores[0] == MAX_UINT) == (entry_offset <= 0)
         assert twin.deleverage(alice_id, 0, ids).ok
+
+
+@pytest.mark.parametrize("entry_offset", [1, 0, 2])
+def test_bankruptcyPrice_exactlyZeroFloorsAtOneWei(env, chain, entry_offset):
+    """alice long 1 BTC on $100,000 from $100,000 less 1 wei: her value is the notional plus 1 wei,
+    so her bankruptcy price, P - (AV - 1) / size, is exactly 0 and floors at 1 wei (1 wei off
+    either side: 1 and -1, which floors too). `bankruptcyPriceOf` of every open position is
+    compared after every transaction. Mutant `bankruptcy-price-reaches-zero` (`bankrupt > 0` to
+    `>=`: an ADL price of 0)."""
+    with isolated(chain):
+        twin = one_market(env, alice=100_000, bob=50_000)
+        alice_id = trader_id(env, "alice")
+        assert twin.matched(trader(env, "alice"), trader(env, "bob"), 0, WAD, wad(100_000) - entry_offset).ok
+        assert twin.health(alice_id)[0] == wad(100_000) + entry_offset
+        assert twin.view("bankruptcyPriceOf", ("engine", "bankruptcyPriceOf", alice_id, 0),
+                         lambda: twin.model.bankruptcy_price_of(alice_id, 0)) == 1
 
 
 def test_haircutPrices_distanceExactlyThePrice(env, chain):

@@ -520,6 +520,13 @@ BOUNDARY_MUTANTS: tuple[Mutant, ...] = (
         _pinned("test_adlScore_winnerAtZeroValue[0-HYPERLIQUID]"),
     ),
     Mutant(
+        "bankruptcy-price-reaches-zero", "boundary", LIQUIDATION_MATH,
+        "return bankrupt > 0 ? uint256(bankrupt) : 1;",
+        "return bankrupt >= 0 ? uint256(bankrupt) : 1;",
+        "a bankruptcy price of exactly 0 is not floored at 1 wei (an ADL at a price of 0)",
+        _pinned("test_bankruptcyPrice_exactlyZeroFloorsAtOneWei"),
+    ),
+    Mutant(
         "haircut-price-reaches-zero", "boundary", LIQUIDATOR,
         "distance < plan.price ? plan.price - distance : 1",
         "distance <= plan.price ? plan.price - distance : 1",
