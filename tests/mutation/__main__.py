@@ -26,6 +26,7 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from tests.mutation.mutants import PROJECT_ROOT, Mutant, by_name
@@ -131,7 +132,7 @@ def _table(outcomes: list[Outcome]) -> Table:
     for o in outcomes:
         table.add_row(
             o.mutant, o.mechanism, o.error, f"[{colour[o.status]}]{o.status}[/]",
-            "\n".join(o.caught_by + [o.detail]), f"{o.seconds:.0f}",
+            escape("\n".join(o.caught_by + [o.detail])), f"{o.seconds:.0f}",
         )
     return table
 
@@ -168,13 +169,13 @@ def main(names: tuple[str, ...], suites: tuple[str, ...], jobs: int, baseline: b
             # Every suite that will run against a mutant, once, unmutated.
             reference = check_mutant(None, tuple(dict.fromkeys(
                 suite for mutant in mutants for suite in suites_of(mutant, suites))), workspace)
-            console.print(f"baseline: {reference.status} ({reference.seconds:.0f} s) {reference.detail}")
+            console.print(f"baseline: {reference.status} ({reference.seconds:.0f} s) {escape(reference.detail)}")
             if reference.status != "passed":
                 raise click.ClickException("the suites do not pass on an unmutated copy: " + reference.detail)
         with ThreadPoolExecutor(max_workers=jobs) as pool:
             for outcome in pool.map(lambda m: check_mutant(m, suites_of(m, suites), workspace), mutants):
                 console.print(f"{outcome.mutant}: {outcome.status} ({outcome.seconds:.0f} s) "
-                              f"{', '.join(outcome.caught_by) or outcome.detail}")
+                              f"{escape(', '.join(outcome.caught_by) or outcome.detail)}")
                 outcomes.append(outcome)
                 if json_path:
                     json_path.write_text(json.dumps([asdict(o) for o in outcomes], indent=2) + "\n")

@@ -393,6 +393,208 @@ ACCESS_MUTANTS: tuple[Mutant, ...] = (
 MUTANTS = MUTANTS + ACCESS_MUTANTS
 
 
+# --- boundaries of the liquidation decisions: each comparison flipped (issue 17) ------------------
+# `<` for `<=`, `>` for `>=` and back, in _plan, _penalty, _rateRoom, _useRateLimit and the ADL
+# checks; each is caught by its pinned case in tests/test_boundaries.py (INVARIANTS.md, "Boundaries
+# of the liquidation decisions", lists every comparison, and argues the flips that change nothing).
+BOUNDARIES = "tests/test_boundaries.py"
+
+
+def _pinned(*tests: str) -> tuple[str, ...]:
+    return tuple(test if "/" in test else f"{BOUNDARIES}::{test}" for test in tests)
+
+
+_LOOP = "for (uint256 i; i < n; ++i) {\n            "
+
+
+def _overrun(name: str, original: str, what: str, *tests: str) -> Mutant:
+    """A loop bound `i < n` read as `i <= n`: one index past the end of the arrays."""
+    return Mutant(name, "boundary", LIQUIDATOR, original, original.replace("i < ", "i <= ", 1),
+                  f"{what} runs one index past the end (Panic 0x32 on every ADL that runs it)", _pinned(*tests))
+
+
+BOUNDARY_MUTANTS: tuple[Mutant, ...] = (
+    Mutant(
+        "plan-liquidates-at-mm", "boundary", LIQUIDATOR,
+        "if (plan.value >= int256(plan.mm)) revert NotLiquidatable",
+        "if (plan.value > int256(plan.mm)) revert NotLiquidatable",
+        "_plan liquidates an account whose value equals its maintenance margin",
+        ("tests/test_differential.py::test_an_account_exactly_at_maintenance_margin_is_not_liquidatable",),
+    ),
+    Mutant(
+        "slice-at-threshold", "boundary", LIQUIDATION_MATH,
+        "if (absSize.wMulUp(price) > sliceThreshold)",
+        "if (absSize.wMulUp(price) >= sliceThreshold)",
+        "a position whose notional equals the slice threshold is sliced instead of closed whole",
+        _pinned("test_sliceSize_notionalExactlyTheThreshold"),
+    ),
+    Mutant(
+        "worsening-tie-escalates", "boundary", LIQUIDATOR,
+        "plan.valueAfter - int256(plan.mmAfter) < plan.value - int256(plan.mm)",
+        "plan.valueAfter - int256(plan.mmAfter) <= plan.value - int256(plan.mm)",
+        "a slice that leaves AV - MM unchanged counts as worsening: the whole position closes",
+        _pinned("test_plan_sliceLeavingHealthUnchanged"),
+    ),
+    Mutant(
+        "escalation-rate-room-at-whole", "boundary", LIQUIDATOR,
+        "if (absSize > rateRoom) plan.action = Action.RATE_LIMITED;",
+        "if (absSize >= rateRoom) plan.action = Action.RATE_LIMITED;",
+        "a rate limit with room for exactly the whole position refuses the escalation",
+        _pinned("test_plan_wholePositionExactlyTheRateRoom"),
+    ),
+    Mutant(
+        "escalation-max-size-at-whole", "boundary", LIQUIDATOR,
+        "else if (absSize > maxSize) plan.action = Action.WORSENS_HEALTH;",
+        "else if (absSize >= maxSize) plan.action = Action.WORSENS_HEALTH;",
+        "a caller's maxSize of exactly the whole position refuses the escalation",
+        _pinned("test_plan_wholePositionExactlyMaxSize"),
+    ),
+    Mutant(
+        "escalation-book-room-at-whole", "boundary", LIQUIDATOR,
+        "else if (absSize > bookRoom) plan.action = _voidAction(lp);",
+        "else if (absSize >= bookRoom) plan.action = _voidAction(lp);",
+        "a book that can take exactly the whole position counts as void for it",
+        _pinned("test_plan_wholePositionExactlyTheBookRoom"),
+    ),
+    Mutant(
+        "shortfall-at-zero-value", "boundary", LIQUIDATOR,
+        "plan.size == 0 || plan.valueAfter >= 0 ? type(uint256).max",
+        "plan.size == 0 || plan.valueAfter > 0 ? type(uint256).max",
+        "UseDeleverage reports a shortfall of 0 for a slice that leaves exactly zero value",
+        _pinned("test_liquidateAccount_voidSliceLeavingExactlyZeroValue"),
+    ),
+    Mutant(
+        "penalty-caps-whole-close", "boundary", LIQUIDATOR,
+        "if (plan.size < FixedPointMath.abs(plan.positionSize)) {",
+        "if (plan.size <= FixedPointMath.abs(plan.positionSize)) {",
+        "a whole close's penalty is capped by the health it gained, as a slice's is",
+        _pinned("test_penalty_wholeCloseNotCappedByGain"),
+    ),
+    Mutant(
+        "rate-window-ends-late", "boundary", LIQUIDATOR,
+        "if (block.timestamp >= window.start + lp.rateLimitWindow) {",
+        "if (block.timestamp > window.start + lp.rateLimitWindow) {",
+        "_rateRoom: a rate window still counts at its end, a second too long",
+        _pinned("test_rateRoom_windowEndsOnItsLastSecond"),
+    ),
+    Mutant(
+        "rate-window-recorded-late", "boundary", LIQUIDATOR,
+        "if (block.timestamp >= window.start + windowLength) {",
+        "if (block.timestamp > window.start + windowLength) {",
+        "_useRateLimit: a liquidation at a window's end is added to the old window",
+        _pinned("test_rateRoom_windowEndsOnItsLastSecond"),
+    ),
+    Mutant(
+        "ranked-tie-refused", "boundary", LIQUIDATOR,
+        "score > previousScore || (score == previousScore",
+        "score >= previousScore || (score == previousScore",
+        "winners with tied scores are refused whatever their ids (AdlOutOfOrder)",
+        _pinned("test_rankedTakes_tiedScoresInIdOrder"),
+    ),
+    Mutant(
+        "ranked-duplicate-accepted", "boundary", LIQUIDATOR,
+        "score == previousScore && counterparties[i] <= counterparties[i - 1]",
+        "score == previousScore && counterparties[i] < counterparties[i - 1]",
+        "a winner listed twice is taken twice (ranked by score)",
+        _pinned("test_deleverage_counterpartyListedTwice[PNL_LEVERAGE]"),
+    ),
+    Mutant(
+        "pro-rata-duplicate-accepted", "boundary", LIQUIDATOR,
+        "if (i > 0 && counterparties[i] <= counterparties[i - 1]) {",
+        "if (i > 0 && counterparties[i] < counterparties[i - 1]) {",
+        "a winner listed twice is taken twice (PRO_RATA)",
+        _pinned("test_deleverage_counterpartyListedTwice[PRO_RATA]"),
+    ),
+    Mutant(
+        "pro-rata-exact-cover-refused", "boundary", LIQUIDATOR,
+        "if (available < total) revert AdlInsufficient",
+        "if (available <= total) revert AdlInsufficient",
+        "PRO_RATA winners holding exactly the bankrupt size are refused (AdlInsufficient(0))",
+        _pinned("test_proRataTakes_winnersExactlyCoverThePosition"),
+    ),
+    Mutant(
+        "pro-rata-remainder-overshoots", "boundary", LIQUIDATOR,
+        "i < n && assigned < total",
+        "i < n && assigned <= total",
+        "PRO_RATA hands out a unit beyond the bankrupt size when the shares divide exactly",
+        _pinned("test_proRataTakes_sharesDivideExactly"),
+    ),
+    Mutant(
+        "candidate-zero-pnl-eligible", "boundary", LIQUIDATOR,
+        "if (upnl <= 0) return (false, size, upnl, 0);",
+        "if (upnl < 0) return (false, size, upnl, 0);",
+        "a position with a uPnL of exactly 0 counts as an ADL winner",
+        _pinned("test_candidate_winnerAtZeroPnl"),
+    ),
+    Mutant(
+        "candidate-zero-side-as-long", "boundary", LIQUIDATOR,
+        "(size > 0) == (bankruptSide > 0)",
+        "(size > 0) == (bankruptSide >= 0)",
+        "adlRanking(market, 0) ranks the shorts (side 0 read as a bankrupt long)",
+        _pinned("test_candidate_bankruptSideZero"),
+    ),
+    Mutant(
+        "adl-score-at-zero-value", "boundary", LIQUIDATION_MATH,
+        "if (accountValue <= 0) return type(uint256).max;\n        if (upnl <= 0)",
+        "if (accountValue < 0) return type(uint256).max;\n        if (upnl <= 0)",
+        "PNL_LEVERAGE scores a winner of zero account value by dividing by it (the ranking and its ADL revert)",
+        _pinned("test_adlScore_winnerAtZeroValue[0-PNL_LEVERAGE]"),
+    ),
+    Mutant(
+        "hyperliquid-score-at-zero-value", "boundary", LIQUIDATION_MATH,
+        "if (accountValue <= 0) return type(uint256).max;\n        uint256 cost",
+        "if (accountValue < 0) return type(uint256).max;\n        uint256 cost",
+        "HYPERLIQUID scores a winner of zero account value by dividing by it (the ranking and its ADL revert)",
+        _pinned("test_adlScore_winnerAtZeroValue[0-HYPERLIQUID]"),
+    ),
+    Mutant(
+        "bankruptcy-price-reaches-zero", "boundary", LIQUIDATION_MATH,
+        "return bankrupt > 0 ? uint256(bankrupt) : 1;",
+        "return bankrupt >= 0 ? uint256(bankrupt) : 1;",
+        "a bankruptcy price of exactly 0 is not floored at 1 wei (an ADL at a price of 0)",
+        _pinned("test_bankruptcyPrice_exactlyZeroFloorsAtOneWei"),
+    ),
+    Mutant(
+        "haircut-price-reaches-zero", "boundary", LIQUIDATOR,
+        "distance < plan.price ? plan.price - distance : 1",
+        "distance <= plan.price ? plan.price - distance : 1",
+        "CAPPED_PRO_RATA fills a winner at a price of 0 when its distance equals the oracle price",
+        _pinned("test_haircutPrices_distanceExactlyThePrice"),
+    ),
+    Mutant(
+        "ranked-first-checked-against-nothing", "boundary", LIQUIDATOR,
+        "if (i > 0 && (score > previousScore",
+        "if (i >= 0 && (score > previousScore",
+        "the first listed winner is checked against a previous score of 0 (any ranked ADL reverts)",
+        _pinned("test_rankedTakes_tiedScoresInIdOrder"),
+    ),
+    Mutant(
+        "pro-rata-first-checked-against-nothing", "boundary", LIQUIDATOR,
+        "if (i > 0 && counterparties[i] <= counterparties[i - 1]) {",
+        "if (i >= 0 && counterparties[i] <= counterparties[i - 1]) {",
+        "the first PRO_RATA winner is compared with the id before it (index -1: every PRO_RATA ADL reverts)",
+        _pinned("test_proRataTakes_winnersExactlyCoverThePosition"),
+    ),
+    _overrun("deleverage-loop-overruns",
+             "for (uint256 i; i < counterparties.length; ++i) {\n            // A dust winner",
+             "deleverageAccount's fill loop", "test_rankedTakes_tiedScoresInIdOrder"),
+    _overrun("ranked-loop-overruns",
+             "for (uint256 i; i < counterparties.length; ++i) {\n            if (remaining == 0)",
+             "_rankedTakes' loop", "test_rankedTakes_tiedScoresInIdOrder"),
+    _overrun("pro-rata-size-loop-overruns", _LOOP + "(sizes[i],) =",
+             "_proRataTakes' size loop", "test_proRataTakes_sharesDivideExactly"),
+    _overrun("pro-rata-share-loop-overruns", _LOOP + "takes[i] = total.mulDivDown",
+             "_proRataTakes' share loop", "test_proRataTakes_sharesDivideExactly"),
+    _overrun("haircut-upnl-loop-overruns", _LOOP + "if (takes[i] == 0) continue;\n            (,, int256 upnl,)",
+             "_haircutPrices' uPnL loop", "test_haircutPrices_distanceExactlyThePrice"),
+    _overrun("haircut-price-loop-overruns", _LOOP + "if (takes[i] == 0) continue;\n            uint256 distance",
+             "_haircutPrices' price loop", "test_haircutPrices_distanceExactlyThePrice"),
+    _overrun("same-price-loop-overruns", _LOOP + "prices[i] = price;",
+             "_samePrice's loop", "test_rankedTakes_tiedScoresInIdOrder"),
+)
+MUTANTS = MUTANTS + BOUNDARY_MUTANTS
+
+
 def by_name(names: list[str] | None) -> tuple[Mutant, ...]:
     """The named mutants (all when `names` is empty), in catalogue order; unknown names are an error."""
     if not names:
