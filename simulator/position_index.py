@@ -65,6 +65,7 @@ class PositionIndex:
         self._last_snapshot: Snapshot | None = None
         self._last_scan: HealthScan | None = None
         self._last_rows = np.zeros(0, dtype=np.intp)  # the index row of each of the last scan's accounts
+        self._last_held = np.zeros((0, n_markets), dtype=bool)  # and the markets each of them holds
         self.tiers = [tuple(np.array(part, dtype=float) for part in exchange.tiers(m)) for m in range(n_markets)]
         self.rows_read = 0  # account rows read back from the exchange, over the run
         self.confirmed = 0  # accounts whose health was asked exactly, over the run
@@ -195,17 +196,17 @@ class PositionIndex:
         ids = [self.ids[i] for i in keep.tolist()] if len(keep) != n else self._all_ids()
         self._last_snapshot = snapshot
         self._last_rows = keep
+        self._last_held = held[keep]  # which markets each screened account holds (`at_risk`)
         self._last_scan = HealthScan(ids=ids, values=value[keep], mms=mm[keep], margins=margin[keep],
-                                     holds=held[keep].any(axis=1), confirm=self._confirm)
+                                     holds=self._last_held.any(axis=1), confirm=self._confirm)
         return self._last_scan
 
     def at_risk(self, scan: HealthScan, multiple: float) -> list[int]:
         """Per market, the accounts of `scan` (this index's last screen) that hold a position in it
         and whose value is below `multiple` times their maintenance margin: the screen's float64
         values (exact where the scan settled them), for the report's chart."""
-        held = self._float["size"][self._last_rows] != 0
         risky = np.asarray(scan.values) < multiple * np.asarray(scan.mms)
-        return (held & risky[:, None]).sum(axis=0).tolist()
+        return np.count_nonzero(self._last_held & risky[:, None], axis=0).tolist()
 
     def _confirm(self, account_ids: list[int]) -> tuple[list[int], list[int]]:
         self.confirmed += len(account_ids)
