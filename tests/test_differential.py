@@ -249,10 +249,12 @@ _DUST_ABOVE_THE_WINNER = DustRanking(
 @settings(DIFFERENTIAL, max_examples=examples(10))
 @example(case=_DUST_ABOVE_THE_WINNER)
 @example(case=replace(_DUST_ABOVE_THE_WINNER, ranking=int(AdlRanking.PNL_LEVERAGE)))
+@example(case=replace(_DUST_ABOVE_THE_WINNER, ranking=int(AdlRanking.LEVERAGE_DRAIN)))
 @given(case=dust_rankings())
 def test_fuzz_deleverage_dustWinnersAnywhereInTheRanking(env, chain, case):
     """While ADL is required, `deleverage` with the canonical list (the keepers' choice: the whole
-    ranking under PRO_RATA, its covering prefix under PNL_LEVERAGE) never reverts, wherever winners
+    ranking under PRO_RATA, its covering prefix under PNL_LEVERAGE, the prefix the draining reaches
+    under LEVERAGE_DRAIN) never reverts, wherever winners
     of a few wei on a dust deposit sit in the ranking, and chain and model agree on every fill
     (issue 17: a dust winner's pro-rata share of 0 made `adlFill` revert `ZeroAmount`)."""
     with isolated(chain):
