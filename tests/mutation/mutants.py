@@ -201,6 +201,12 @@ MUTANTS: tuple[Mutant, ...] = (
         "",
         "LEVERAGE_DRAIN accepts a list whose last winner is at or below the level (it gives up nothing)",
     ),
+    Mutant(
+        "leverage-drain-at-level-accepted", "adl", LIQUIDATOR,
+        "retained >= sizes[i]) revert AdlNotAboveLevel",
+        "retained > sizes[i]) revert AdlNotAboveLevel",
+        "LEVERAGE_DRAIN accepts a last winner exactly at the level (it keeps its whole size)",
+    ),
     # --- funding, fills and the book ------------------------------------------------------------
     Mutant(
         "adl-when-fund-exactly-covers", "waterfall", LIQUIDATOR,
