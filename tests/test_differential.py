@@ -119,6 +119,12 @@ DRAIN = Scenario(
 @DIFFERENTIAL
 @example(scenario=CRASH)
 @example(scenario=DRAIN)
+# The same book under the other rankings of the last session (their mutants survived the random
+# books): QUEUE's rest to the vault, CAPPED_PRO_RATA's prices, HYPERLIQUID's and MIN_OVERSHOOT's order.
+@example(scenario=replace(DRAIN, specs=("adl-queue", "adl-pnl")))
+@example(scenario=replace(DRAIN, specs=("adl-capped-pro-rata", "adl-pnl")))
+@example(scenario=replace(DRAIN, specs=("adl-hyperliquid", "adl-pnl")))
+@example(scenario=replace(DRAIN, specs=("adl-min-overshoot", "adl-pnl")))
 @given(scenario=scenarios())
 def test_books_and_shocks_agree(env, chain, scenario):
     with isolated(chain):
