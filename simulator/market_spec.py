@@ -28,6 +28,7 @@ class AdlRanking(IntEnum):
     CAPPED_PRO_RATA = 3
     HYPERLIQUID = 4
     MIN_OVERSHOOT = 5
+    LEVERAGE_DRAIN = 6
 
     @property
     def whole_ranking(self) -> bool:

@@ -261,13 +261,14 @@ class PositionIndex:
     # -- ADL counterparties -- #
 
     def adl_ranking(self, market: int, bankrupt_side: int, by_score: bool,
-                    hyperliquid: bool = False, largest: bool = False) -> "WinnerRanking":
+                    hyperliquid: bool = False, largest: bool = False, drain: bool = False) -> "WinnerRanking":
         """The winners against a bankrupt position of sign `bankrupt_side`, in the order the
         contract's `adlRanking` gives (score desc then id asc; id asc under PRO_RATA), from the
         index at the last screen's state: eligibility (an opposite position with uPnL > 0 at the
         oracle price) exactly, and under PNL_LEVERAGE exact scores only for the prefix a
         deleverage reads (under HYPERLIQUID exact scores for every winner, confirmed in one call;
-        under MIN_OVERSHOOT (`largest`) by exact notional).
+        under MIN_OVERSHOOT (`largest`) by exact notional; under LEVERAGE_DRAIN (`drain`) by exact
+        leverage, every winner's value confirmed in one call and kept in the ranking's `values`).
         Empty where the contract's view reverts: the market's price refused, or
         an eligible winner holding a market whose price is."""
         snapshot = self._last_snapshot
@@ -309,6 +310,12 @@ class PositionIndex:
         if largest:
             ranked = sorted(winners, key=lambda w: (-MarginMath.notional(w.size, price), w.account_id))
             return WinnerRanking(ranked, None, None, price, self._confirm)
+        if drain:
+            values, _ = self._confirm([w.account_id for w in winners]) if winners else ([], [])
+            value_of = {w.account_id: int(value) for w, value in zip(winners, values)}
+            ranked = sorted(winners, key=lambda w: (-LiquidationMath.leverage_score(
+                MarginMath.notional(w.size, price), value_of[w.account_id]), w.account_id))
+            return WinnerRanking(ranked, None, None, price, self._confirm, values=value_of)
         if hyperliquid:
             values, _ = self._confirm([w.account_id for w in winners]) if winners else ([], [])
             scores = {w.account_id: LiquidationMath.hyperliquid_score(
@@ -390,11 +397,16 @@ class WinnerRanking:
     prefix as is read (PNL_LEVERAGE: each extension confirms the values of the winners whose score
     bounds reach the prefix's, in one call, and sorts them exactly)."""
 
-    def __init__(self, winners: list[Winner], low, high, price: int, confirm):
+    def __init__(self, winners: list[Winner], low, high, price: int, confirm, values: dict[int, int] | None = None):
         self._winners, self._low, self._high, self._price, self._confirm = winners, low, high, price, confirm
         self._ordered: list[Winner] = list(winners) if low is None else []
         self._scores: dict[int, int] = {}
-        self._values: dict[int, int] = {}
+        self._values: dict[int, int] = dict(values or {})
+
+    @property
+    def values(self) -> dict[int, int]:
+        """The exact account values confirmed so far, by id (every winner's under LEVERAGE_DRAIN)."""
+        return self._values
 
     def __len__(self) -> int:
         return len(self._winners)

@@ -15,6 +15,13 @@ The queue (PNL_LEVERAGE) takes erin's 0.5 and 0.5 of carol's 0.75; QUEUE closes 
 0.25 beyond alice's size against the vault, so it takes 0.25 * $4,300 more than the deficit: the
 baseline's overshoot. PRO_RATA takes 1/1.75 of each at the bankruptcy price; CAPPED_PRO_RATA the
 same sizes, each winner at its own price giving up D / 3 (their uPnLs are equal).
+
+LEVERAGE_DRAIN ranks them by leverage, notional / AV: carol 63,750 / 37,500 = 1.7, erin 42,500 /
+27,500 = 1.55, bob 42,500 / 57,500 = 0.74. Carol and erin alone (1.25 BTC) would keep 0.25 BTC,
+a leverage of 0.25 * 85,000 / 65,000 = 0.33, below bob's 0.74: the draining reaches bob too. The
+three keep 1.75 - 1 = 0.75 BTC in proportion to their values (of $122,500), each at a leverage of
+0.75 * 85,000 / 122,500 = 0.52; carol, the most levered, gives up the most: 0.75 * 85,000 /
+122,500 = 0.52 BTC.
 """
 
 from __future__ import annotations
@@ -39,10 +46,26 @@ def _mul_div_up(x: int, y: int, d: int) -> int:
 
 
 def _expected_fills(ranking: AdlRanking, winners: dict[int, tuple[int, int]], ranked: list[int], size: int,
-                    price: int, bankruptcy: int, vault: int) -> list[tuple[int, int, int]]:
+                    price: int, bankruptcy: int, vault: int, values: dict[int, int]) -> list[tuple[int, int, int]]:
     """(counterparty, size closed, fill price) for each winner's fills, computed from the rules of
     docs/design.md §6.7 (not from the contracts)."""
     deficit = size * (bankruptcy - price) // WAD
+    if ranking is AdlRanking.LEVERAGE_DRAIN:
+        # Water-filling: winners by leverage while the size is not covered or the next one's
+        # leverage is above the level of those before it; they keep the rest in proportion to value.
+        chosen, held, equity = [], 0, 0
+        for w in ranked:
+            if held >= size and -winners[w][0] * equity <= (held - size) * values[w]:
+                break
+            chosen, held, equity = chosen + [w], held - winners[w][0], equity + values[w]
+        kept = {w: (held - size) * values[w] // equity for w in chosen}
+        left = held - size - sum(kept.values())  # the rounding, back to the first
+        takes = []
+        for w in chosen:
+            take = -winners[w][0] - kept[w]
+            back, left = min(left, take), left - min(left, take)
+            takes.append((w, take - back, bankruptcy))
+        return takes
     if not ranking.whole_ranking:
         fills, remaining = [], size
         for w in ranked:
@@ -89,24 +112,36 @@ def test_one_adl_round_by_hand(env, chain, ranking):
         assert model.bankruptcy_price_of(alice_id, 0) == bankruptcy
         winners = {bob_id: (-WAD // 2, wad(7_500)), erin_id: (-WAD // 2, wad(7_500)),
                    carol_id: (-3 * WAD // 4, wad(7_500))}
+        values = {bob_id: wad(57_500), erin_id: wad(27_500), carol_id: wad(37_500)}  # collateral + u_i
         for w, (size, upnl) in winners.items():
             held, open_notional, _ = model.position_of(w, 0)
             assert (held, held * price // WAD - open_notional) == (size, upnl)
+            assert model.health(w)[0] == values[w]
         # Hyperliquid's score puts carol first: entry / mark = 95 / 85 with leverage 63,750 / 37,500 =
         # 1.9, against erin's 100 / 85 * 42,500 / 27,500 = 1.82 and bob's 100 / 85 * 42,500 / 57,500.
         # MIN_OVERSHOOT: the largest first, carol's $63,750, then bob and erin's $42,500 by id.
+        # LEVERAGE_DRAIN: carol's 1.7, erin's 1.55, bob's 0.74.
         ranked = {AdlRanking.HYPERLIQUID: [carol_id, erin_id, bob_id],
-                  AdlRanking.MIN_OVERSHOOT: [carol_id, bob_id, erin_id]}.get(ranking, [erin_id, carol_id, bob_id])
+                  AdlRanking.MIN_OVERSHOOT: [carol_id, bob_id, erin_id],
+                  AdlRanking.LEVERAGE_DRAIN: [carol_id, erin_id, bob_id]}.get(ranking, [erin_id, carol_id, bob_id])
         assert bob_id < erin_id
         assert list(model.adl_ranking(0, 1)[0]) == (sorted(winners) if ranking.whole_ranking else ranked)
 
         outcome = twin.keeper_act(alice_id, 0)
         assert outcome is not None and outcome.ok  # the twin compared chain and model to the wei
         fills = outcome.named("AdlFill")
-        expected = _expected_fills(ranking, winners, ranked, WAD, price, bankruptcy, model.vault)
+        expected = _expected_fills(ranking, winners, ranked, WAD, price, bankruptcy, model.vault, values)
         assert [(f["counterpartyId"], -f["size"], f["price"]) for f in fills] == expected
         if ranking is AdlRanking.QUEUE:
             assert fills[-1]["accountId"] == model.vault and model.position_of(carol_id, 0)[0] == 0
+        if ranking is AdlRanking.LEVERAGE_DRAIN:
+            # All three drained, each left at the leverage 0.75 * 85,000 / 122,500 (to a unit of size).
+            assert [f["counterpartyId"] for f in fills] == [carol_id, erin_id, bob_id]
+            for w in winners:
+                kept = -model.position_of(w, 0)[0]
+                assert abs(kept - 3 * WAD // 4 * values[w] // wad(122_500)) <= 1
+                leverage = kept * price // WAD * WAD // values[w]
+                assert abs(leverage - 3 * WAD // 4 * 85_000 // 122_500) <= WAD // 10**12
         assert model.position_of(alice_id, 0)[0] == 0 and model.bad_debt == 0
 
         # The round's figures, from the logged events with u_i added as the simulator adds it.
@@ -144,5 +179,7 @@ HAND = {
     AdlRanking.CAPPED_PRO_RATA: (0, 85_000, 4_300 / 22_500),  # D / U for everyone: the least max
     AdlRanking.HYPERLIQUID: (0, 85_000, 3_225 / 7_500),  # carol's 0.75 and erin's 0.25
     AdlRanking.MIN_OVERSHOOT: (0, 85_000, 3_225 / 7_500),  # carol's 0.75 and bob's 0.25: two winners
+    # carol gives up 0.75 * 85,000 / 122,500 BTC (0.52) at $4,300: $2,238 of her $7,500
+    AdlRanking.LEVERAGE_DRAIN: (0, 85_000, 0.75 * 85_000 / 122_500 * 4_300 / 7_500),
 }
 assert min(HAND.values(), key=lambda hand: hand[2]) is HAND[AdlRanking.CAPPED_PRO_RATA]

@@ -98,8 +98,33 @@ CRASH = Scenario(
 )
 
 
+# LEVERAGE_DRAIN with several winners of different leverage, run every time (random books almost
+# never reach one: the mutant leverage-drain-keeps-by-size survived them): BTC -20% with its book
+# pulled sends two 9x longs to ADL; the shorts (trader 2 at 1.9x, trader 1 at 1.5x, trader 3 at
+# 1.1x against the vault) are all above the first one's level, drained in proportion to value.
+DRAIN = Scenario(
+    specs=("adl-leverage-drain", "adl-pnl"),
+    vault_usd=3_000_000,
+    insurance_usd=0,
+    collateral=(usdc(20_000), usdc("60000.5"), usdc("30000.25"), usdc(100_000), usdc(15_000)),
+    openings=(
+        ("open", 0, 0, 1, 90, "matched", 1, 0, 111_111),  # 9x long BTC from trader 1
+        ("open", 4, 0, 1, 90, "matched", 2, 0, 222_222),  # 9x long BTC from trader 2
+        ("open", 3, 0, -1, 20, "cross", 0, 0, 333_333),  # 2x short BTC against the vault
+    ),
+    steps=((30, [(8_000, 4_321), None], [0, None], []),),
+)
+
+
 @DIFFERENTIAL
 @example(scenario=CRASH)
+@example(scenario=DRAIN)
+# The same book under the other rankings of the last session (their mutants survived the random
+# books): QUEUE's rest to the vault, CAPPED_PRO_RATA's prices, HYPERLIQUID's and MIN_OVERSHOOT's order.
+@example(scenario=replace(DRAIN, specs=("adl-queue", "adl-pnl")))
+@example(scenario=replace(DRAIN, specs=("adl-capped-pro-rata", "adl-pnl")))
+@example(scenario=replace(DRAIN, specs=("adl-hyperliquid", "adl-pnl")))
+@example(scenario=replace(DRAIN, specs=("adl-min-overshoot", "adl-pnl")))
 @given(scenario=scenarios())
 def test_books_and_shocks_agree(env, chain, scenario):
     with isolated(chain):
@@ -216,6 +241,46 @@ def test_pro_rata_adl_hands_out_the_rounding_remainder(env, chain):
         assert twin.model.position_of(alice_id, 0)[0] == 0
 
 
+@pytest.mark.parametrize("below", [0, 1], ids=["at-the-level", "one-unit-above"])
+def test_leverage_drain_lists_only_winners_above_the_level(env, chain, below):
+    """LEVERAGE_DRAIN at its boundary (`_drainTakes`: the last listed winner must keep less than
+    its size): alice's 0.5 BTC long is deleveraged against three 0.5 BTC shorts worth $17,500,
+    $27,500 and $45,000 at $85,000. Bob and carol alone keep 1 - 0.5 = 0.5 BTC on $45,000; erin's
+    0.5 BTC on $45,000 is exactly that level, so listed third she would keep all of it
+    (`AdlNotAboveLevel(2, 0.5, 0.5)`) and the keepers stop before her. With one token unit less
+    (1e12 wei of value) she is above the level: the keepers list her and she gives up a few units.
+    Chain and model alike (mutants `leverage-drain-level-unchecked`, `leverage-drain-at-level-accepted`)."""
+    with isolated(chain):
+        spec = MarketSpec("BTC", 100_000, depth2pct=10_000_000, ranking=AdlRanking.LEVERAGE_DRAIN,
+                          heartbeat=HEARTBEAT)
+        twin = one_market(env, spec, alice=5_350, bob=10_000, carol=20_000, frank=1_000_000)
+        alice, bob, carol, _, erin, frank = env.traders[:6]
+        assert twin.deposit(erin, usdc(37_500) - below).ok
+        assert twin.matched(alice, bob, 0, WAD // 2, wad(100_000)).ok
+        assert twin.matched(frank, carol, 0, WAD // 2, wad(100_000)).ok
+        assert twin.matched(frank, erin, 0, WAD // 2, wad(100_000)).ok
+        twin.set_price(0, oracle_answer(85_000), seconds=1)  # alice $2,150 under water, no fund
+        alice_id, bob_id, carol_id, erin_id = (int(a.address, 16) for a in (alice, bob, carol, erin))
+        assert [twin.model.health(w)[0] for w in (bob_id, carol_id, erin_id)] == \
+            [wad(17_500), wad(27_500), wad(45_000) - below * 10**12]
+        ranking = twin.adl_ranking(0, WAD // 2)[0]
+        assert list(ranking) == [bob_id, carol_id, erin_id]  # leverage 2.43, 1.55, 0.94
+        chosen = twin.canonical_counterparties(0, alice_id, ranking)
+        if not below:
+            assert chosen == [bob_id, carol_id]
+            refused = twin.deleverage(alice_id, 0, [bob_id, carol_id, erin_id])
+            assert not refused.ok and refused.error.key() == (
+                "AdlNotAboveLevel", (("index", 2), ("retained", WAD // 2), ("size", WAD // 2)))
+        else:
+            assert chosen == [bob_id, carol_id, erin_id]
+        outcome = twin.deleverage(alice_id, 0, chosen)
+        assert outcome.ok
+        takes = {f["counterpartyId"]: -f["size"] for f in outcome.named("AdlFill")}
+        assert sum(takes.values()) == WAD // 2 and twin.model.position_of(alice_id, 0)[0] == 0
+        if below:
+            assert 0 < takes[erin_id] < 10**7  # 0.5 BTC * 1e12 / $90,000 of value: about 5.6e6 wei
+
+
 def test_pro_rata_adl_passes_over_a_dust_winner(env, chain):
     """PRO_RATA: a winner holding 1 wei, listed after the real winner (higher id), gets a share of 0
     and no rounding unit; it gives up nothing and the ADL goes through (it reverted `ZeroAmount`
@@ -249,10 +314,12 @@ _DUST_ABOVE_THE_WINNER = DustRanking(
 @settings(DIFFERENTIAL, max_examples=examples(10))
 @example(case=_DUST_ABOVE_THE_WINNER)
 @example(case=replace(_DUST_ABOVE_THE_WINNER, ranking=int(AdlRanking.PNL_LEVERAGE)))
+@example(case=replace(_DUST_ABOVE_THE_WINNER, ranking=int(AdlRanking.LEVERAGE_DRAIN)))
 @given(case=dust_rankings())
 def test_fuzz_deleverage_dustWinnersAnywhereInTheRanking(env, chain, case):
     """While ADL is required, `deleverage` with the canonical list (the keepers' choice: the whole
-    ranking under PRO_RATA, its covering prefix under PNL_LEVERAGE) never reverts, wherever winners
+    ranking under PRO_RATA, its covering prefix under PNL_LEVERAGE, the prefix the draining reaches
+    under LEVERAGE_DRAIN) never reverts, wherever winners
     of a few wei on a dust deposit sit in the ranking, and chain and model agree on every fill
     (issue 17: a dust winner's pro-rata share of 0 made `adlFill` revert `ZeroAmount`)."""
     with isolated(chain):

@@ -36,7 +36,16 @@ enum AdlRanking {
     /// Minimal overshoot with the fewest closures: the largest winners first (score = notional;
     /// ties by id), each giving up min(remaining, its size) at the bankruptcy price, so the fills
     /// cover exactly the deficit and touch the fewest winners any ranking can.
-    MIN_OVERSHOOT
+    MIN_OVERSHOOT,
+    /// Leverage draining (Campbell, Hey, Moallemi and Nutz, arXiv 2603.15963: the water-filling
+    /// rule): the most levered winners first (score = notional / AV, the maximum at AV <= 0; ties
+    /// by id), drained until their leverage is equal. The listed winners at AV <= 0 give up
+    /// min(remaining, size) first; the others keep R = (their sizes - what remains) in proportion
+    /// to their AV, r_i = floor(R * AV_i / E) capped at the size (E = the sum of their AV), and
+    /// give up the rest; what the rounding leaves of R goes back to the first of them, as far as
+    /// each gave up. All at the bankruptcy price. The last listed winner must be above the level
+    /// (r_i < size), else AdlNotAboveLevel: the list is the ranking's prefix the water reaches.
+    LEVERAGE_DRAIN
 }
 
 /// @notice Per-market liquidation rules. Notionals in WAD USD, fractions WAD.
@@ -102,6 +111,10 @@ interface ILiquidationEngine {
     error LiquidationWorsensHealth(uint256 accountId, int256 healthBefore, int256 healthAfter);
     /// @notice Counterparties are listed after the size was already covered.
     error AdlUnusedCounterparties(uint256 firstUnused);
+    /// @notice LEVERAGE_DRAIN: the last counterparty, at `index`, would keep `retained` >= its
+    /// `size` at the drained leverage: it is not above the level, and the list without it drains
+    /// the others to a level at or below its leverage.
+    error AdlNotAboveLevel(uint256 index, uint256 size, uint256 retained);
     /// @notice A many-pair view was given lists of different lengths.
     error LengthMismatch(uint256 accountIds, uint256 marketIds);
     // Also raised: FixedPointMath's IntOverflow, and the engine's errors from the calls into it.
@@ -199,8 +212,9 @@ interface ILiquidationEngine {
 
     /// @notice ADL: closes `account`'s whole cross position in `marketId` against `counterparties`
     /// (account ids, in the market's ranking order) at the bankruptcy price; the ranking
-    /// (LiquidationParams.ranking) decides the list's order, each winner's size and, under
-    /// CAPPED_PRO_RATA, each winner's price (docs/design.md §6.7).
+    /// (LiquidationParams.ranking) decides the list's order, its length (LEVERAGE_DRAIN: the
+    /// winners above the drained level), each winner's size and, under CAPPED_PRO_RATA, each
+    /// winner's price (docs/design.md §6.7).
     function deleverage(address account, uint256 marketId, uint256[] calldata counterparties) external;
     /// @notice As `deleverage`, for any account id (cross or isolated).
     function deleverageAccount(uint256 accountId, uint256 marketId, uint256[] calldata counterparties) external;

@@ -55,6 +55,13 @@ library LiquidationMath {
         return priceRatio.wMulDown(notional.wDivDown(uint256(accountValue)));
     }
 
+    /// @dev LEVERAGE_DRAIN ranking score: the winner's effective leverage notional / AV, rounded
+    /// down. An account at or below zero value ranks first (its leverage is unbounded).
+    function leverageScore(uint256 notional, int256 accountValue) internal pure returns (uint256) {
+        if (accountValue <= 0) return type(uint256).max;
+        return notional.wDivDown(uint256(accountValue));
+    }
+
     /// @dev The deficit an ADL puts on the winners: what closing the bankrupt `size` at the
     /// bankruptcy price rather than the oracle price takes from them, |size| * |P_bk - P|, rounded
     /// down; 0 when the bankruptcy price is on the winners' side (the account still has equity).

@@ -184,9 +184,11 @@ contract LiquidationEngine is ILiquidationEngine {
         if (plan.action != Action.USE_ADL) revert AdlNotRequired(accountId, marketId);
         uint256 bankruptcyPrice = engine.bankruptcyPriceOf(accountId, marketId);
         uint256 total = FixedPointMath.abs(plan.positionSize);
-        uint256[] memory takes = _byScore(lp.ranking)
-            ? _rankedTakes(accountId, marketId, plan, counterparties, total, lp.ranking)
-            : _proRataTakes(accountId, marketId, plan, counterparties, total, lp.ranking);
+        uint256[] memory takes = lp.ranking == AdlRanking.LEVERAGE_DRAIN
+            ? _drainTakes(accountId, marketId, plan, counterparties, total)
+            : _byScore(lp.ranking)
+                ? _rankedTakes(accountId, marketId, plan, counterparties, total, lp.ranking)
+                : _proRataTakes(accountId, marketId, plan, counterparties, total, lp.ranking);
         uint256[] memory prices = lp.ranking == AdlRanking.CAPPED_PRO_RATA
             ? _haircutPrices(marketId, plan, counterparties, takes, bankruptcyPrice)
             : _samePrice(counterparties.length, bankruptcyPrice);
@@ -416,15 +418,95 @@ contract LiquidationEngine is ILiquidationEngine {
         for (uint256 i; i < counterparties.length; ++i) {
             if (remaining == 0) revert AdlUnusedCounterparties(i);
             (uint256 cpSize, uint256 score) = _checkedCandidate(accountId, counterparties[i], marketId, plan, ranking);
-            if (i > 0 && (score > previousScore || (score == previousScore && counterparties[i] <= counterparties[i - 1])))
-            {
-                revert AdlOutOfOrder(i, previousScore, score);
-            }
+            _checkRankOrder(counterparties, i, previousScore, score);
             previousScore = score;
             takes[i] = FixedPointMath.min(remaining, cpSize);
             remaining -= takes[i];
         }
         if (remaining != 0) revert AdlInsufficient(remaining);
+    }
+
+    /// @dev The counterparty at `i` ranks after the one before it: a lower score, or the same
+    /// score and a higher id.
+    function _checkRankOrder(uint256[] calldata counterparties, uint256 i, uint256 previousScore, uint256 score)
+        internal
+        pure
+    {
+        if (i > 0 && (score > previousScore || (score == previousScore && counterparties[i] <= counterparties[i - 1])))
+        {
+            revert AdlOutOfOrder(i, previousScore, score);
+        }
+    }
+
+    /// @dev LEVERAGE_DRAIN: the listed winners (leverage descending) drained to one leverage. A
+    /// winner at or below zero value (unbounded leverage, listed first) gives up min(remaining,
+    /// its size); the others keep R = their sizes - what remains, each r_i = R * AV_i / E of it
+    /// (down, at most its size; E = their values), so that r_i / AV_i is the same for all, and
+    /// give up the rest; what the rounding leaves of R goes back to the first of them, as far as
+    /// each gave up. The last listed must be above the level (r_i < its size).
+    function _drainTakes(
+        uint256 accountId,
+        uint256 marketId,
+        Plan memory plan,
+        uint256[] calldata counterparties,
+        uint256 total
+    ) internal view returns (uint256[] memory takes) {
+        (uint256[] memory sizes, uint256[] memory values) = _drainCandidates(accountId, marketId, plan, counterparties);
+        uint256 n = sizes.length;
+        takes = new uint256[](n);
+        uint256 remaining = total;
+        uint256 held;
+        uint256 equity;
+        for (uint256 i; i < n; ++i) {
+            if (values[i] != 0) {
+                held += sizes[i];
+                equity += values[i];
+            } else {
+                // Unbounded leverage: drained first, only as far as needed.
+                if (remaining == 0) revert AdlUnusedCounterparties(i);
+                takes[i] = FixedPointMath.min(remaining, sizes[i]);
+                remaining -= takes[i];
+            }
+        }
+        if (held < remaining) revert AdlInsufficient(remaining - held);
+        uint256 kept = held - remaining;
+        uint256 left = kept;
+        for (uint256 i; i < n; ++i) {
+            if (values[i] == 0) continue;
+            uint256 retained = kept.mulDivDown(values[i], equity);
+            if (i == n - 1 && retained >= sizes[i]) revert AdlNotAboveLevel(i, sizes[i], retained);
+            retained = FixedPointMath.min(retained, sizes[i]);
+            takes[i] = sizes[i] - retained;
+            left -= retained;
+        }
+        for (uint256 i; i < n && left > 0; ++i) {
+            if (values[i] == 0) continue;
+            uint256 back = FixedPointMath.min(left, takes[i]);
+            takes[i] -= back;
+            left -= back;
+        }
+    }
+
+    /// @dev LEVERAGE_DRAIN's list checked (eligible, in ranking order): each winner's size and
+    /// account value (0 at or below zero).
+    function _drainCandidates(uint256 accountId, uint256 marketId, Plan memory plan, uint256[] calldata counterparties)
+        internal
+        view
+        returns (uint256[] memory sizes, uint256[] memory values)
+    {
+        uint256 n = counterparties.length;
+        sizes = new uint256[](n);
+        values = new uint256[](n);
+        uint256 previousScore;
+        for (uint256 i; i < n; ++i) {
+            uint256 score;
+            (sizes[i], score) =
+                _checkedCandidate(accountId, counterparties[i], marketId, plan, AdlRanking.LEVERAGE_DRAIN);
+            _checkRankOrder(counterparties, i, previousScore, score);
+            previousScore = score;
+            (int256 value,,) = engine.health(counterparties[i]);
+            if (value > 0) values[i] = uint256(value);
+        }
     }
 
     /// @dev PRO_RATA: every listed winner (by ascending id) gives up the same fraction of its size;
@@ -513,7 +595,8 @@ contract LiquidationEngine is ILiquidationEngine {
         }
     }
 
-    /// @dev Rankings whose list is ranked by score (PNL_LEVERAGE, QUEUE, HYPERLIQUID); the others by id.
+    /// @dev Rankings whose list is ranked by score (PNL_LEVERAGE, QUEUE, HYPERLIQUID, MIN_OVERSHOOT,
+    /// LEVERAGE_DRAIN); the others by id.
     function _byScore(AdlRanking ranking) internal pure returns (bool) {
         return ranking != AdlRanking.PRO_RATA && ranking != AdlRanking.CAPPED_PRO_RATA;
     }
@@ -546,6 +629,7 @@ contract LiquidationEngine is ILiquidationEngine {
         uint256 notional = MarginMath.notional(size, price);
         if (ranking == AdlRanking.HYPERLIQUID) score = LiquidationMath.hyperliquidScore(size, openNotional, notional, value);
         else if (ranking == AdlRanking.MIN_OVERSHOOT) score = notional;
+        else if (ranking == AdlRanking.LEVERAGE_DRAIN) score = LiquidationMath.leverageScore(notional, value);
         else score = LiquidationMath.adlScore(upnl, openNotional, notional, value);
         eligible = true;
     }

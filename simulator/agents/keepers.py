@@ -16,11 +16,37 @@ from simulator.position_index import PositionIndex, Winner
 LEG_ORDERS = ("market_id", "largest_loss")
 
 
-def adl_counterparties(ranking: list[int], sizes: list[int], size: int, pro_rata: bool) -> list[int]:
-    """What a keeper sends to `deleverage`: the whole canonical ranking under PRO_RATA, else its
-    shortest prefix whose positions cover `size`."""
+def drain_count(sizes: Sequence[int], values: Sequence[int], size: int) -> int:
+    """LEVERAGE_DRAIN: how many winners from the top of the ranking (leverage descending; `sizes`
+    and account `values` in its order) a deleverage of `size` lists: the ones the draining reaches
+    (docs/design.md §6.7). A winner at or below zero value joins while the size is not covered;
+    any other joins while the size is not covered or its leverage is above the level the ones
+    before it are drained to (|size| * E > R * value, exactly: E their values, R what they keep).
+    The whole ranking when it cannot cover `size` (the contract then reverts AdlInsufficient)."""
+    remaining, held, equity = size, 0, 0
+    for count, (held_size, value) in enumerate(zip(sizes, values)):
+        held_size = abs(held_size)
+        if value <= 0:
+            if remaining == 0:
+                return count
+            remaining -= min(remaining, held_size)
+            continue
+        if held >= remaining and held_size * equity <= (held - remaining) * value:
+            return count
+        held += held_size
+        equity += value
+    return len(sizes)
+
+
+def adl_counterparties(ranking: list[int], sizes: list[int], size: int, pro_rata: bool,
+                       values: list[int] | None = None) -> list[int]:
+    """What a keeper sends to `deleverage`: the whole canonical ranking under PRO_RATA, the prefix
+    the draining reaches under LEVERAGE_DRAIN (with the winners' account `values`), else the
+    ranking's shortest prefix whose positions cover `size`."""
     if pro_rata:
         return list(ranking)
+    if values is not None:
+        return list(ranking[:drain_count(sizes, values, size)])
     chosen, covered = [], 0
     for counterparty, held in zip(ranking, sizes):
         if covered >= size:
@@ -136,23 +162,27 @@ class Keepers:
                 for a, reserved in zip(underwater, reads.fund_reserves(underwater))}
 
     def _queue(self, exchange: Exchange, market: int, side: int, index: PositionIndex | None) -> "_AdlQueue":
-        pro_rata = AdlRanking(self.rankings[market]).whole_ranking
+        kind = AdlRanking(self.rankings[market])
+        pro_rata, drain = kind.whole_ranking, kind is AdlRanking.LEVERAGE_DRAIN
         if index is not None:
-            kind = AdlRanking(self.rankings[market])
             ranking = index.adl_ranking(market, side, by_score=not pro_rata, hyperliquid=kind is AdlRanking.HYPERLIQUID,
-                                        largest=kind is AdlRanking.MIN_OVERSHOOT)
-            return _AdlQueue(ranking, pro_rata)
+                                        largest=kind is AdlRanking.MIN_OVERSHOOT, drain=drain)
+            return _AdlQueue(ranking, pro_rata, ranking.values if drain else None)
         ranking = exchange.adl_ranking(market, side)
         sizes = [0] * len(ranking) if pro_rata or not ranking else exchange.positions(ranking, market)
-        return _AdlQueue([Winner(i, size, 0) for i, size in zip(ranking, sizes)], pro_rata)
+        values = None
+        if drain:
+            values = dict(zip(ranking, exchange.health_of(ranking)[0])) if ranking else {}
+        return _AdlQueue([Winner(i, size, 0) for i, size in zip(ranking, sizes)], pro_rata, values)
 
 
 class _AdlQueue:
     """The winners of one market and side for this step's ADLs, in ranking order (a sequence of
-    `Winner`s: a list, or the index's ranking, exact as far as it is read)."""
+    `Winner`s: a list, or the index's ranking, exact as far as it is read); under LEVERAGE_DRAIN
+    with each winner's account value (`values`, by id)."""
 
-    def __init__(self, ranking: Sequence[Winner], pro_rata: bool):
-        self.ranking, self.pro_rata = ranking, pro_rata
+    def __init__(self, ranking: Sequence[Winner], pro_rata: bool, values: dict[int, int] | None = None):
+        self.ranking, self.pro_rata, self.values = ranking, pro_rata, values
         self.next = 0  # first winner no ADL of this block has touched
 
     def take(self, size: int, touched: set[int]) -> list[int]:
@@ -164,6 +194,8 @@ class _AdlQueue:
                 return []
             self.next = len(ids)
             return ids
+        if self.values is not None:
+            return self._drained(size, touched)
         chosen, covered, index = [], 0, self.next
         while covered < size and index < len(self.ranking):
             winner = self.ranking[index]
@@ -175,3 +207,19 @@ class _AdlQueue:
             return []
         self.next = index
         return chosen
+
+    def _drained(self, size: int, touched: set[int]) -> list[int]:
+        """LEVERAGE_DRAIN: the untouched winners from where the last ADL stopped that the draining
+        reaches (`drain_count`), or [] when they cannot cover `size`."""
+        untouched, index = [], self.next
+        while index < len(self.ranking):
+            winner = self.ranking[index]
+            if winner.account_id not in touched:
+                untouched.append((index, winner))
+            index += 1
+        sizes = [winner.size for _, winner in untouched]
+        count = drain_count(sizes, [self.values[winner.account_id] for _, winner in untouched], size)
+        if sum(abs(s) for s in sizes) < size:
+            return []
+        self.next = untouched[count][0] if count < len(untouched) else len(self.ranking)
+        return [winner.account_id for _, winner in untouched[:count]]

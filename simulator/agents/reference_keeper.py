@@ -70,18 +70,27 @@ class KeeperBackend(Interface):
         prefix of the ranking by score)."""
         ...
 
+    def leverage_drain(self, market_id: int) -> bool:
+        """The market's ADL ranking is LEVERAGE_DRAIN (its list's length needs the winners' values)."""
+        ...
+
+    def account_value(self, account_id: int) -> int:
+        """The account's value at the oracle prices (engine.health's first field)."""
+        ...
+
     def liquidate(self, account_id: int, market_id: int) -> str | None: ...
 
     def deleverage(self, account_id: int, market_id: int, counterparties: list[int]) -> str | None: ...
 
 
 def canonical_counterparties(backend: KeeperBackend, market_id: int, account_id: int, ranking: Sequence[int]) -> list[int]:
-    """The prefix of the canonical ranking that covers the bankrupt position (PNL_LEVERAGE), or all
-    of it (PRO_RATA)."""
+    """The prefix of the canonical ranking that covers the bankrupt position (PNL_LEVERAGE), the
+    prefix the draining reaches (LEVERAGE_DRAIN), or all of it (PRO_RATA)."""
     size = abs(backend.position_size(account_id, market_id))
     pro_rata = backend.pro_rata(market_id)
     sizes = [] if pro_rata else [backend.position_size(c, market_id) for c in ranking]
-    return adl_counterparties(list(ranking), sizes, size, pro_rata)
+    values = [backend.account_value(c) for c in ranking] if backend.leverage_drain(market_id) else None
+    return adl_counterparties(list(ranking), sizes, size, pro_rata, values)
 
 
 def act(backend: KeeperBackend, account_id: int, market_id: int) -> Attempt | None:
@@ -169,6 +178,12 @@ class ModelKeeper:
 
     def pro_rata(self, market_id: int) -> bool:
         return AdlRanking(self.protocol.liquidation_params(market_id).ranking).whole_ranking
+
+    def leverage_drain(self, market_id: int) -> bool:
+        return self.protocol.liquidation_params(market_id).ranking == AdlRanking.LEVERAGE_DRAIN
+
+    def account_value(self, account_id: int) -> int:
+        return int(self.protocol.health(account_id)[0])
 
     def liquidate(self, account_id: int, market_id: int) -> str | None:
         try:

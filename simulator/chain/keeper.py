@@ -55,6 +55,12 @@ class ApeKeeper:
     def pro_rata(self, market_id: int) -> bool:
         return AdlRanking(self.liquidator.liquidationParams(market_id).ranking).whole_ranking
 
+    def leverage_drain(self, market_id: int) -> bool:
+        return AdlRanking(self.liquidator.liquidationParams(market_id).ranking) is AdlRanking.LEVERAGE_DRAIN
+
+    def account_value(self, account_id: int) -> int:
+        return self.engine.health(account_id)[0]
+
     def liquidate(self, account_id: int, market_id: int) -> str | None:
         try:
             self.liquidator.liquidateAccount(account_id, market_id, MAX_UINT, sender=self.keeper)
@@ -81,6 +87,6 @@ def run_keepers(system, keeper, max_rounds: int = 50) -> KeeperReport:
 
 
 def canonical_counterparties(system, market_id: int, account_id: int, ranking) -> list[int]:
-    """The prefix of the canonical ranking that covers the bankrupt position (PNL_LEVERAGE), or all
-    of it (PRO_RATA)."""
+    """The prefix of the canonical ranking that covers the bankrupt position (PNL_LEVERAGE), the
+    prefix the draining reaches (LEVERAGE_DRAIN), or all of it (PRO_RATA)."""
     return reference_keeper.canonical_counterparties(ApeKeeper(system), market_id, account_id, ranking)

@@ -317,6 +317,13 @@ class AdlUnusedCounterparties(ModelRevert):
     fields = ("firstUnused",)
 
 
+class AdlNotAboveLevel(ModelRevert):
+    """LEVERAGE_DRAIN: the last counterparty would keep `retained` >= its `size` at the drained
+    leverage: it is not above the level."""
+
+    fields = ("index", "size", "retained")
+
+
 class LengthMismatch(ModelRevert):
     """A many-pair view was given lists of different lengths."""
 

@@ -45,6 +45,14 @@ def hyperliquid_score(size: int, open_notional: int, notional: int, account_valu
     return fp.w_mul_down(price_ratio, fp.w_div_down(notional, account_value))
 
 
+def leverage_score(notional: int, account_value: int) -> int:
+    """leverageScore: the winner's effective leverage notional / AV, rounded down; an account at or
+    below zero value ranks first (its leverage is unbounded)."""
+    if account_value <= 0:
+        return fp.MAX_UINT256
+    return fp.w_div_down(notional, account_value)
+
+
 def adl_deficit(size: int, price: int, bankruptcy_price: int) -> int:
     """adlDeficit: |size| * |P_bk - P| rounded down, what closing at the bankruptcy price takes from
     the winners; 0 when the bankruptcy price is on the winners' side."""

@@ -20,6 +20,7 @@ from simulator.model import margin as MarginMath
 from simulator.model.errors import (
     AdlIneligible,
     AdlInsufficient,
+    AdlNotAboveLevel,
     AdlNotRequired,
     AdlNotSortedById,
     AdlOutOfOrder,
@@ -227,7 +228,9 @@ class LiquidationEngine(PerpEngine):
             raise AdlNotRequired(account_id, market_id)
         bankruptcy_price = self.bankruptcy_price_of(account_id, market_id)
         total = fp.abs(plan.position_size)
-        if self._by_score(lp.ranking):
+        if lp.ranking == AdlRanking.LEVERAGE_DRAIN:
+            takes = self._drain_takes(account_id, market_id, plan, counterparties, total)
+        elif self._by_score(lp.ranking):
             takes = self._ranked_takes(account_id, market_id, plan, counterparties, total, lp.ranking)
         else:
             takes = self._pro_rata_takes(account_id, market_id, plan, counterparties, total, lp.ranking)
@@ -431,16 +434,87 @@ class LiquidationEngine(PerpEngine):
             if remaining == 0:
                 raise AdlUnusedCounterparties(i)
             cp_size, score = self._checked_candidate(account_id, counterparty, market_id, plan, ranking)
-            if i > 0 and (
-                score > previous_score or (score == previous_score and counterparty <= counterparties[i - 1])
-            ):
-                raise AdlOutOfOrder(i, previous_score, score)
+            self._check_rank_order(counterparties, i, previous_score, score)
             previous_score = score
             takes[i] = fp.min(remaining, cp_size)
             remaining -= takes[i]
         if remaining != 0:
             raise AdlInsufficient(remaining)
         return takes
+
+    @staticmethod
+    def _check_rank_order(counterparties: list[int], i: int, previous_score: int, score: int) -> None:
+        """The counterparty at `i` ranks after the one before it: a lower score, or the same score
+        and a higher id."""
+        if i > 0 and (score > previous_score or (score == previous_score and counterparties[i] <= counterparties[i - 1])):
+            raise AdlOutOfOrder(i, previous_score, score)
+
+    def _drain_takes(
+        self, account_id: int, market_id: int, plan: Plan, counterparties: list[int], total: int
+    ) -> list[int]:
+        """LEVERAGE_DRAIN: the listed winners (leverage descending) drained to one leverage. A winner at
+        or below zero value (unbounded leverage, listed first) gives up min(remaining, its size); the
+        others keep R = their sizes - what remains, each r_i = R * AV_i / E of it (down, at most its
+        size; E = their values), so that r_i / AV_i is the same for all, and give up the rest; what
+        the rounding leaves of R goes back to the first of them, as far as each gave up. The last
+        listed must be above the level (r_i < its size)."""
+        sizes, values = self._drain_candidates(account_id, market_id, plan, counterparties)
+        n = len(sizes)
+        takes = [0] * n
+        remaining = total
+        held = 0
+        equity = 0
+        for i in range(n):
+            if values[i] != 0:
+                held += sizes[i]
+                equity += values[i]
+            else:
+                # Unbounded leverage: drained first, only as far as needed.
+                if remaining == 0:
+                    raise AdlUnusedCounterparties(i)
+                takes[i] = fp.min(remaining, sizes[i])
+                remaining -= takes[i]
+        if held < remaining:
+            raise AdlInsufficient(remaining - held)
+        kept = held - remaining
+        left = kept
+        for i in range(n):
+            if values[i] == 0:
+                continue
+            retained = fp.mul_div_down(kept, values[i], equity)
+            if i == n - 1 and retained >= sizes[i]:
+                raise AdlNotAboveLevel(i, sizes[i], retained)
+            retained = fp.min(retained, sizes[i])
+            takes[i] = sizes[i] - retained
+            left -= retained
+        i = 0
+        while i < n and left > 0:
+            if values[i] != 0:
+                back = fp.min(left, takes[i])
+                takes[i] -= back
+                left -= back
+            i += 1
+        return takes
+
+    def _drain_candidates(
+        self, account_id: int, market_id: int, plan: Plan, counterparties: list[int]
+    ) -> tuple[list[int], list[int]]:
+        """LEVERAGE_DRAIN's list checked (eligible, in ranking order): each winner's size and account
+        value (0 at or below zero)."""
+        n = len(counterparties)
+        sizes = [0] * n
+        values = [0] * n
+        previous_score = 0
+        for i in range(n):
+            sizes[i], score = self._checked_candidate(
+                account_id, counterparties[i], market_id, plan, AdlRanking.LEVERAGE_DRAIN
+            )
+            self._check_rank_order(counterparties, i, previous_score, score)
+            previous_score = score
+            value, _, _ = self.health(counterparties[i])
+            if value > 0:
+                values[i] = int(value)
+        return sizes, values
 
     def _pro_rata_takes(
         self, account_id: int, market_id: int, plan: Plan, counterparties: list[int], total: int,
@@ -518,7 +592,8 @@ class LiquidationEngine(PerpEngine):
 
     @staticmethod
     def _by_score(ranking: AdlRanking) -> bool:
-        """Rankings whose list is ranked by score (PNL_LEVERAGE, QUEUE, HYPERLIQUID); the others by id."""
+        """Rankings whose list is ranked by score (PNL_LEVERAGE, QUEUE, HYPERLIQUID, MIN_OVERSHOOT,
+        LEVERAGE_DRAIN); the others by id."""
         return ranking != AdlRanking.PRO_RATA and ranking != AdlRanking.CAPPED_PRO_RATA
 
     def _checked_candidate(
@@ -548,11 +623,13 @@ class LiquidationEngine(PerpEngine):
     @staticmethod
     def _score(ranking: AdlRanking, size: int, upnl: int, open_notional: int, notional: int, value: int) -> int:
         """The ranking's score (the contract's branches in `_candidate`): HYPERLIQUID's, the notional
-        under MIN_OVERSHOOT, else adlScore."""
+        under MIN_OVERSHOOT, the leverage under LEVERAGE_DRAIN, else adlScore."""
         if ranking == AdlRanking.HYPERLIQUID:
             return LiquidationMath.hyperliquid_score(int(size), int(open_notional), int(notional), int(value))
         if ranking == AdlRanking.MIN_OVERSHOOT:
             return int(notional)
+        if ranking == AdlRanking.LEVERAGE_DRAIN:
+            return LiquidationMath.leverage_score(int(notional), int(value))
         return LiquidationMath.adl_score(upnl, open_notional, notional, value)
 
     @staticmethod

@@ -186,7 +186,8 @@ class Market(SchemaModel):
     rate_limit_notional: NonNegativeFloat = _spec_default("rate_limit_notional")
     rate_limit_window: StepIndex = _SPEC_DEFAULTS["rate_limit_window"]
     policy: Literal["ADL", "SOCIALIZE", "NONE"] = _SPEC_DEFAULTS["policy"].name
-    ranking: Literal["PNL_LEVERAGE", "PRO_RATA", "QUEUE", "CAPPED_PRO_RATA", "HYPERLIQUID", "MIN_OVERSHOOT"] = _SPEC_DEFAULTS["ranking"].name
+    ranking: Literal["PNL_LEVERAGE", "PRO_RATA", "QUEUE", "CAPPED_PRO_RATA", "HYPERLIQUID", "MIN_OVERSHOOT",
+                     "LEVERAGE_DRAIN"] = _SPEC_DEFAULTS["ranking"].name
 
     @model_validator(mode="before")
     @classmethod

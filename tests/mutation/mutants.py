@@ -196,6 +196,24 @@ MUTANTS: tuple[Mutant, ...] = (
         "else if (ranking == AdlRanking.MIN_OVERSHOOT) score = type(uint256).max - notional;",
         "MIN_OVERSHOOT takes the smallest winners first: the most closures instead of the fewest",
     ),
+    Mutant(
+        "leverage-drain-keeps-by-size", "adl", LIQUIDATOR,
+        "uint256 retained = kept.mulDivDown(values[i], equity);",
+        "uint256 retained = kept.mulDivDown(sizes[i], held);",
+        "LEVERAGE_DRAIN leaves each winner a share of the kept size by its size, not its value: pro rata, not one leverage",
+    ),
+    Mutant(
+        "leverage-drain-level-unchecked", "adl", LIQUIDATOR,
+        "if (i == n - 1 && retained >= sizes[i]) revert AdlNotAboveLevel(i, sizes[i], retained);",
+        "",
+        "LEVERAGE_DRAIN accepts a list whose last winner is at or below the level (it gives up nothing)",
+    ),
+    Mutant(
+        "leverage-drain-at-level-accepted", "adl", LIQUIDATOR,
+        "retained >= sizes[i]) revert AdlNotAboveLevel",
+        "retained > sizes[i]) revert AdlNotAboveLevel",
+        "LEVERAGE_DRAIN accepts a last winner exactly at the level (it keeps its whole size)",
+    ),
     # --- funding, fills and the book ------------------------------------------------------------
     Mutant(
         "adl-when-fund-exactly-covers", "waterfall", LIQUIDATOR,

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from simulator.agents.keepers import Keepers
+from simulator.agents.keepers import Keepers, drain_count
 from simulator.chain.deploy import AdlRanking, MarketSpec
 from simulator.exchange import Liquidate
 from simulator.model.exchange import ModelExchange
+from simulator.position_index import PositionIndex
 from simulator.units import WAD, wad
+from tests.model.helpers import canonical_counterparties
 
 BTC = 0
 TRADERS = [0xA11CE, 0xB0B, 0xCA201]
@@ -118,3 +120,49 @@ def test_largest_loss_first_closes_the_losing_leg_and_keeps_the_hedge():
 def test_an_unknown_leg_order_is_named():
     with pytest.raises(ValueError, match="leg_order must be one of market_id, largest_loss, not 'random'"):
         Keepers([AdlRanking.PNL_LEVERAGE], leg_order="random")
+
+
+# -- LEVERAGE_DRAIN's list -- #
+
+LEVERED, MIDDLE, UNLEVERED, BUYER = 0xA1, 0xB2, 0xC3, 0xD4
+
+
+def drain_book() -> ModelExchange:
+    """A 0.5 BTC long from $100,000 on $5,000, $2,500 under water at $85,000 (no fund, so ADL), and
+    three short winners of 0.5 BTC: $10,000, $20,000 and $500,000 of collateral, leverage 42,500 /
+    17,500 = 2.43, 42,500 / 27,500 = 1.55 and 0.08 at $85,000. The first two alone keep 1 - 0.5 =
+    0.5 BTC on $45,000, a leverage of 0.94: above the third's, so the draining stops before it."""
+    exchange = ModelExchange([MarketSpec("BTC", 100_000, depth2pct=10**12, ranking=AdlRanking.LEVERAGE_DRAIN)])
+    protocol = exchange.protocol
+    for account, usd in ((TRADERS[0], 5_000), (BUYER, 1_000_000), (LEVERED, 10_000), (MIDDLE, 20_000),
+                         (UNLEVERED, 500_000)):
+        protocol.fund(account, usd)
+    protocol.settle_matched_fill(TRADERS[0], LEVERED, BTC, WAD // 2, wad(100_000))
+    protocol.settle_matched_fill(BUYER, MIDDLE, BTC, WAD // 2, wad(100_000))
+    protocol.settle_matched_fill(BUYER, UNLEVERED, BTC, WAD // 2, wad(100_000))
+    protocol.set_price(BTC, wad(85_000))
+    return exchange
+
+
+def test_leverage_drain_lists_the_winners_the_draining_reaches():
+    """The hot loop's keepers, ranking from the contract's view and from the position index, send
+    the ranking's prefix the draining reaches (`drain_count`), as the reference keeper does; the
+    two drained winners end at one leverage and the third keeps its position."""
+    exchange = drain_book()
+    protocol = exchange.protocol
+    assert exchange.adl_required([(TRADERS[0], BTC)]) == [True]
+    ranking, _ = protocol.adl_ranking(BTC, 1)
+    assert list(ranking) == [LEVERED, MIDDLE, UNLEVERED, BUYER][:3]
+    values = [protocol.health(w)[0] for w in ranking]
+    assert drain_count([-WAD // 2] * 3, values, WAD // 2) == 2
+    assert canonical_counterparties(protocol, BTC, TRADERS[0], ranking) == [LEVERED, MIDDLE]
+    [plain] = Keepers([AdlRanking.LEVERAGE_DRAIN]).plan(exchange, exchange.scan())
+    index = PositionIndex(exchange, 1, exchange.vault_id)
+    index.bootstrap(exchange.account_ids())
+    scan = index.screen(exchange.snapshot(), protocol.timestamp)
+    [indexed] = Keepers([AdlRanking.LEVERAGE_DRAIN]).plan(exchange, scan, index=index)
+    assert plain == indexed and plain.counterparties == (LEVERED, MIDDLE)
+    assert all(result.ok for result in exchange.execute([plain], exchange.timestamp + 1))
+    # They keep 0.5 BTC between them in proportion to their values, $17,500 and $27,500.
+    kept = [-protocol.position_of(w, BTC)[0] for w in (LEVERED, MIDDLE, UNLEVERED)]
+    assert kept == [WAD // 2 * 17_500 // 45_000 + 1, WAD // 2 * 27_500 // 45_000, WAD // 2]

@@ -197,7 +197,7 @@ def test_ranking_is_the_contracts(accounts, btc, side, by_score):
 
 
 @pytest.mark.parametrize("ranking_kind", [AdlRanking.PNL_LEVERAGE, AdlRanking.PRO_RATA, AdlRanking.HYPERLIQUID,
-                                          AdlRanking.MIN_OVERSHOOT])
+                                          AdlRanking.MIN_OVERSHOOT, AdlRanking.LEVERAGE_DRAIN])
 def test_ranking_past_its_first_prefix_places_the_vault(ranking_kind):
     """80 winning shorts of different leverage and the vault (short against net-long traders, its
     value unscreened): read past the first exact prefix, the ranking is still the contract's."""
@@ -211,9 +211,12 @@ def test_ranking_past_its_first_prefix_places_the_vault(ranking_kind):
     expected, _ = exchange.protocol.adl_ranking(BTC, 1)
     assert exchange.vault_id in expected and len(expected) > 64
     hyperliquid = ranking_kind is AdlRanking.HYPERLIQUID
+    drain = ranking_kind is AdlRanking.LEVERAGE_DRAIN
     read = index.adl_ranking(BTC, 1, by_score=by_score, hyperliquid=hyperliquid,
-                             largest=ranking_kind is AdlRanking.MIN_OVERSHOOT)
+                             largest=ranking_kind is AdlRanking.MIN_OVERSHOOT, drain=drain)
     assert [winner.account_id for winner in read] == list(expected)
+    if drain:  # the values the keepers size the draining with, exact
+        assert read.values == {i: exchange.protocol.health(i)[0] for i in expected}
 
 
 def test_ranking_reads_only_the_prefix_it_needs():

@@ -383,6 +383,14 @@ def test_to_market_spec_is_exact():
     assert spec.tiers == ((Decimal("5000000.0"), Decimal("0.02")),)
 
 
+@pytest.mark.parametrize("ranking", list(AdlRanking), ids=lambda r: r.name)
+def test_every_adl_ranking_is_selectable_per_market(ranking):
+    """A scenario names any ranking of the contracts' enum by its name, per market."""
+    data = base_scenario()
+    data["markets"][0]["ranking"] = ranking.name
+    assert scenario_from_dict(data).markets[0].to_market_spec().ranking is ranking
+
+
 def test_account_count_and_overrides():
     scenario = scenario_from_dict(base_scenario())
     assert scenario.account_count == scenario.population.accounts

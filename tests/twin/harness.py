@@ -56,6 +56,9 @@ SPECS: dict[str, dict] = {
                             ranking=AdlRanking.HYPERLIQUID, slice_threshold=120_000),
     "adl-min-overshoot": dict(imr="0.1", mmr="0.05", depth2pct=300_000, max_impact="0.3",
                               ranking=AdlRanking.MIN_OVERSHOOT, skew_scale=300),
+    # Leverage draining (arXiv 2603.15963): the most levered winners first, drained to one leverage.
+    "adl-leverage-drain": dict(imr="0.1", mmr="0.05", depth2pct=400_000, max_impact="0.3",
+                               ranking=AdlRanking.LEVERAGE_DRAIN, max_funding_rate="0.00001", skew_scale=150),
     "adl-thin": dict(imr="0.04", mmr="0.02", depth2pct=200_000, max_impact="0.3", slice_threshold=50_000,
                      max_funding_rate="0.00005", skew_scale=200),
 }
@@ -365,7 +368,7 @@ class Twin:
                 seen["cps"] = {}
                 for cp in cps:
                     size, open_notional, _ = model.position_of(cp, m)
-                    seen["cps"][cp] = (size, size * price // WAD - open_notional)
+                    seen["cps"][cp] = (size, size * price // WAD - open_notional, model.health(cp)[0])
 
         outcome = self.send(f"deleverageAccount({account_id:#x}, {m}, {cps})",
                             lambda: self.liquidator.deleverageAccount(account_id, m, cps, sender=self.keeper),
@@ -382,7 +385,8 @@ class Twin:
             filled = [f["counterpartyId"] for f in fills]
             # In list order; a PRO_RATA winner whose share rounds to nothing has no fill.
             assert filled == [cp for cp in cps if cp in set(filled)], "ADL fills out of the list's order"
-            assert set(filled) == set(cps) or ranking_kind.whole_ranking
+            # (LEVERAGE_DRAIN: a winner drained by less than the rounding handed back has none.)
+            assert set(filled) == set(cps) or ranking_kind.whole_ranking or ranking_kind == AdlRanking.LEVERAGE_DRAIN
             if ranking_kind == AdlRanking.CAPPED_PRO_RATA:
                 # Each winner at its own price, no better for it than the oracle price.
                 assert all((f["price"] - f["oraclePrice"]) * side >= 0 for f in fills)
@@ -396,8 +400,20 @@ class Twin:
                 assert [(f["accountId"], f["counterpartyId"]) for f in rest] in ([], [(model.vault, cps[-1])])
             else:
                 assert rest == []
+            if ranking_kind == AdlRanking.LEVERAGE_DRAIN:
+                # The winners above zero value end at one leverage: each keeps a share of what they
+                # keep together proportional to its value before, to within the units the rounding
+                # handed back (or all of its size, capped).
+                finite = [cp for cp in cps if seen["cps"][cp][2] > 0]
+                kept = {cp: abs(model.position_of(cp, m)[0]) for cp in finite}
+                together, equity = sum(kept.values()), sum(seen["cps"][cp][2] for cp in finite)
+                for cp in finite:
+                    size, _, value = seen["cps"][cp]
+                    assert kept[cp] == abs(size) or abs(kept[cp] * equity - together * value) <= len(cps) * equity, \
+                        f"LEVERAGE_DRAIN left {cp:#x} with {kept[cp]} of {abs(size)} (value {value}, {together} / {equity})"
+                assert not finite or kept[finite[-1]] < abs(seen["cps"][finite[-1]][0]), "the last winner was not drained"
             for cp in cps:
-                size, upnl = seen["cps"][cp]
+                size, upnl, _ = seen["cps"][cp]
                 assert size != 0 and (size > 0) != (side > 0) and upnl > 0, f"ADL hit {cp:#x}: {size}, {upnl}"
             ranking, _ = seen["ranking"]
             if not ranking_kind.whole_ranking:
@@ -784,6 +800,13 @@ class TwinKeeper:
 
     def pro_rata(self, market_id: int) -> bool:
         return AdlRanking(self.twin.model.liquidation_params(market_id).ranking).whole_ranking
+
+    def leverage_drain(self, market_id: int) -> bool:
+        return self.twin.model.liquidation_params(market_id).ranking == AdlRanking.LEVERAGE_DRAIN
+
+    def account_value(self, account_id: int) -> int:
+        # The model's: every account's (AV, MM, IM) is compared with the chain's after each transaction.
+        return int(self.twin.model.health(account_id)[0])
 
     def _sent(self, outcome: Outcome) -> str | None:
         self.outcome = outcome

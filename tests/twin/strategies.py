@@ -134,7 +134,7 @@ def dust_rankings(draw, n_traders: int = 8) -> DustRanking:
     roles = draw(st.lists(role, min_size=n_traders, max_size=n_traders)
                  .filter(lambda rs: any(r[0] == "winner" for i, r in enumerate(rs) if i != bankrupt)))
     return DustRanking(
-        ranking=draw(st.sampled_from([0, 1])),
+        ranking=draw(st.sampled_from([0, 1, 6])),  # PNL_LEVERAGE, PRO_RATA, LEVERAGE_DRAIN
         bankrupt=bankrupt,
         roles=tuple(("idle", 0, 0) if i == bankrupt else r for i, r in enumerate(roles)),
         crash_usd=draw(st.integers(80_000, 88_000)),
