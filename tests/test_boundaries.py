@@ -240,6 +240,30 @@ def test_proRataTakes_winnersExactlyCoverThePosition(env, chain, short_by):
                 trader_id(env, name): size for name, size in shorts.items()}
 
 
+@pytest.mark.parametrize("short_by", [0, 1])
+def test_drainTakes_winnersExactlyCoverThePosition(env, chain, short_by):
+    """LEVERAGE_DRAIN winners holding exactly the bankrupt size (0.3 + 0.7 BTC) are drained whole
+    (nothing is kept: the level is 0, below the last listed); with one of them a wei short (the wei
+    held by a third winner left off the list) they do not cover it (`AdlInsufficient(1)`). Mutant
+    `drain-exact-cover-refused` (`held < remaining` to `<=`)."""
+    with isolated(chain):
+        shorts = {"bob": 3 * WAD // 10, "carol": 7 * WAD // 10 - short_by}
+        if short_by:
+            shorts["dave"] = 1
+        twin, alice_id = adl_book(env, AdlRanking.LEVERAGE_DRAIN, shorts)
+        left_off = {trader_id(env, "dave")} if short_by else set()
+        listed = [i for i in twin.adl_ranking(0, 1)[0] if i not in left_off]
+        assert sorted(listed) == sorted(trader_id(env, name) for name in ("bob", "carol"))
+        outcome = twin.deleverage(alice_id, 0, listed)
+        if short_by:
+            assert not outcome.ok and outcome.error.name == "AdlInsufficient"
+            assert outcome.error.args_["remaining"] == 1
+        else:
+            assert outcome.ok
+            assert {f["counterpartyId"]: -f["size"] for f in outcome.named("AdlFill")} == {
+                trader_id(env, name): size for name, size in shorts.items()}
+
+
 def test_proRataTakes_sharesDivideExactly(env, chain):
     """PRO_RATA: bob and carol each short 1 BTC against alice's 1 BTC (carol's other side is dave):
     each share is exactly half, nothing is left to hand out though both have room. Mutant
@@ -284,14 +308,16 @@ def test_candidate_bankruptSideZero(env, chain):
         assert twin.adl_ranking(0, 0) == twin.adl_ranking(0, -1) == ([], [])
 
 
-@pytest.mark.parametrize("ranking", [AdlRanking.PNL_LEVERAGE, AdlRanking.HYPERLIQUID], ids=lambda r: r.name)
+@pytest.mark.parametrize("ranking", [AdlRanking.PNL_LEVERAGE, AdlRanking.HYPERLIQUID, AdlRanking.LEVERAGE_DRAIN],
+                         ids=lambda r: r.name)
 @pytest.mark.parametrize("entry_offset", [-1, 0, 1])
 def test_adlScore_winnerAtZeroValue(env, chain, ranking, entry_offset):
     """A winner whose account value is exactly 0 (its profit here, a loss in another market) ranks
     first with the maximum score, as one below zero does; one wei above zero it has a finite score.
     The ranking is compared after every transaction and the ADL goes through. Mutants
-    `adl-score-at-zero-value` and `hyperliquid-score-at-zero-value` (`accountValue <= 0` to `<`:
-    a division by the zero value, every ranking and ADL naming the winner reverts)."""
+    `adl-score-at-zero-value`, `hyperliquid-score-at-zero-value` and `leverage-score-at-zero-value`
+    (`accountValue <= 0` to `<`: a division by the zero value, every ranking and ADL naming the
+    winner reverts)."""
     with isolated(chain):
         twin, alice_id, bob_id = zero_value_winner(env, ranking, entry_offset)
         assert twin.health(bob_id)[0] == entry_offset

@@ -566,6 +566,20 @@ BOUNDARY_MUTANTS: tuple[Mutant, ...] = (
         _pinned("test_adlScore_winnerAtZeroValue[0-HYPERLIQUID]"),
     ),
     Mutant(
+        "leverage-score-at-zero-value", "boundary", LIQUIDATION_MATH,
+        "if (accountValue <= 0) return type(uint256).max;\n        return notional.wDivDown",
+        "if (accountValue < 0) return type(uint256).max;\n        return notional.wDivDown",
+        "LEVERAGE_DRAIN scores a winner of zero account value by dividing by it (the ranking and its ADL revert)",
+        _pinned("test_adlScore_winnerAtZeroValue[0-LEVERAGE_DRAIN]"),
+    ),
+    Mutant(
+        "drain-exact-cover-refused", "boundary", LIQUIDATOR,
+        "if (held < remaining) revert AdlInsufficient",
+        "if (held <= remaining) revert AdlInsufficient",
+        "LEVERAGE_DRAIN winners holding exactly the bankrupt size are refused (AdlInsufficient(0))",
+        _pinned("test_drainTakes_winnersExactlyCoverThePosition"),
+    ),
+    Mutant(
         "bankruptcy-price-reaches-zero", "boundary", LIQUIDATION_MATH,
         "return bankrupt > 0 ? uint256(bankrupt) : 1;",
         "return bankrupt >= 0 ? uint256(bankrupt) : 1;",
