@@ -225,19 +225,7 @@ def test_proRataTakes_winnersExactlyCoverThePosition(env, chain, short_by):
     not (`AdlInsufficient(1)`). Mutant `pro-rata-exact-cover-refused` (`available < total` to
     `<=`)."""
     with isolated(chain):
-        shorts = {"bob": 3 * WAD // 10, "carol": 7 * WAD // 10 - short_by}
-        if short_by:
-            shorts["dave"] = 1
-        twin, alice_id = adl_book(env, AdlRanking.PRO_RATA, shorts)
-        listed = [trader_id(env, name) for name in by_id(env, "bob", "carol")]
-        outcome = twin.deleverage(alice_id, 0, listed)
-        if short_by:
-            assert not outcome.ok and outcome.error.name == "AdlInsufficient"
-            assert outcome.error.args_["remaining"] == 1
-        else:
-            assert outcome.ok
-            assert {f["counterpartyId"]: -f["size"] for f in outcome.named("AdlFill")} == {
-                trader_id(env, name): size for name, size in shorts.items()}
+        _check_exact_cover(env, AdlRanking.PRO_RATA, short_by)
 
 
 @pytest.mark.parametrize("short_by", [0, 1])
@@ -247,21 +235,27 @@ def test_drainTakes_winnersExactlyCoverThePosition(env, chain, short_by):
     held by a third winner left off the list) they do not cover it (`AdlInsufficient(1)`). Mutant
     `drain-exact-cover-refused` (`held < remaining` to `<=`)."""
     with isolated(chain):
-        shorts = {"bob": 3 * WAD // 10, "carol": 7 * WAD // 10 - short_by}
-        if short_by:
-            shorts["dave"] = 1
-        twin, alice_id = adl_book(env, AdlRanking.LEVERAGE_DRAIN, shorts)
-        left_off = {trader_id(env, "dave")} if short_by else set()
-        listed = [i for i in twin.adl_ranking(0, 1)[0] if i not in left_off]
-        assert sorted(listed) == sorted(trader_id(env, name) for name in ("bob", "carol"))
-        outcome = twin.deleverage(alice_id, 0, listed)
-        if short_by:
-            assert not outcome.ok and outcome.error.name == "AdlInsufficient"
-            assert outcome.error.args_["remaining"] == 1
-        else:
-            assert outcome.ok
-            assert {f["counterpartyId"]: -f["size"] for f in outcome.named("AdlFill")} == {
-                trader_id(env, name): size for name, size in shorts.items()}
+        _check_exact_cover(env, AdlRanking.LEVERAGE_DRAIN, short_by)
+
+
+def _check_exact_cover(env, ranking: AdlRanking, short_by: int) -> None:
+    """bob 0.3 and carol 0.7 BTC short (less `short_by` wei, then held by dave, who is not listed)
+    against alice's position: listed in the ranking's order, they cover it exactly, each closing
+    whole, or fall a wei short."""
+    shorts = {"bob": 3 * WAD // 10, "carol": 7 * WAD // 10 - short_by}
+    if short_by:
+        shorts["dave"] = 1
+    twin, alice_id = adl_book(env, ranking, shorts)
+    listed = [i for i in twin.adl_ranking(0, 1)[0] if i != trader_id(env, "dave")]
+    assert sorted(listed) == sorted(trader_id(env, name) for name in ("bob", "carol"))
+    outcome = twin.deleverage(alice_id, 0, listed)
+    if short_by:
+        assert not outcome.ok and outcome.error.name == "AdlInsufficient"
+        assert outcome.error.args_["remaining"] == 1
+    else:
+        assert outcome.ok
+        assert {f["counterpartyId"]: -f["size"] for f in outcome.named("AdlFill")} == {
+            trader_id(env, name): size for name, size in shorts.items()}
 
 
 def test_proRataTakes_sharesDivideExactly(env, chain):
