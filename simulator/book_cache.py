@@ -30,7 +30,7 @@ from simulator.market_spec import MarketSpec
 from simulator.toolchain import PROJECT_ROOT
 
 # Bumped when an entry's layout or what its key covers changes.
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 DEFAULT_FOLDER = PROJECT_ROOT / ".cache" / "books"
 STATE_FILE, META_FILE = "state.bin", "meta.json"
 # Beyond this, the entries used longest ago are removed (a 10,000-account chain book is ~30 MB).

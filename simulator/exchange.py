@@ -249,6 +249,9 @@ class Snapshot:
     funding_rate: list[int] = field(default_factory=list)
     last_funding_time: list[int] = field(default_factory=list)
     social_loss_index: list[int] = field(default_factory=list)
+    # Per market, signed size this block's fills have walked the book (0 in a block without any):
+    # for the keepers, which way a liquidation fill can move from the oracle price.
+    book_consumed: list[int] = field(default_factory=list)
 
 
 class Exchange(Protocol):

@@ -240,7 +240,7 @@ def run_scenario(
         external = ExternalMarket.from_scenario(scenario)
         oracle = OracleAgent.from_scenario(scenario)
         book, trader_accounts, entries = opening_book(scenario, seed, accounts)
-        keepers = Keepers([spec.ranking for spec in scenario.market_specs()], scenario.agents.keepers.leg_order)
+        keepers = Keepers.for_markets(scenario.market_specs(), scenario.agents.keepers.leg_order)
         traders = TraderAgents(scenario, trader_accounts, entries, seed)
         with _opened_exchange(exchange_factory, scenario, book, book_cache) as (exchange, report):
             setup_extra.update({
@@ -264,7 +264,7 @@ def run_scenario(
             at_risk = index.at_risk(scan, WARNING_MULTIPLE)  # per market, for the report
             latency = scenario.agents.keepers.latency_steps
             # Keeper plans waiting for their block: (step they land in, actions), in step order.
-            keeper_queue = deque([(latency - 1, keepers.plan(exchange, scan, final.insurance_fund, index))])
+            keeper_queue = deque([(latency - 1, keepers.plan(exchange, scan, final, index))])
             last_flow = (None, None)  # last step's liquidation and taker flow, fed back into the external market
             for step in range(steps):
                 timestamp = clock + (step + 1) * scenario.step_seconds
@@ -302,7 +302,7 @@ def run_scenario(
                     at_risk = index.at_risk(scan, WARNING_MULTIPLE)
                     if check_index:
                         index.check(scan)
-                    keeper_queue.append((step + latency, keepers.plan(exchange, scan, final.insurance_fund, index)))
+                    keeper_queue.append((step + latency, keepers.plan(exchange, scan, final, index)))
                 metrics.record_step(step, fundamentals, market, final, flow, at_risk)
                 completed_steps = step + 1
                 if writer.due():

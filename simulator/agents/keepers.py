@@ -6,14 +6,36 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from simulator.exchange import Action, Deleverage, Exchange, HealthScan, Liquidate, position_sizes
-from simulator.market_spec import AdlRanking
+from simulator.exchange import Action, Deleverage, Exchange, HealthScan, Liquidate, Snapshot, position_sizes
+from simulator.market_spec import AdlRanking, BadDebtPolicy, MarketSpec
 from simulator.position_index import PositionIndex, Winner
 
 # The order in which keepers liquidate a cross account's legs within a block: by market id, or
 # the leg with the largest unrealised loss first (closing a profitable hedge first can restore the
 # account's health and leave the losing leg open).
 LEG_ORDERS = ("market_id", "largest_loss")
+# Wei of value beyond what the fund can pay below which `beyond_any_fill` leaves the answer to
+# `adlRequired` (the rounding of the fill's fixed-point operations is a few wei).
+ROUNDING_ROOM = 10**6
+
+
+def beyond_any_fill(value: int, fund_for: int, size: int, book_consumed: int) -> bool:
+    """Whether `adlRequired` surely answers True for a liquidatable position of `size` in a market
+    whose policy is ADL and which has no rate limit, from its account's `value`, what the fund can
+    pay for it (`fund_for`: the free fund plus its earmark) and the market view's `book_consumed`,
+    all read at the same state, with no price refused.
+
+    The contract's `_plan` ends in USE_ADL along every path that does not fill (an empty or too
+    thin book, a slice that worsens health escalates to the whole position or to ADL), and after a
+    previewed fill it answers USE_ADL when -valueAfter > fund. A liquidation fill at the oracle
+    price or worse only adds to the loss: valueAfter <= value, give or take a few wei of rounding,
+    so an account below zero by more than the fund plus ROUNDING_ROOM needs ADL whatever the fill.
+    A fill is better than the oracle price only when this block's fills walked the book the other
+    way (a bankrupt short buys back after the block's sells pushed the book below the oracle
+    price): then the contract decides."""
+    closing_buys = size < 0
+    walked_back = book_consumed < 0 if closing_buys else book_consumed > 0
+    return value < 0 and -value > fund_for + ROUNDING_ROOM and not walked_back
 
 
 def drain_count(sizes: Sequence[int], values: Sequence[int], size: int) -> int:
@@ -75,18 +97,30 @@ class Keepers:
     whose deficit (beyond the fund's earmark for it) no longer fits waits a step: by then it is
     either paid for by penalties or goes to ADL."""
 
-    def __init__(self, rankings: list[AdlRanking], leg_order: str = "market_id"):
+    def __init__(self, rankings: list[AdlRanking], leg_order: str = "market_id",
+                 fill_free_adl: Sequence[bool] | None = None):
         if leg_order not in LEG_ORDERS:
             raise ValueError(f"leg_order must be one of {', '.join(LEG_ORDERS)}, not {leg_order!r}")
         self.rankings = rankings
         self.leg_order = leg_order
+        # Per market: its policy is ADL and it has no rate limit, so `beyond_any_fill` can answer.
+        self.fill_free_adl = list(fill_free_adl) if fill_free_adl is not None else [False] * len(rankings)
         self.held = 0  # liquidations held back by the fund budget, over the run
+        self.settled = 0  # `adlRequired` answers `beyond_any_fill` gave without asking, over the run
 
-    def plan(self, exchange: Exchange, scan: HealthScan, insurance_fund: int | None = None,
+    @classmethod
+    def for_markets(cls, specs: Sequence[MarketSpec], leg_order: str = "market_id") -> "Keepers":
+        """Keepers of markets with these specifications (their rankings, policies and rate limits)."""
+        return cls([spec.ranking for spec in specs], leg_order,
+                   [spec.policy == BadDebtPolicy.ADL and not spec.rate_limit_notional for spec in specs])
+
+    def plan(self, exchange: Exchange, scan: HealthScan, state: Snapshot | None = None,
              index: PositionIndex | None = None) -> list[Action]:
-        """This step's keeper actions from `scan`; `insurance_fund` is the free fund (WAD) to budget,
-        None for no budget. With the position `index` (at the scan's state), ADL counterparties are
-        ranked from it; without, from the contract's `adlRanking` view over every account."""
+        """This step's keeper actions from `scan`. `state` is the exchange's snapshot at the scan's
+        state: its free insurance fund is budgeted, and with its prices all usable `adlRequired` is
+        asked only about positions a fill could still rescue (`beyond_any_fill`); None for neither.
+        With the position `index` (at the scan's state), ADL counterparties are ranked from it;
+        without, from the contract's `adlRanking` view over every account."""
         candidates = scan.liquidatable()
         if not candidates:
             return []
@@ -99,9 +133,9 @@ class Keepers:
         queues: dict[tuple[int, int], _AdlQueue] = {}
         touched: set[int] = set()  # accounts an earlier action of this block changes
         deleveraged: set[int] = set()
-        if insurance_fund is not None:
-            pairs = self._within_budget(pairs, self._fund_draws(reads, scan, candidates), insurance_fund)
-        needs = exchange.adl_required(pairs)
+        if state is not None:
+            pairs = self._within_budget(pairs, self._fund_draws(reads, scan, candidates), state.insurance_fund)
+        needs = self.adl_required(exchange, reads, scan, state, pairs)
         sizes = position_sizes(reads, [pair for pair, need in zip(pairs, needs) if need])
         for (account, market), needs_adl in zip(pairs, needs):
             if not needs_adl:
@@ -121,6 +155,28 @@ class Keepers:
                 touched.add(account)
                 touched.update(counterparties)
         return actions
+
+    def adl_required(self, exchange: Exchange, reads: Exchange | PositionIndex, scan: HealthScan,
+                      state: Snapshot | None, pairs: list[tuple[int, int]]) -> list[bool]:
+        """`exchange.adl_required(pairs)`, the chain asked only about the pairs `beyond_any_fill`
+        cannot settle. With a price refused every pair is asked: the view's chunks revert whole, so
+        which pairs share a chunk matters then."""
+        if state is None or any(state.price_status) or not any(self.fill_free_adl[m] for _, m in pairs):
+            return exchange.adl_required(pairs)
+        accounts = list(dict.fromkeys(a for a, m in pairs if self.fill_free_adl[m]))
+        values = {a: value for a, (value, _) in scan.exact(accounts).items()}
+        underwater = [a for a in accounts if values[a] < 0]
+        settled: set[tuple[int, int]] = set()
+        if underwater:
+            fund_for = {a: state.insurance_fund + r for a, r in zip(underwater, reads.fund_reserves(underwater))}
+            deep = [(a, m) for a, m in pairs if a in fund_for and self.fill_free_adl[m]]
+            sizes = position_sizes(reads, deep)
+            settled = {(a, m) for a, m in deep
+                       if beyond_any_fill(values[a], fund_for[a], sizes[a, m], state.book_consumed[m])}
+        self.settled += len(settled)
+        asked = [pair for pair in pairs if pair not in settled]
+        answers = dict(zip(asked, exchange.adl_required(asked))) if asked else {}
+        return [pair in settled or answers[pair] for pair in pairs]
 
     @staticmethod
     def _losing_legs_first(exchange: Exchange, pairs: list[tuple[int, int]]) -> list[tuple[int, int]]:

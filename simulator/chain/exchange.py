@@ -267,6 +267,7 @@ class ChainExchange:
             funding_rate=[v[5] for v in views],
             last_funding_time=[v[10] for v in views],
             social_loss_index=[v[9] for v in views],
+            book_consumed=[v[7] for v in views],
         )
 
     def balance_sheet(self) -> tuple[int, int, int]:

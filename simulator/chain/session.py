@@ -58,8 +58,12 @@ def devnet(markets: Sequence[MarketSpec]) -> Iterator["ChainExchange"]:  # noqa:
 
     with ExitStack() as stack:
         base = stack.enter_context(_anvil([], "the base anvil"))
+        # Only the newest block's transactions are kept: the run reads each block's receipts as it
+        # is mined, and a kept history (a 10,000-account run sends 56,000 transactions) costs
+        # memory and makes the opened book's state dump hundreds of MB of JSON.
         uri = stack.enter_context(_anvil(["--fork-url", base, "--disable-block-gas-limit", "--hardfork",
-                                          _evm_version(), "--block-base-fee-per-gas", "0", "--gas-price", "0"],
+                                          _evm_version(), "--block-base-fee-per-gas", "0", "--gas-price", "0",
+                                          "--transaction-block-keeper", "1"],
                                          "the run's anvil"))
         try:
             context = networks.parse_network_choice("ethereum:local:foundry", provider_settings={"host": uri})

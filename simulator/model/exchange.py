@@ -242,6 +242,7 @@ class ModelExchange:
             funding_rate=[v.funding_rate for v in views],
             last_funding_time=[v.last_funding_time for v in views],
             social_loss_index=[v.social_loss_index for v in views],
+            book_consumed=[v.book_consumed for v in views],
         )
 
     def balance_sheet(self) -> tuple[int, int, int]:

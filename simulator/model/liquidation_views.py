@@ -1,6 +1,6 @@
 """The model's own fast view of the liquidation engine, beside the mirror (liquidation_engine.py),
 not a mirror of any contract: the answers of `adlRequiredMany` with one health computation per
-pair instead of two, and no preview of the fill for accounts deep under water.
+pair instead of two.
 
 `adl_required` (the mirror of `adlRequired`) asks `isAccountLiquidatable` and then `_plan`, which
 computes the account's health again and reverts `NotLiquidatable` when AV >= MM. For a pair whose
@@ -9,15 +9,8 @@ are the same test (the market mask is non-zero exactly when a position is open),
 revert answers "not liquidatable". The keepers ask this for every liquidatable pair of every step
 with an action; most of them are bankrupt accounts waiting for ADL, asked again each step.
 
-For those the plan's preview of the liquidation fill (a walk of the book) is not needed either:
-without a rate limit, an account whose value is below zero by more than what the fund can pay for
-it needs ADL whatever the fill. Under ADL every way `_plan` can end without a fill says USE_ADL
-(an empty or too thin book is USE_ADL, a slice that worsens health escalates to the whole
-position or to USE_ADL), and a fill at the oracle price or worse only adds to the loss: the value
-after it is at most the value before, give or take the rounding of a few fixed-point operations
-(a few wei; ROUNDING_ROOM is far beyond it), so the plan's last test, -valueAfter > fund, holds.
-A fill is that bad unless this block's earlier fills walked the book the other way: then the
-plan decides."""
+The bankrupt accounts deep under water, whose answer no fill can change, the keepers do not ask
+about (`simulator.agents.keepers.beyond_any_fill`, for both exchanges)."""
 
 from __future__ import annotations
 
@@ -27,9 +20,6 @@ from simulator.market_spec import BadDebtPolicy
 from simulator.model import fixed_point as fp
 from simulator.model.errors import LengthMismatch
 from simulator.model.liquidation_engine import Action, LiquidationEngine
-
-# Wei of value beyond what the fund can pay below which the fast answer defers to the plan.
-ROUNDING_ROOM = 10**6
 
 
 def adl_required_many(engine: LiquidationEngine, account_ids: Sequence[int], market_ids: Sequence[int]) -> list[bool]:
@@ -53,18 +43,7 @@ def adl_required_many(engine: LiquidationEngine, account_ids: Sequence[int], mar
         value, mm, _ = engine.health(account_id)
         if value >= mm:  # what the plan's NotLiquidatable would say
             answers.append(False)
-        elif (lp.rate_limit_notional == 0 and value < 0 and -value > engine._fund_for(account_id) + ROUNDING_ROOM
-              and _fills_no_better_than_the_oracle(engine, market_id, closing_buys=size < 0)):
-            answers.append(True)  # beyond what any fill could change (the module's docstring)
         else:
             answers.append(engine._plan(account_id, market_id, fp.MAX_UINT256, lp).action == Action.USE_ADL)
     return answers
 
-
-def _fills_no_better_than_the_oracle(engine: LiquidationEngine, market_id: int, closing_buys: bool) -> bool:
-    """Whether a liquidation fill of this side now fills at the oracle price or worse: the book this
-    block has not been walked the other way (a bankrupt short's buy after this block's sells would
-    walk it back towards the oracle price, better than it)."""
-    market = engine._market(market_id)
-    consumed = market.book_consumed if market.book_block == engine.block_number else 0
-    return consumed >= 0 if closing_buys else consumed <= 0

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from simulator.agents.keepers import Keepers, drain_count
+from simulator.agents.keepers import ROUNDING_ROOM, Keepers, beyond_any_fill, drain_count
 from simulator.chain.deploy import AdlRanking, MarketSpec
-from simulator.exchange import Liquidate
+from simulator.exchange import Deleverage, Liquidate
 from simulator.model.exchange import ModelExchange
 from simulator.position_index import PositionIndex
 from simulator.units import WAD, wad
@@ -40,14 +40,14 @@ def test_the_fund_is_budgeted_over_the_block():
     # Each liquidation alone fits the $1,000 fund ...
     assert exchange.adl_required([(t, BTC) for t in TRADERS]) == [False, False, False]
     # ... but only one fits it after the others: the rest wait.
-    actions = keepers.plan(exchange, scan, exchange.snapshot().insurance_fund)
+    actions = keepers.plan(exchange, scan, exchange.snapshot())
     assert actions == [Liquidate(TRADERS[0], BTC)] and keepers.held == 2
     results = exchange.execute(actions, exchange.timestamp + 1)
     assert all(result.ok for result in results)
     # Next step the fund ($400 left) cannot pay either of them: both go to ADL, one per side a step.
     scan = exchange.scan()
     assert exchange.adl_required([(t, BTC) for t in TRADERS[1:]]) == [True, True]
-    [deleverage] = keepers.plan(exchange, scan, exchange.snapshot().insurance_fund)
+    [deleverage] = keepers.plan(exchange, scan, exchange.snapshot())
     assert deleverage.account_id == TRADERS[1] and deleverage.counterparties == (WINNER,)
     assert all(result.ok for result in exchange.execute([deleverage], exchange.timestamp + 1))
 
@@ -70,10 +70,58 @@ def test_an_earmarked_deficit_is_not_charged_to_the_budget():
     protocol.insurance_fund -= 600 * WAD
     protocol.insurance_fund_reserved += 600 * WAD
     keepers = Keepers([AdlRanking.PNL_LEVERAGE])
-    actions = keepers.plan(exchange, exchange.scan(), exchange.snapshot().insurance_fund)
+    actions = keepers.plan(exchange, exchange.scan(), exchange.snapshot())
     # $700 free: the first trader fits, the second no longer; the earmarked third draws nothing.
     assert actions == [Liquidate(TRADERS[0], BTC), Liquidate(TRADERS[2], BTC)] and keepers.held == 1
     assert all(result.ok for result in exchange.execute(actions, exchange.timestamp + 1))
+
+
+
+# -- ADL answers no fill can change -- #
+
+
+def test_accounts_beyond_any_fill_are_not_asked():
+    """With no fund, each trader is $600 under water: whatever its fill, ADL. The keepers answer
+    that themselves, and plan exactly what asking `adlRequired` plans."""
+    exchange = underwater_book(fund_usd=0)
+    state = exchange.snapshot()
+    keepers = Keepers.for_markets([MarketSpec("BTC", 100_000, depth2pct=10**12)])
+    asked = []
+    adl_required = exchange.adl_required
+    exchange.adl_required = lambda pairs: asked.extend(pairs) or adl_required(pairs)
+    actions = keepers.plan(exchange, exchange.scan(), state)
+    assert keepers.settled == 3 and asked == []
+    del exchange.adl_required
+    assert actions == Keepers([AdlRanking.PNL_LEVERAGE]).plan(exchange, exchange.scan(), state)
+    assert actions == [Deleverage(TRADERS[0], BTC, (WINNER,))]  # one ADL per side and block
+
+
+def test_a_book_walked_the_other_way_is_asked():
+    """A buy earlier in the block walks the book up: a long's liquidation fill (a sell) would fill
+    above the oracle price, so the answer is the contract's, not the keepers'."""
+    exchange = underwater_book(fund_usd=0)
+    exchange.protocol.fund(exchange.vault_id, 1_000_000)
+    exchange.protocol.open_position(WINNER, BTC, WAD // 10)
+    state = exchange.snapshot()
+    assert state.book_consumed[BTC] > 0
+    keepers = Keepers.for_markets([MarketSpec("BTC", 100_000, depth2pct=10**12)])
+    assert keepers.plan(exchange, exchange.scan(), state) == Keepers([AdlRanking.PNL_LEVERAGE]).plan(
+        exchange, exchange.scan(), state)
+    assert keepers.settled == 0
+
+
+@pytest.mark.parametrize(("value", "fund_for", "size", "consumed", "settled"), [
+    (-ROUNDING_ROOM - 1, 0, WAD, 0, True),
+    (-ROUNDING_ROOM, 0, WAD, 0, False),  # within the room: the contract decides
+    (-10**24, 10**24 - ROUNDING_ROOM - 1, WAD, 0, True),
+    (-10**24, 10**24 - ROUNDING_ROOM, WAD, 0, False),
+    (-10**24, 0, WAD, -1, True),  # a long sells into a book already walked down: no better
+    (-10**24, 0, WAD, 1, False),  # ... walked up: it may fill above the oracle price
+    (-10**24, 0, -WAD, 1, True),
+    (-10**24, 0, -WAD, -1, False),
+])
+def test_beyond_any_fill_boundaries(value, fund_for, size, consumed, settled):
+    assert beyond_any_fill(value, fund_for, size, consumed) is settled
 
 
 # -- the order of a cross account's legs -- #
