@@ -190,6 +190,7 @@ class HealthScan:
         self._exact: dict[int, tuple[int, int]] = {}
         if margins is None:
             self._exact = {i: (int(v), int(m)) for i, v, m in zip(ids, values, mms)}
+        self._candidates: dict[int, int] = {}  # what `liquidatable` returned, by id: its place in `ids`
         self.confirmed = 0  # accounts asked of the exchange exactly
 
     def near(self, levels: np.ndarray) -> np.ndarray:
@@ -221,12 +222,34 @@ class HealthScan:
         self.margins[indexes] = 0.0
 
     def liquidatable(self) -> list[int]:
-        """Accounts with a position and value below their maintenance margin, in registry order."""
+        """Accounts with a position and value below their maintenance margin, in registry order.
+        A screened scan confirms exactly only the accounts its margins cannot settle: one whose
+        value is below its MM, and its MM above zero, by more than the margin is liquidatable
+        whatever the float error (most of them bankrupt accounts waiting for ADL)."""
         if self.margins is None:
             return [i for i, v, m in zip(self.ids, self.values, self.mms) if m > 0 and v < m]
-        flagged = np.flatnonzero(self.holds & (self.values - self.mms <= self.margins))
-        known = self.exact([self.ids[k] for k in flagged.tolist()])
-        return [i for i, (value, mm) in known.items() if mm > 0 and value < mm]
+        gap = self.values - self.mms
+        flagged = np.flatnonzero(self.holds & (gap <= self.margins))
+        surely = (gap[flagged] < -self.margins[flagged]) & (self.mms[flagged] > self.margins[flagged])
+        known = self.exact([self.ids[k] for k in flagged[~surely].tolist()])
+        found = []
+        for k, sure in zip(flagged.tolist(), surely.tolist()):
+            account_id = self.ids[k]
+            if sure or (known[account_id][1] > 0 and known[account_id][0] < known[account_id][1]):
+                found.append(account_id)
+                self._candidates[account_id] = k
+        return found
+
+    def value_bounds(self, account_id: int) -> tuple[float | int, float | int]:
+        """(lowest, highest) the exact value of an account `liquidatable` returned can be: the exact
+        value twice once known, else the screened value give or take its margin (Python floats:
+        compared with ints exactly)."""
+        if account_id in self._exact:
+            value = self._exact[account_id][0]
+            return value, value
+        k = self._candidates[account_id]
+        value, margin = float(self.values[k]), float(self.margins[k])
+        return value - margin, value + margin
 
 
 @dataclass

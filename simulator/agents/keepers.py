@@ -1,9 +1,10 @@
 """Keepers: find liquidatable accounts from a health scan (in a run, the position index's screen,
-confirmed exactly), liquidate them, and send the canonical ADL ranking when the waterfall needs
-ADL."""
+confirmed exactly where its margins cannot decide), liquidate them, and send the canonical ADL
+ranking when the waterfall needs ADL."""
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 from simulator.exchange import Action, Deleverage, Exchange, HealthScan, Liquidate, Snapshot, position_sizes
@@ -19,11 +20,12 @@ LEG_ORDERS = ("market_id", "largest_loss")
 ROUNDING_ROOM = 10**6
 
 
-def beyond_any_fill(value: int, fund_for: int, size: int, book_consumed: int) -> bool:
+def beyond_any_fill(value: int | float, fund_for: int, size: int, book_consumed: int) -> bool:
     """Whether `adlRequired` surely answers True for a liquidatable position of `size` in a market
-    whose policy is ADL and which has no rate limit, from its account's `value`, what the fund can
-    pay for it (`fund_for`: the free fund plus its earmark) and the market view's `book_consumed`,
-    all read at the same state, with no price refused.
+    whose policy is ADL and which has no rate limit, from its account's `value` (or the highest it
+    can be: a lower value only makes the answer surer), what the fund can pay for it (`fund_for`:
+    the free fund plus its earmark) and the market view's `book_consumed`, all read at the same
+    state, with no price refused.
 
     The contract's `_plan` ends in USE_ADL along every path that does not fill (an empty or too
     thin book, a slice that worsens health escalates to the whole position or to ADL), and after a
@@ -134,7 +136,8 @@ class Keepers:
         touched: set[int] = set()  # accounts an earlier action of this block changes
         deleveraged: set[int] = set()
         if state is not None:
-            pairs = self._within_budget(pairs, self._fund_draws(reads, scan, candidates), state.insurance_fund)
+            pairs = self._within_budget(pairs, self._fund_draws(reads, scan, candidates, state.insurance_fund),
+                                        state.insurance_fund)
         needs = self.adl_required(exchange, reads, scan, state, pairs)
         sizes = position_sizes(reads, [pair for pair, need in zip(pairs, needs) if need])
         for (account, market), needs_adl in zip(pairs, needs):
@@ -159,20 +162,21 @@ class Keepers:
     def adl_required(self, exchange: Exchange, reads: Exchange | PositionIndex, scan: HealthScan,
                       state: Snapshot | None, pairs: list[tuple[int, int]]) -> list[bool]:
         """`exchange.adl_required(pairs)`, the chain asked only about the pairs `beyond_any_fill`
-        cannot settle. With a price refused every pair is asked: the view's chunks revert whole, so
+        cannot settle from the highest value the scan allows each account. With a price refused every pair is asked: the view's chunks revert whole, so
         which pairs share a chunk matters then."""
         if state is None or any(state.price_status) or not any(self.fill_free_adl[m] for _, m in pairs):
             return exchange.adl_required(pairs)
-        accounts = list(dict.fromkeys(a for a, m in pairs if self.fill_free_adl[m]))
-        values = {a: value for a, (value, _) in scan.exact(accounts).items()}
-        underwater = [a for a in accounts if values[a] < 0]
+        # The highest the account's value can be: beyond any fill at that value, beyond at the
+        # exact one (no exact health is asked; a pair the bound cannot settle is asked instead).
+        highest = {a: scan.value_bounds(a)[1] for a in dict.fromkeys(a for a, m in pairs if self.fill_free_adl[m])}
+        underwater = [a for a, value in highest.items() if value < 0]
         settled: set[tuple[int, int]] = set()
         if underwater:
             fund_for = {a: state.insurance_fund + r for a, r in zip(underwater, reads.fund_reserves(underwater))}
             deep = [(a, m) for a, m in pairs if a in fund_for and self.fill_free_adl[m]]
             sizes = position_sizes(reads, deep)
             settled = {(a, m) for a, m in deep
-                       if beyond_any_fill(values[a], fund_for[a], sizes[a, m], state.book_consumed[m])}
+                       if beyond_any_fill(highest[a], fund_for[a], sizes[a, m], state.book_consumed[m])}
         self.settled += len(settled)
         asked = [pair for pair in pairs if pair not in settled]
         answers = dict(zip(asked, exchange.adl_required(asked))) if asked else {}
@@ -189,7 +193,8 @@ class Keepers:
         pnl = dict(zip(hedged, exchange.unrealized_pnls(hedged))) if hedged else {}
         return [(a, m) for a, markets in legs.items() for m in sorted(markets, key=lambda m: (pnl.get((a, m), 0), m))]
 
-    def _within_budget(self, pairs: list[tuple[int, int]], draws: dict[int, int], fund: int) -> list[tuple[int, int]]:
+    def _within_budget(self, pairs: list[tuple[int, int]], draws: dict[int, int | float],
+                       fund: int) -> list[tuple[int, int]]:
         """The pairs to act on: an account whose draw fits the free fund but no longer what earlier
         accounts of the block left of it waits (not even asked about ADL: the fund would pay it
         alone). One whose draw exceeds the whole fund is kept: it is headed for ADL."""
@@ -207,15 +212,20 @@ class Keepers:
         return kept
 
     @staticmethod
-    def _fund_draws(reads: Exchange | PositionIndex, scan: HealthScan, candidates: list[int]) -> dict[int, int]:
-        """What each underwater candidate would draw from the free fund: its deficit at the oracle
-        prices beyond the fund's earmark for it (book impact comes on top; the budget is a floor)."""
-        value_of = {a: value for a, (value, _) in scan.exact(candidates).items()}
-        underwater = [a for a in candidates if value_of[a] < 0]
-        if not underwater:
+    def _fund_draws(reads: Exchange | PositionIndex, scan: HealthScan, candidates: list[int],
+                    fund: int) -> dict[int, int | float]:
+        """What each underwater candidate would draw from the free `fund`: its deficit at the oracle
+        prices beyond the fund's earmark for it (book impact comes on top; the budget is a floor).
+        A draw surely beyond the whole fund is only what the budget needs to know of it (inf): the
+        scan's bounds settle it, with no exact health asked."""
+        maybe = [a for a in candidates if scan.value_bounds(a)[0] < 0]
+        if not maybe:
             return {}
-        return {a: max(-int(value_of[a]) - reserved, 0)
-                for a, reserved in zip(underwater, reads.fund_reserves(underwater))}
+        reserves = dict(zip(maybe, reads.fund_reserves(maybe)))
+        draws: dict[int, int | float] = {a: math.inf for a in maybe if scan.value_bounds(a)[1] < -(fund + reserves[a])}
+        exact = scan.exact([a for a in maybe if a not in draws])
+        draws.update((a, max(-value - reserves[a], 0)) for a, (value, _) in exact.items() if value < 0)
+        return draws
 
     def _queue(self, exchange: Exchange, market: int, side: int, index: PositionIndex | None) -> "_AdlQueue":
         kind = AdlRanking(self.rankings[market])

@@ -76,7 +76,23 @@ def test_screen_flags_every_liquidatable_account(accounts, btc, eth, seconds):
     scan, exact = screen(exchange, index), exchange.scan()
     flagged = {scan.ids[i] for i, near in enumerate(scan.holds & (scan.values - scan.mms <= scan.margins)) if near}
     assert set(exact.liquidatable()) <= flagged
-    assert scan.liquidatable() == exact.liquidatable()
+    found = scan.liquidatable()
+    assert found == exact.liquidatable()
+    for account in found:  # the bounds the keepers decide by hold the exact value
+        low, high = scan.value_bounds(account)
+        assert low <= protocol.health(account)[0] <= high
+
+
+def test_screen_does_not_confirm_an_account_far_below_its_margin():
+    """An account under water by thousands of dollars is liquidatable whatever the float error:
+    nothing is asked, and its value is known to within the margin (a cent here)."""
+    exchange, [trader] = book([(12, 8, 0)])
+    exchange.protocol.set_price(BTC, wad(80_000))
+    index = index_of(exchange)
+    scan = screen(exchange, index)
+    assert scan.liquidatable() == [trader] and index.confirmed == 0
+    low, high = scan.value_bounds(trader)
+    assert high < 0 and low <= exchange.protocol.health(trader)[0] <= high and high - low < WAD // 100  # a cent
 
 
 @pytest.mark.parametrize("offset, liquidatable", [(0, False), (-1, True), (1, False)])
