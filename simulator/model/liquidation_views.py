@@ -1,6 +1,10 @@
-"""The model's own fast view of the liquidation engine, beside the mirror (liquidation_engine.py),
-not a mirror of any contract: the answers of `adlRequiredMany` with one health computation per
-pair instead of two, and no preview of the fill for accounts deep under water.
+"""The model's own fast views of the liquidation engine, beside the mirror (liquidation_engine.py),
+not a mirror of any contract: the same answers as the mirror's `adlRequiredMany` and `adlRanking`,
+computed faster. Being views, not mirror code, they read the engine's storage (its arrays and
+markets, storage.py) where the contract would call the engine account by account.
+
+`adl_required_many`: one health computation per pair instead of two, and no preview of the fill for
+accounts deep under water.
 
 `adl_required` (the mirror of `adlRequired`) asks `isAccountLiquidatable` and then `_plan`, which
 computes the account's health again and reverts `NotLiquidatable` when AV >= MM. For a pair whose
@@ -17,14 +21,20 @@ position or to USE_ADL), and a fill at the oracle price or worse only adds to th
 after it is at most the value before, give or take the rounding of a few fixed-point operations
 (a few wei; ROUNDING_ROOM is far beyond it), so the plan's last test, -valueAfter > fund, holds.
 A fill is that bad unless this block's earlier fills walked the book the other way: then the
-plan decides."""
+plan decides.
+
+`adl_ranking`: the mirror's `_candidate` test and score for every registered account at once, in
+array expressions over the engine's position arrays and its vectorised health (`_health_rows`)."""
 
 from __future__ import annotations
 
 from typing import Sequence
 
+import numpy as np
+
 from simulator.market_spec import BadDebtPolicy
 from simulator.model import fixed_point as fp
+from simulator.model import margin as MarginMath
 from simulator.model.errors import LengthMismatch
 from simulator.model.liquidation_engine import Action, LiquidationEngine
 
@@ -32,14 +42,17 @@ from simulator.model.liquidation_engine import Action, LiquidationEngine
 ROUNDING_ROOM = 10**6
 
 
-def adl_required_many(engine: LiquidationEngine, account_ids: Sequence[int], market_ids: Sequence[int]) -> list[bool]:
-    """`engine.adl_required_many(account_ids, market_ids)`, the same answers and the same reverts
+def adl_required_many(
+    liquidator: LiquidationEngine, account_ids: Sequence[int], market_ids: Sequence[int]
+) -> list[bool]:
+    """`liquidator.adl_required_many(account_ids, market_ids)`, the same answers and the same reverts
     (a refused price reverts the whole call, as the contract's view does)."""
     if len(account_ids) != len(market_ids):
         raise LengthMismatch(len(account_ids), len(market_ids))
+    engine = liquidator.engine
     answers = []
     for account_id, market_id in zip(account_ids, market_ids):
-        lp = engine.liquidation_params(market_id)
+        lp = liquidator.liquidation_params(market_id)
         if account_id == engine.vault or lp.policy != BadDebtPolicy.ADL:
             answers.append(False)
             continue
@@ -53,18 +66,46 @@ def adl_required_many(engine: LiquidationEngine, account_ids: Sequence[int], mar
         value, mm, _ = engine.health(account_id)
         if value >= mm:  # what the plan's NotLiquidatable would say
             answers.append(False)
-        elif (lp.rate_limit_notional == 0 and value < 0 and -value > engine._fund_for(account_id) + ROUNDING_ROOM
+        elif (lp.rate_limit_notional == 0 and value < 0 and -value > liquidator._fund_for(account_id) + ROUNDING_ROOM
               and _fills_no_better_than_the_oracle(engine, market_id, closing_buys=size < 0)):
             answers.append(True)  # beyond what any fill could change (the module's docstring)
         else:
-            answers.append(engine._plan(account_id, market_id, fp.MAX_UINT256, lp).action == Action.USE_ADL)
+            answers.append(liquidator._plan(account_id, market_id, fp.MAX_UINT256, lp).action == Action.USE_ADL)
     return answers
 
 
-def _fills_no_better_than_the_oracle(engine: LiquidationEngine, market_id: int, closing_buys: bool) -> bool:
+def _fills_no_better_than_the_oracle(engine, market_id: int, closing_buys: bool) -> bool:
     """Whether a liquidation fill of this side now fills at the oracle price or worse: the book this
     block has not been walked the other way (a bankrupt short's buy after this block's sells would
-    walk it back towards the oracle price, better than it)."""
+    walk it back towards the oracle price, better than it). Reads the market's storage."""
     market = engine._market(market_id)
     consumed = market.book_consumed if market.book_block == engine.block_number else 0
     return consumed >= 0 if closing_buys else consumed <= 0
+
+
+def adl_ranking(liquidator: LiquidationEngine, market_id: int, bankrupt_side: int) -> tuple[list[int], list[int]]:
+    """`liquidator.adl_ranking(market_id, bankrupt_side)`: the same (ids, scores), vectorised over the
+    registered accounts (the engine's `_registered_rows` and position arrays); the mirror's
+    `_candidate` is the same test for one account."""
+    liquidator._check_market(market_id)
+    engine = liquidator.engine
+    price = liquidator.oracle.price(market_id)
+    rows = np.asarray(engine._registered_rows, dtype=np.intp)
+    ids: list[int] = []
+    scores: list[int] = []
+    ranking = liquidator.liquidation_params(market_id).ranking
+    if len(rows):
+        size = engine._size[rows, market_id]
+        open_notional = engine._open_notional[rows, market_id]
+        upnl = MarginMath.unrealized_pnl(size, open_notional, price)
+        opposite = (size < 0) if bankrupt_side > 0 else (size > 0)
+        eligible = np.flatnonzero(opposite & (upnl > 0).astype(bool))
+        if len(eligible):
+            values, _, _ = engine._health_rows(rows[eligible])
+            notionals = MarginMath.notional(size[eligible], price)
+            for k, i in enumerate(eligible.tolist()):
+                ids.append(engine.account_ids[i])
+                scores.append(
+                    liquidator._score(ranking, size[i], upnl[i], open_notional[i], notionals[k], values[k])
+                )
+    return liquidator._sort(ids, scores, liquidator._by_score(ranking))
