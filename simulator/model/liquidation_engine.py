@@ -111,8 +111,8 @@ class LiquidationEngine:
         # The chain the engine runs on (the model's engine carries it: see state.py). The
         # contract's `oracle` is the engine's: see the property below.
         self.chain: ChainState = engine.chain
-        # Ownership transfers are not modelled (the model passes callers explicitly, as the
-        # engine's does): the owner is the deployer's default keeper (`liquidate_account`).
+        # Ownership transfers and onlyOwner are not modelled (callers are passed explicitly, as
+        # in the model's engine); `liquidate_account`'s keeper defaults to the owner.
         self.owner = owner
         self.pending_owner = 0
         self._liquidation_params: dict[int, LiquidationParams] = {}  # params

@@ -5,6 +5,7 @@ import pytest
 
 from simulator.chain.deploy import AdlRanking, BadDebtPolicy, MarketSpec
 from simulator.model import Protocol
+from simulator.model.liquidation_engine import LiquidationEngine
 from simulator.model import fixed_point as fp
 from simulator.model.errors import (
     AdlIneligible,
@@ -361,6 +362,17 @@ def test_a_deleverage_reverting_after_its_fills_restores_both_engines(monkeypatc
     protocol.deleverage(ALICE, BTC, ranking)
     assert protocol.get_position(ALICE, BTC) == (0, 0)
     check_invariants(protocol)
+
+
+def test_protocol_forwards_every_external_function_of_the_liquidation_engine():
+    """`Protocol` drives the liquidation engine it deploys (`liquidator`) through the same names:
+    each public function of the model's LiquidationEngine is forwarded, none is missing."""
+    public = [name for name, value in vars(LiquidationEngine).items() if callable(value) and not name.startswith("_")]
+    assert "liquidate_account" in public and "adl_ranking" in public
+    for name in public:
+        assert getattr(Protocol, name).__wrapped__ is getattr(LiquidationEngine, name), name
+    protocol = seed_book(BadDebtPolicy.ADL)
+    assert protocol.liquidator.engine is protocol and protocol.liquidator.chain is protocol
 
 
 def test_pro_rata_adl_with_the_remainder_rule():
