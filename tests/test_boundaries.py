@@ -186,7 +186,7 @@ def test_rateRoom_windowEndsOnItsLastSecond(env, chain):
         assert not refused.ok and refused.error.name == "RateLimited"
         assert refused.error.args_["windowEnd"] == start + 60
         assert twin.liquidate(carol_id, 0, seconds=1).ok
-        assert twin.model.rate_windows[0].start == start + 60
+        assert twin.model.liquidator.rate_windows[0].start == start + 60
 
 
 # ================================================================================================

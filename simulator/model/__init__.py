@@ -14,6 +14,7 @@ Each module mirrors one Solidity file, with the same function names in snake_cas
 | `perp_engine`           | contracts/engine/PerpEngine.sol (its account storage's form: `storage`) |
 | `perp_engine_views`     | contracts/engine/PerpEngineViews.sol, and the model's vectorised views |
 | `liquidation_engine`    | contracts/liquidation/LiquidationEngine.sol |
+| `liquidation_views`     | the model's fast views of the liquidation engine (no Solidity counterpart) |
 | `oracle_router`         | contracts/oracle/OracleRouter.sol and PriceFeed.sol |
 | `errors`, `events`      | the custom errors and events of the interfaces |
 | `state`                 | the chain: blocks, time, oracle prices, atomic transactions |
@@ -21,7 +22,9 @@ Each module mirrors one Solidity file, with the same function names in snake_cas
 
 PerpEngine inherits two contracts: PerpEngineStorage.sol (its constants and storage: in the model,
 `perp_engine`'s storage section, kept in `storage`'s arrays) and PerpEngineViews.sol (its batch
-views: `perp_engine_views`).
+views: `perp_engine_views`). LiquidationEngine is a separate contract that calls the engine through
+IPerpEngine: the model's holds the engine (`engine`) and calls its public functions only. The
+model's engine carries the chain's state (`state.ChainState`); the other contracts run on it.
 
 Naming: Python names are snake_case; event fields and error arguments keep their Solidity
 (camelCase) names so that model and chain logs compare field by field.

@@ -209,7 +209,9 @@ class ModelExchange:
         for start in range(0, len(pairs), SCAN_CHUNK):
             chunk = pairs[start : start + SCAN_CHUNK]
             try:
-                answers += liquidation_views.adl_required_many(self.protocol, [a for a, _ in chunk], [m for _, m in chunk])
+                answers += liquidation_views.adl_required_many(
+                    self.protocol.liquidator, [a for a, _ in chunk], [m for _, m in chunk]
+                )
             except ModelRevert:
                 answers += [False] * len(chunk)
         return answers
@@ -218,7 +220,7 @@ class ModelExchange:
         return self.protocol.market_masks_and_reserves(account_ids)[1]
 
     def adl_ranking(self, market: int, bankrupt_side: int) -> list[int]:
-        return list(self.protocol.adl_ranking(market, bankrupt_side)[0])
+        return list(liquidation_views.adl_ranking(self.protocol.liquidator, market, bankrupt_side)[0])
 
     def snapshot(self) -> Snapshot:
         views = self.protocol.market_views()

@@ -1,17 +1,24 @@
 """Mirror of contracts/liquidation/LiquidationEngine.sol: permissionless liquidation, the loss
 waterfall and ADL over the engine.
 
-Where the contract calls the engine (``engine.health``, ``engine.liquidationFill`` ...) the model
-calls the same-named method of the engine it extends; the caller (``msg.sender``) is the `keeper`
-argument. Sections and function names follow the contract."""
+A separate contract, as on chain: it holds the engine it serves (`engine`, IPerpEngine) and reads
+prices from the engine's oracle (`oracle`); where the contract calls ``engine.health(...)``,
+``engine.liquidationFill(...)`` ... the model calls ``self.engine.health(...)``,
+``self.engine.liquidation_fill(...)`` ..., the engine's public, same-named functions, and nothing
+else of it (public storage such as ``engine.vault()`` is read as the attribute ``engine.vault``).
+Its own storage (liquidation params, rate windows, owner) lives here. It runs on the engine's
+chain (`chain`, state.ChainState): block time, the event log (``chain._emit``, the contract's
+``emit``), and transactions that revert its storage and the engine's together. The caller
+(``msg.sender``) is the `keeper` argument. Sections and function names follow the contract.
+
+The model's fast, vectorised views of it (many accounts at once) live beside it, in
+liquidation_views.py."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Sequence
-
-import numpy as np
 
 from simulator.market_spec import AdlRanking, BadDebtPolicy
 from simulator.model import fixed_point as fp
@@ -38,7 +45,7 @@ from simulator.model.errors import (
     ZeroAmount,
 )
 from simulator.model.perp_engine import PerpEngine
-from simulator.model.state import transaction
+from simulator.model.state import ChainState, transaction
 from simulator.units import WAD
 
 
@@ -94,27 +101,42 @@ class RateWindow:
     used: int = 0
 
 
-class LiquidationEngine(PerpEngine):
-    """The liquidation engine's storage and functions, over the engine it extends."""
+class LiquidationEngine:
+    """The liquidation engine's storage and functions, over the engine it holds (`engine`)."""
 
-    def __init__(self, **engine):
-        super().__init__(**engine)
-        # STORAGE (the owner is the engine's: roles are not modelled)
-        self._liquidation_params: dict[int, LiquidationParams] = {}
+    def __init__(self, engine: PerpEngine, owner: int):
+        """constructor(perpEngine): deployed by `owner` (msg.sender), on the engine's chain."""
+        # STORAGE
+        self.engine = engine
+        # The chain the engine runs on (the model's engine carries it: see state.py). The
+        # contract's `oracle` is the engine's: see the property below.
+        self.chain: ChainState = engine.chain
+        # Ownership transfers and onlyOwner are not modelled (callers are passed explicitly, as
+        # in the model's engine); `liquidate_account`'s keeper defaults to the owner.
+        self.owner = owner
+        self.pending_owner = 0
+        self._liquidation_params: dict[int, LiquidationParams] = {}  # params
         self.configured: dict[int, bool] = {}
         self.rate_windows: dict[int, RateWindow] = {}
+        self.chain.add_contract(self)
+
+    @property
+    def oracle(self):
+        """oracle: the engine's (`engine.oracle()`, immutable on chain): the router's mirror, or on a
+        chain without one the unguarded prices of `set_price` (state.UnguardedOracle)."""
+        return self.engine.oracle
 
     def _snapshot(self) -> dict:
-        snapshot = super()._snapshot()
-        snapshot.update(
-            liquidation_params=dict(self._liquidation_params),
-            configured=dict(self.configured),
-            rate_windows={m: RateWindow(w.start, w.used) for m, w in self.rate_windows.items()},
-        )
-        return snapshot
+        """This contract's storage, saved when a transaction begins (state.ChainState)."""
+        return {
+            "owners": (self.owner, self.pending_owner),
+            "liquidation_params": dict(self._liquidation_params),
+            "configured": dict(self.configured),
+            "rate_windows": {m: RateWindow(w.start, w.used) for m, w in self.rate_windows.items()},
+        }
 
     def _restore(self, snapshot: dict) -> None:
-        super()._restore(snapshot)
+        self.owner, self.pending_owner = snapshot["owners"]
         self._liquidation_params = snapshot["liquidation_params"]
         self.configured = snapshot["configured"]
         self.rate_windows = snapshot["rate_windows"]
@@ -134,7 +156,7 @@ class LiquidationEngine(PerpEngine):
         self._liquidation_params[market_id] = p
         self.configured[market_id] = True
         self.rate_windows.pop(market_id, None)
-        self._emit("LiquidationParamsSet", market_id, p)
+        self.chain._emit("LiquidationParamsSet", market_id, p)
 
     def liquidation_params(self, market_id: int) -> LiquidationParams:
         """liquidationParams: an unconfigured market closes whole positions under ADL / PNL_LEVERAGE."""
@@ -156,7 +178,7 @@ class LiquidationEngine(PerpEngine):
         self, account: int, market_id: int, max_size: int = fp.MAX_UINT256, keeper: int | None = None
     ) -> int:
         """liquidateIsolated: an isolated bucket, judged on its own margin."""
-        return self.liquidate_account(self.isolated_account_id(account, market_id), market_id, max_size, keeper)
+        return self.liquidate_account(self.engine.isolated_account_id(account, market_id), market_id, max_size, keeper)
 
     @transaction
     def liquidate_account(
@@ -179,19 +201,20 @@ class LiquidationEngine(PerpEngine):
         if plan.action == Action.WORSENS_HEALTH:
             raise LiquidationWorsensHealth(account_id, plan.value - plan.mm, plan.value_after - plan.mm_after)
 
-        fill_price = self.liquidation_fill(account_id, market_id, plan.size_delta)
+        engine = self.engine
+        fill_price = engine.liquidation_fill(account_id, market_id, plan.size_delta)
         closed_notional = fp.w_mul_down(plan.size, plan.price)
-        penalty = self._penalty(plan, closed_notional, self.market_params(market_id).liquidation_fee)
+        penalty = self._penalty(plan, closed_notional, engine.market_params(market_id).liquidation_fee)
         keeper_reward = 0
         if penalty != 0:
-            keeper_reward = fp.w_mul_down(penalty, self.market_params(market_id).keeper_share)
-            self.charge_penalty(account_id, keeper, keeper_reward, penalty - keeper_reward)
-        fund_paid, socialized, bad_debt = self.settle_deficit(
+            keeper_reward = fp.w_mul_down(penalty, engine.market_params(market_id).keeper_share)
+            engine.charge_penalty(account_id, keeper, keeper_reward, penalty - keeper_reward)
+        fund_paid, socialized, bad_debt = engine.settle_deficit(
             account_id, market_id, lp.policy == BadDebtPolicy.SOCIALIZE
         )
         if lp.rate_limit_notional != 0:
             self._use_rate_limit(market_id, lp.rate_limit_window, closed_notional)
-        self._emit(
+        self.chain._emit(
             "Liquidation",
             account_id,
             market_id,
@@ -226,7 +249,8 @@ class LiquidationEngine(PerpEngine):
         plan = self._plan(account_id, market_id, fp.MAX_UINT256, lp)
         if plan.action != Action.USE_ADL:
             raise AdlNotRequired(account_id, market_id)
-        bankruptcy_price = self.bankruptcy_price_of(account_id, market_id)
+        engine = self.engine
+        bankruptcy_price = engine.bankruptcy_price_of(account_id, market_id)
         total = fp.abs(plan.position_size)
         if lp.ranking == AdlRanking.LEVERAGE_DRAIN:
             takes = self._drain_takes(account_id, market_id, plan, counterparties, total)
@@ -245,14 +269,14 @@ class LiquidationEngine(PerpEngine):
                 continue
             # The bankrupt side closes: a long sells (negative delta), a short buys.
             delta = -takes[i] if plan.position_size > 0 else takes[i]
-            self.adl_fill(account_id, counterparty, market_id, delta, prices[i])
-            self._emit("AdlFill", account_id, counterparty, market_id, delta, prices[i], plan.price)
+            engine.adl_fill(account_id, counterparty, market_id, delta, prices[i])
+            self.chain._emit("AdlFill", account_id, counterparty, market_id, delta, prices[i], plan.price)
         if lp.ranking == AdlRanking.QUEUE:
             self._close_queue_rest(market_id, plan, counterparties, bankruptcy_price)
         # Closing at the bankruptcy price leaves the account at or above zero value; this only
         # settles rounding dust if anything else moved it.
-        self.settle_deficit(account_id, market_id, False)
-        self._emit(
+        engine.settle_deficit(account_id, market_id, False)
+        self.chain._emit(
             "Deleveraged",
             account_id,
             market_id,
@@ -271,11 +295,12 @@ class LiquidationEngine(PerpEngine):
         """adlRequired: policy ADL, liquidatable, and the book or the fund cannot absorb the loss (never
         the vault: false, not a VaultAccount revert)."""
         lp = self.liquidation_params(market_id)
-        if account_id == self.vault:
+        engine = self.engine
+        if account_id == engine.vault:
             return False
-        if lp.policy != BadDebtPolicy.ADL or not self.is_account_liquidatable(account_id):
+        if lp.policy != BadDebtPolicy.ADL or not engine.is_account_liquidatable(account_id):
             return False
-        size, _, _ = self.position_of(account_id, market_id)
+        size, _, _ = engine.position_of(account_id, market_id)
         if size == 0:
             return False
         return self._plan(account_id, market_id, fp.MAX_UINT256, lp).action == Action.USE_ADL
@@ -284,25 +309,22 @@ class LiquidationEngine(PerpEngine):
         """adlRanking: eligible winners against a position of sign `bankrupt_side`, with their scores,
         in the order `deleverage` expects (score desc then id asc; or id asc under PRO_RATA).
 
-        Vectorised over the registered accounts; `_candidate` is the same test for one account."""
+        One account at a time, as the contract; liquidation_views.adl_ranking gives the same answer
+        vectorised over the registered accounts."""
         self._check_market(market_id)
-        price = self._price_of(market_id)
-        rows = np.asarray(self._registered_rows, dtype=np.intp)
+        price = self.oracle.price(market_id)
+        engine = self.engine
+        n = engine.account_count()
         ids: list[int] = []
         scores: list[int] = []
         ranking = self.liquidation_params(market_id).ranking
-        if len(rows):
-            size = self._size[rows, market_id]
-            open_notional = self._open_notional[rows, market_id]
-            upnl = MarginMath.unrealized_pnl(size, open_notional, price)
-            opposite = (size < 0) if bankrupt_side > 0 else (size > 0)
-            eligible = np.flatnonzero(opposite & (upnl > 0).astype(bool))
-            if len(eligible):
-                values, _, _ = self._health_rows(rows[eligible])
-                notionals = MarginMath.notional(size[eligible], price)
-                for k, i in enumerate(eligible.tolist()):
-                    ids.append(self.account_ids[i])
-                    scores.append(self._score(ranking, size[i], upnl[i], open_notional[i], notionals[k], values[k]))
+        for i in range(n):
+            account_id = engine.account_ids[i]
+            eligible, _, _, score = self._candidate(account_id, market_id, bankrupt_side, price, ranking)
+            if not eligible:
+                continue
+            ids.append(account_id)
+            scores.append(score)
         return self._sort(ids, scores, self._by_score(ranking))
 
     # ==========================================================================================
@@ -310,26 +332,32 @@ class LiquidationEngine(PerpEngine):
     # ==========================================================================================
 
     def adl_required_many(self, account_ids: Sequence[int], market_ids: Sequence[int]) -> list[bool]:
-        if len(account_ids) != len(market_ids):
-            raise LengthMismatch(len(account_ids), len(market_ids))
+        """adlRequiredMany (liquidation_views.adl_required_many: the same answers, faster)."""
+        self._check_pairs(account_ids, market_ids)
         return [self.adl_required(a, m) for a, m in zip(account_ids, market_ids)]
 
     def position_sizes(self, account_ids: Sequence[int], market_id: int) -> list[int]:
+        """positionSizes."""
         self._check_market(market_id)
-        return [self.position_of(a, market_id)[0] for a in account_ids]
+        engine = self.engine
+        return [engine.position_of(a, market_id)[0] for a in account_ids]
 
     def market_masks_and_reserves(self, account_ids: Sequence[int]) -> tuple[list[int], list[int]]:
-        return [self.market_mask_of(a) for a in account_ids], [self.fund_reserve_of(a) for a in account_ids]
+        """marketMasksAndReserves."""
+        engine = self.engine
+        return [engine.market_mask_of(a) for a in account_ids], [engine.fund_reserve_of(a) for a in account_ids]
 
     def unrealized_pnls(self, account_ids: Sequence[int], market_ids: Sequence[int]) -> list[int]:
         """unrealizedPnls: each (account, market) position's uPnL at the oracle price (0 without one)."""
-        if len(account_ids) != len(market_ids):
-            raise LengthMismatch(len(account_ids), len(market_ids))
+        self._check_pairs(account_ids, market_ids)
+        engine = self.engine
         pnls = []
         for account_id, market_id in zip(account_ids, market_ids):
             self._check_market(market_id)
-            size, open_notional, _ = self.position_of(account_id, market_id)
-            pnls.append(0 if size == 0 else int(MarginMath.unrealized_pnl(size, open_notional, self._price_of(market_id))))
+            size, open_notional, _ = engine.position_of(account_id, market_id)
+            pnls.append(
+                0 if size == 0 else int(MarginMath.unrealized_pnl(size, open_notional, self.oracle.price(market_id)))
+            )
         return pnls
 
     # ==========================================================================================
@@ -338,19 +366,20 @@ class LiquidationEngine(PerpEngine):
 
     def _plan(self, account_id: int, market_id: int, max_size: int, lp: LiquidationParams) -> Plan:
         plan = Plan()
-        if account_id == self.vault:
+        engine = self.engine
+        if account_id == engine.vault:
             raise VaultAccount(account_id)
-        plan.position_size, _, _ = self.position_of(account_id, market_id)
+        plan.position_size, _, _ = engine.position_of(account_id, market_id)
         if plan.position_size == 0:
             raise NoPosition(account_id, market_id)
-        plan.value, plan.mm, _ = self.health(account_id)
+        plan.value, plan.mm, _ = engine.health(account_id)
         if plan.value >= plan.mm:
             raise NotLiquidatable(account_id, plan.value, plan.mm)
-        plan.price = self._price_of(market_id)
+        plan.price = self.oracle.price(market_id)
 
         abs_size = fp.abs(plan.position_size)
         rate_room, plan.window_end = self._rate_room(market_id, lp, plan.price)
-        book_room = fp.w_div_down(self.book_capacity(market_id, plan.position_size < 0), plan.price)
+        book_room = fp.w_div_down(engine.book_capacity(market_id, plan.position_size < 0), plan.price)
         wanted = LiquidationMath.slice_size(abs_size, plan.price, lp.slice_threshold, lp.slice_fraction, max_size)
         plan.size = fp.min(wanted, fp.min(rate_room, book_room))
         if plan.size == 0:
@@ -377,11 +406,14 @@ class LiquidationEngine(PerpEngine):
 
     def _fund_for(self, account_id: int) -> int:
         """What the fund can pay for this account: the free fund plus what it earmarked for it."""
-        return self.insurance_fund + self.fund_reserve_of(account_id)
+        engine = self.engine
+        return engine.insurance_fund + engine.fund_reserve_of(account_id)
 
     def _preview(self, account_id: int, market_id: int, plan: Plan) -> None:
         plan.size_delta = -plan.size if plan.position_size > 0 else plan.size
-        _, plan.value_after, plan.mm_after = self.preview_liquidation_fill(account_id, market_id, plan.size_delta)
+        _, plan.value_after, plan.mm_after = self.engine.preview_liquidation_fill(
+            account_id, market_id, plan.size_delta
+        )
 
     @staticmethod
     def _void_action(lp: LiquidationParams) -> Action:
@@ -401,20 +433,22 @@ class LiquidationEngine(PerpEngine):
         """(size the rate limit still allows in this window, window end); all of it when disabled."""
         if lp.rate_limit_notional == 0:
             return fp.MAX_UINT256, 0
+        now = self.chain.timestamp
         stored = self.rate_windows.get(market_id, RateWindow())
         window = RateWindow(stored.start, stored.used)
-        if self.timestamp >= window.start + lp.rate_limit_window:
+        if now >= window.start + lp.rate_limit_window:
             # A new window starts with this call (`_use_rate_limit` records it).
             window.used = 0
-            window.start = self.timestamp
+            window.start = now
         window_end = window.start + lp.rate_limit_window
         left = lp.rate_limit_notional - window.used if lp.rate_limit_notional > window.used else 0
         return fp.w_div_down(left, price), window_end
 
     def _use_rate_limit(self, market_id: int, window_length: int, notional: int) -> None:
+        now = self.chain.timestamp
         window = self.rate_windows.setdefault(market_id, RateWindow())
-        if self.timestamp >= window.start + window_length:
-            window.start = self.timestamp
+        if now >= window.start + window_length:
+            window.start = now
             window.used = 0
         window.used += notional
 
@@ -511,7 +545,7 @@ class LiquidationEngine(PerpEngine):
             )
             self._check_rank_order(counterparties, i, previous_score, score)
             previous_score = score
-            value, _, _ = self.health(counterparties[i])
+            value, _, _ = self.engine.health(counterparties[i])
             if value > 0:
                 values[i] = int(value)
         return sizes, values
@@ -548,14 +582,15 @@ class LiquidationEngine(PerpEngine):
     def _close_queue_rest(self, market_id: int, plan: Plan, counterparties: list[int], price: int) -> None:
         """QUEUE: the last listed winner closes whole too; the size beyond the bankrupt position closes
         against the vault at the same price (the vault, a counterparty itself, has none left)."""
+        engine = self.engine
         last = counterparties[len(counterparties) - 1]
-        vault_id = self.vault
-        rest, _, _ = self.position_of(last, market_id)
+        vault_id = engine.vault
+        rest, _, _ = engine.position_of(last, market_id)
         if rest == 0 or last == vault_id:
             return
         # The vault takes the bankrupt side's place: the winner's fill is -rest, as above.
-        self.adl_fill(vault_id, last, market_id, rest, price)
-        self._emit("AdlFill", vault_id, last, market_id, rest, price, plan.price)
+        engine.adl_fill(vault_id, last, market_id, rest, price)
+        self.chain._emit("AdlFill", vault_id, last, market_id, rest, price, plan.price)
 
     def _haircut_prices(
         self, market_id: int, plan: Plan, counterparties: list[int], takes: list[int], bankruptcy_price: int
@@ -610,13 +645,14 @@ class LiquidationEngine(PerpEngine):
         self, account_id: int, market_id: int, bankrupt_side: int, price: int, ranking: AdlRanking
     ) -> tuple[bool, int, int, int]:
         """An ADL counterparty holds the opposite side with a positive uPnL at the oracle price."""
-        size, open_notional, _ = self.position_of(account_id, market_id)
+        engine = self.engine
+        size, open_notional, _ = engine.position_of(account_id, market_id)
         if size == 0 or (size > 0) == (bankrupt_side > 0):
             return False, size, 0, 0
         upnl = MarginMath.unrealized_pnl(size, open_notional, price)
         if upnl <= 0:
             return False, size, upnl, 0
-        value, _, _ = self.health(account_id)
+        value, _, _ = engine.health(account_id)
         notional = MarginMath.notional(size, price)
         return True, size, upnl, self._score(ranking, size, upnl, open_notional, notional, value)
 
@@ -639,6 +675,12 @@ class LiquidationEngine(PerpEngine):
         order = sorted(range(len(ids)), key=(lambda i: (-scores[i], ids[i])) if by_score else (lambda i: ids[i]))
         return [ids[i] for i in order], [scores[i] for i in order]
 
+    @staticmethod
+    def _check_pairs(account_ids: Sequence[int], market_ids: Sequence[int]) -> None:
+        """Keeper views over pairs (account_ids[i], market_ids[i]) need lists of one length."""
+        if len(account_ids) != len(market_ids):
+            raise LengthMismatch(len(account_ids), len(market_ids))
+
     def _check_market(self, market_id: int) -> None:
-        if not 0 <= market_id < self.market_count():
+        if not 0 <= market_id < self.engine.market_count():
             raise UnknownMarket(market_id)

@@ -1,6 +1,13 @@
-"""The whole protocol in one object: the engine (perp_engine.PerpEngine), the liquidation engine over
-it (liquidation_engine.LiquidationEngine) and the chain around them (state.ChainState: blocks, time,
-oracle prices, events, atomic transactions).
+"""The whole protocol in one object: the engine (perp_engine.PerpEngine) with the chain it carries
+(state.ChainState: blocks, time, oracle prices, events, atomic transactions), and the contracts
+deployed beside it on that chain: the liquidation engine (liquidation_engine.LiquidationEngine,
+`liquidator`, as `simulator.chain.deploy.System.liquidator`), which holds the engine and calls it,
+and, with ``oracle_router=True``, the oracle router (``oracle``) and its feeds.
+
+`Protocol` is the engine (its functions and storage are the protocol's own); the liquidation
+engine's external functions are forwarded to `liquidator` by name, each listed in the class body
+(`liquidate`, `deleverage_account`, `adl_ranking`, ...), so that callers drive the whole system
+through one object. Its storage and internals are read on `liquidator` itself.
 
 State, by where it lives on chain:
 
@@ -8,7 +15,8 @@ State, by where it lives on chain:
   [account row, market]: size, open notional, funding index, social-loss index), ``markets`` (params,
   funding index, last funding time, open interest, book block and consumption, social-loss index),
   ``tiers``, ``insurance_fund``, ``bad_debt``, ``vault``, ``token_balance``.
-- LiquidationEngine: liquidation params per market (``liquidation_params``), ``rate_windows``.
+- LiquidationEngine (``liquidator``): liquidation params per market (``liquidation_params``),
+  ``configured``, ``rate_windows``, ``owner``.
 - OracleRouter and PriceFeed (oracle_router, when built with ``oracle_router=True``): ``oracle``
   (per market the feed, heartbeat, breaker and its state) and ``feeds``.
 - ChainState: ``prices`` (without a router: what the engine reads, set by ``set_price``),
@@ -17,12 +25,13 @@ State, by where it lives on chain:
 
 from __future__ import annotations
 
-from typing import Sequence
+import functools
+from typing import Any, Callable, Sequence
 
 from simulator.market_spec import MarketSpec
 from simulator.model.liquidation_engine import LiquidationEngine, LiquidationParams
 from simulator.model.oracle_router import OracleRouter, PriceFeed
-from simulator.model.perp_engine import MarketParams
+from simulator.model.perp_engine import MarketParams, PerpEngine
 from simulator.units import ORACLE_DECIMALS, Number, oracle_answer, usdc, wad
 
 # Default addresses of the model's actors (any int below 2**160 works).
@@ -30,8 +39,34 @@ DEPLOYER = 0xDE9107E4
 VAULT = 0x7A0017
 
 
-class Protocol(LiquidationEngine):
-    """PerpEngine + LiquidationEngine + the chain they run on. See the module docstring."""
+def _on_liquidator(function: Callable[..., Any]) -> Callable[..., Any]:
+    """`function` of LiquidationEngine, called on the protocol's liquidation engine (`liquidator`)."""
+
+    @functools.wraps(function)
+    def call(self: "Protocol", *args, **kwargs):
+        return function(self.liquidator, *args, **kwargs)
+
+    return call
+
+
+class Protocol(PerpEngine):
+    """PerpEngine (with the chain it carries) + the LiquidationEngine over it + the oracle router. See
+    the module docstring."""
+
+    # The liquidation engine's external functions (ILiquidationEngine), forwarded to `liquidator`.
+    set_liquidation_params = _on_liquidator(LiquidationEngine.set_liquidation_params)
+    liquidation_params = _on_liquidator(LiquidationEngine.liquidation_params)
+    liquidate = _on_liquidator(LiquidationEngine.liquidate)
+    liquidate_isolated = _on_liquidator(LiquidationEngine.liquidate_isolated)
+    liquidate_account = _on_liquidator(LiquidationEngine.liquidate_account)
+    deleverage = _on_liquidator(LiquidationEngine.deleverage)
+    deleverage_account = _on_liquidator(LiquidationEngine.deleverage_account)
+    adl_required = _on_liquidator(LiquidationEngine.adl_required)
+    adl_ranking = _on_liquidator(LiquidationEngine.adl_ranking)
+    adl_required_many = _on_liquidator(LiquidationEngine.adl_required_many)
+    position_sizes = _on_liquidator(LiquidationEngine.position_sizes)
+    market_masks_and_reserves = _on_liquidator(LiquidationEngine.market_masks_and_reserves)
+    unrealized_pnls = _on_liquidator(LiquidationEngine.unrealized_pnls)
 
     def __init__(
         self,
@@ -50,6 +85,7 @@ class Protocol(LiquidationEngine):
             chain["timestamp"] = timestamp
         super().__init__(token_decimals=token_decimals, deployer=deployer, **chain)
         self.deployer = deployer
+        self.liquidator = LiquidationEngine(self, owner=deployer)
         self.feeds: list[PriceFeed] = []  # with an oracle router: each market's feed
 
     @classmethod
@@ -83,7 +119,7 @@ class Protocol(LiquidationEngine):
         """createMarket + setTiers + setLiquidationParams from a MarketSpec, and its first price (as
         the router serves an 8-decimal answer: scaled exactly to WAD)."""
         market_id = self.create_market(spec.name, MarketParams.from_spec(spec))
-        if self.oracle is None:
+        if not isinstance(self.oracle, OracleRouter):
             self.set_price(market_id, oracle_answer(spec.price) * 10 ** (18 - ORACLE_DECIMALS))
         else:
             feed = PriceFeed(self, ORACLE_DECIMALS, f"{spec.name} / USD", owner=self.deployer)
@@ -102,7 +138,7 @@ class Protocol(LiquidationEngine):
         """Sets the WAD price of `market_id`: without an oracle router, the price the engine reads;
         with one, the feed's new answer (8 decimals: `price` must be a whole answer) and the
         router's `update`, as the oracle's keeper does (the breaker may refuse it)."""
-        if self.oracle is None:
+        if not isinstance(self.oracle, OracleRouter):
             super().set_price(market_id, price)
             return
         answer, rest = divmod(int(price), 10 ** (18 - ORACLE_DECIMALS))

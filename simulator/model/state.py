@@ -7,13 +7,19 @@ event log, and transactions that revert atomically.
   transaction is mined in a block of its own first (``advance(block_time, 1)``), like anvil's
   automine.
 - A transaction that raises leaves the state exactly as it was (Solidity's revert): account rows
-  are journaled on their first write, everything else is snapshotted when the transaction begins.
-  Calls made inside a transaction (the liquidation engine calling the engine's hooks) are part of
-  it, as external calls between the two contracts are part of one Ethereum transaction.
+  are journaled on their first write, everything else is snapshotted when the transaction begins,
+  the storage of every contract on the chain included (the engine's, and that of the contracts
+  added with `add_contract`: the liquidation engine's). Calls made inside a transaction (the
+  liquidation engine calling the engine's hooks) are part of it, as external calls between the two
+  contracts are part of one Ethereum transaction.
 - The oracle: either the router's mirror (`oracle`: simulator/model/oracle_router.py, with its
   feeds, heartbeat, deviation breaker and cooldown), as model-mode runs use it, or, without one,
-  `set_price(market_id, price_wad)` sets the price the engine reads, unguarded (tests that decide
-  the guards themselves).
+  `UnguardedOracle`: `set_price(market_id, price_wad)` sets the price the engine reads, unguarded
+  (tests that decide the guards themselves).
+
+The model's engine (perp_engine.PerpEngine) is built on this class: the engine object carries the
+chain's state, and the other contracts' mirrors hold it as their `chain` (the liquidation engine,
+the oracle router and its feeds). `transaction` runs on `self.chain` (for the engine, itself).
 """
 
 from __future__ import annotations
@@ -35,22 +41,23 @@ def transaction(method: F) -> F:
     """Runs `method` as one transaction: all or nothing. Nested calls join the outer transaction."""
 
     @functools.wraps(method)
-    def run(self: "ChainState", *args, **kwargs):
-        if self._tx_depth:
+    def run(self, *args, **kwargs):
+        chain = self.chain
+        if chain._tx_depth:
             return method(self, *args, **kwargs)
-        snapshot = self._snapshot()
-        self._journal = {}
-        self._tx_depth = 1
+        snapshot = chain._snapshot()
+        chain._journal = {}
+        chain._tx_depth = 1
         try:
-            if self.auto_mine:
-                self.advance(self.block_time, 1)
+            if chain.auto_mine:
+                chain.advance(chain.block_time, 1)
             return method(self, *args, **kwargs)
         except BaseException:
-            self._restore(snapshot)
+            chain._restore(snapshot)
             raise
         finally:
-            self._tx_depth = 0
-            self._journal = None
+            chain._tx_depth = 0
+            chain._journal = None
 
     return run  # type: ignore[return-value]
 
@@ -72,13 +79,25 @@ class ChainState:
         # WAD price per market; 0 = never set (reading it raises InvalidPrice). Unused when the
         # chain has an oracle router (`oracle`, simulator/model/oracle_router.py): it serves them.
         self.prices: list[int] = []
-        self.oracle = None
+        self.oracle: Any = UnguardedOracle(self)
+        # The contracts on this chain besides the one built on it (see `add_contract`).
+        self._contracts: list[Any] = []
         self.events: list[Event] = []
         # False while no one reads the log (a driver's set-up blocks): events are not built.
         self.logging = True
         self._tx_depth = 0
         # Row -> saved values, while a transaction runs (see PerpEngine._writable_row).
         self._journal: dict[int, tuple] | None = None
+
+    @property
+    def chain(self) -> "ChainState":
+        """The chain a contract's transactions run on: for the contract built on it, itself."""
+        return self
+
+    def add_contract(self, contract: Any) -> None:
+        """Puts `contract` on this chain: its storage (its `_snapshot` and `_restore`) is part of
+        every transaction, so a revert anywhere restores it with the rest."""
+        self._contracts.append(contract)
 
     # --- time -------------------------------------------------------------------------------
 
@@ -92,7 +111,8 @@ class ChainState:
     # --- oracle -----------------------------------------------------------------------------
 
     def set_price(self, market_id: int, price: int) -> None:
-        """Sets the WAD price the engine reads for `market_id` when the chain has no oracle router."""
+        """Sets the WAD price the engine reads for `market_id` when the chain has no oracle router
+        (`UnguardedOracle` serves it)."""
         if not 0 <= market_id < len(self.prices):
             raise ValueError(f"no market {market_id}: create it first")
         if price <= 0:
@@ -102,12 +122,7 @@ class ChainState:
     def _price_of(self, market_id: int) -> int:
         """_priceOf / oracle.price(marketId): the router's price when the chain has one (its
         refusal raises its error), else the price `set_price` gave."""
-        if self.oracle is not None:
-            return self.oracle.price(market_id)
-        price = self.prices[market_id]
-        if price == 0:
-            raise InvalidPrice(market_id, 0)
-        return price
+        return self.oracle.price(market_id)
 
     # --- events -----------------------------------------------------------------------------
 
@@ -127,6 +142,7 @@ class ChainState:
             "timestamp": self.timestamp,
             "prices": list(self.prices),
             "events": len(self.events),
+            "contracts": [contract._snapshot() for contract in self._contracts],
         }
 
     def _restore(self, snapshot: dict) -> None:
@@ -134,3 +150,19 @@ class ChainState:
         self.timestamp = snapshot["timestamp"]
         self.prices[:] = snapshot["prices"]
         del self.events[snapshot["events"]:]
+        for contract, saved in zip(self._contracts, snapshot["contracts"]):
+            contract._restore(saved)
+
+
+class UnguardedOracle:
+    """The oracle of a chain without a router: `price` (as IOracleRouter.price) serves the price
+    `set_price` gave, with none of the router's guards; a price never set is InvalidPrice."""
+
+    def __init__(self, chain: ChainState):
+        self.chain = chain
+
+    def price(self, market_id: int) -> int:
+        price = self.chain.prices[market_id]
+        if price == 0:
+            raise InvalidPrice(market_id, 0)
+        return price

@@ -94,7 +94,11 @@ def fingerprint(protocol: Protocol) -> tuple:
         protocol.token_balance,
         protocol.vault,
         tuple(protocol.prices),
-        repr(sorted((m, w.start, w.used) for m, w in protocol.rate_windows.items())),
+        # The liquidation engine's storage.
+        repr(sorted((m, w.start, w.used) for m, w in protocol.liquidator.rate_windows.items())),
+        repr(sorted(protocol.liquidator._liquidation_params.items())),
+        tuple(sorted(protocol.liquidator.configured.items())),
+        (protocol.liquidator.owner, protocol.liquidator.pending_owner),
         len(protocol.events),
         protocol.block_number,
         protocol.timestamp,

@@ -1,12 +1,13 @@
-"""The vectorised views (health_all, health_of, liquidatable_accounts, adl_ranking) and the keepers'
-many-account views against their one-account-at-a-time definitions, on random books."""
+"""The vectorised views (health_all, health_of, liquidatable_accounts, liquidation_views.adl_ranking)
+and the keepers' many-account views against their one-account-at-a-time definitions, on random
+books."""
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from simulator.chain.deploy import AdlRanking, BadDebtPolicy
-from simulator.model import Protocol
+from simulator.model import Protocol, liquidation_views
 from simulator.model.errors import LengthMismatch, UnknownMarket
 from tests.model.helpers import as_list, books, health_by_loop, random_book
 
@@ -21,7 +22,7 @@ def reference_ranking(protocol: Protocol, market_id: int, side: int):
     ranking = AdlRanking(protocol.liquidation_params(market_id).ranking)
     ids, scores = [], []
     for account_id in protocol.account_ids:
-        eligible, _, _, score = protocol._candidate(account_id, market_id, side, price, ranking)
+        eligible, _, _, score = protocol.liquidator._candidate(account_id, market_id, side, price, ranking)
         if eligible:
             ids.append(account_id)
             scores.append(score)
@@ -79,8 +80,11 @@ def test_health_all_equals_health_of_each_account(book):
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(books(), st.sampled_from([0, 1]), st.sampled_from([1, -1]))
 def test_adl_ranking_equals_the_contracts_candidate_loop_and_sort(book, market_id, side):
+    """The mirror (one account at a time) and the model's vectorised view both."""
     protocol = build(*book)
-    assert protocol.adl_ranking(market_id, side) == reference_ranking(protocol, market_id, side)
+    expected = reference_ranking(protocol, market_id, side)
+    assert protocol.adl_ranking(market_id, side) == expected
+    assert liquidation_views.adl_ranking(protocol.liquidator, market_id, side) == expected
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -5,6 +5,7 @@ import pytest
 
 from simulator.chain.deploy import AdlRanking, BadDebtPolicy, MarketSpec
 from simulator.model import Protocol
+from simulator.model.liquidation_engine import LiquidationEngine
 from simulator.model import fixed_point as fp
 from simulator.model.errors import (
     AdlIneligible,
@@ -292,7 +293,7 @@ def test_rate_limit_window():
     protocol.settle_matched_fill(erin, CAROL, BTC, WAD, wad(100_000))
     protocol.set_price(BTC, wad(94_000))
     assert protocol.liquidate(ALICE, BTC) == WAD  # uses the whole window: $94,000
-    assert protocol.rate_windows[BTC].used == wad(94_000)
+    assert protocol.liquidator.rate_windows[BTC].used == wad(94_000)
     window_end = protocol.timestamp + 60
     protocol.advance(59)
     with pytest.raises(RateLimited) as info:
@@ -300,8 +301,78 @@ def test_rate_limit_window():
     assert info.value.inputs == {"marketId": BTC, "windowEnd": window_end}
     protocol.advance(1)
     assert protocol.liquidate(erin, BTC) == WAD
-    assert protocol.rate_windows[BTC].start == protocol.timestamp
+    assert protocol.liquidator.rate_windows[BTC].start == protocol.timestamp
     check_invariants(protocol)
+
+
+class _RevertAtEvent(Exception):
+    """Raised in place of an event: a revert at the end of a call, after all its writes."""
+
+
+def _revert_at(monkeypatch, protocol: Protocol, name: str, seen: dict) -> None:
+    """Makes the chain's event `name` raise, noting the state (`fingerprint`) at that point."""
+    emit = protocol._emit
+
+    def emit_or_revert(event_name, *values):
+        if event_name == name:
+            seen[name] = fingerprint(protocol)
+            raise _RevertAtEvent(name)
+        emit(event_name, *values)
+
+    monkeypatch.setattr(protocol, "_emit", emit_or_revert)
+
+
+def test_a_liquidation_reverting_after_its_writes_restores_both_engines(monkeypatch):
+    """One transaction spans the liquidation engine and the engine it calls: a revert after the fill,
+    the penalty, the deficit's settlement (engine) and the rate window's use (liquidation engine)
+    leaves the storage of both as it was."""
+    protocol = seed_book(BadDebtPolicy.NONE, rate_limit_notional=1_000_000, rate_limit_window=60)
+    protocol.set_price(BTC, wad(94_000))
+    before = fingerprint(protocol)
+    windows_before = dict(protocol.liquidator.rate_windows)
+    seen: dict = {}
+    _revert_at(monkeypatch, protocol, "Liquidation", seen)
+    with pytest.raises(_RevertAtEvent):
+        protocol.liquidate(ALICE, BTC)
+    # The writes were made (position closed, rate window used), then undone.
+    assert seen["Liquidation"] != before
+    assert protocol.liquidator.rate_windows == windows_before == {}
+    assert fingerprint(protocol) == before
+    monkeypatch.undo()
+    assert protocol.liquidate(ALICE, BTC) == WAD
+    assert protocol.get_position(ALICE, BTC) == (0, 0)
+    assert protocol.liquidator.rate_windows[BTC].used == wad(94_000)
+    check_invariants(protocol)
+
+
+def test_a_deleverage_reverting_after_its_fills_restores_both_engines(monkeypatch):
+    """As above for ADL: the fills with every counterparty and the deficit's settlement are undone."""
+    protocol = seed_book(BadDebtPolicy.ADL)
+    protocol.set_price(BTC, wad(85_000))
+    ranking, _ = protocol.adl_ranking(BTC, WAD)
+    before = fingerprint(protocol)
+    seen: dict = {}
+    _revert_at(monkeypatch, protocol, "Deleveraged", seen)
+    with pytest.raises(_RevertAtEvent):
+        protocol.deleverage(ALICE, BTC, ranking)
+    assert seen["Deleveraged"] != before
+    assert fingerprint(protocol) == before
+    assert protocol.adl_required(ALICE, BTC)
+    monkeypatch.undo()
+    protocol.deleverage(ALICE, BTC, ranking)
+    assert protocol.get_position(ALICE, BTC) == (0, 0)
+    check_invariants(protocol)
+
+
+def test_protocol_forwards_every_external_function_of_the_liquidation_engine():
+    """`Protocol` drives the liquidation engine it deploys (`liquidator`) through the same names:
+    each public function of the model's LiquidationEngine is forwarded, none is missing."""
+    public = [name for name, value in vars(LiquidationEngine).items() if callable(value) and not name.startswith("_")]
+    assert "liquidate_account" in public and "adl_ranking" in public
+    for name in public:
+        assert getattr(Protocol, name).__wrapped__ is getattr(LiquidationEngine, name), name
+    protocol = seed_book(BadDebtPolicy.ADL)
+    assert protocol.liquidator.engine is protocol and protocol.liquidator.chain is protocol
 
 
 def test_pro_rata_adl_with_the_remainder_rule():

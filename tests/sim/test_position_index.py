@@ -161,7 +161,7 @@ def test_adl_required_many_fast_view_answers_as_the_mirror(accounts, btc, eth, s
     pairs = [(a, m) for a in ids + [exchange.vault_id] for m in (BTC, ETH)]
     accounts_, markets = [a for a, _ in pairs], [m for _, m in pairs]
     expected = protocol.adl_required_many(accounts_, markets)
-    assert liquidation_views.adl_required_many(protocol, accounts_, markets) == expected
+    assert liquidation_views.adl_required_many(protocol.liquidator, accounts_, markets) == expected
     assert exchange.adl_required(pairs) == expected
 
 

@@ -167,10 +167,10 @@ def haircut_book(env) -> tuple[Twin, int, int]:
         probe.settle_matched_fill(bob_id, alice_id, 0, WAD, entry)
         probe.prices[0] = price
         lp = probe.liquidation_params(0)
-        plan = probe._plan(alice_id, 0, MAX_UINT, lp)
+        plan = probe.liquidator._plan(alice_id, 0, MAX_UINT, lp)
         winners = sorted((bob_id, carol_id))
-        takes = probe._pro_rata_takes(alice_id, 0, plan, winners, WAD, lp.ranking)
-        upnls = [int(probe._candidate(w, 0, plan.position_size, price, lp.ranking)[2]) for w in winners]
+        takes = probe.liquidator._pro_rata_takes(alice_id, 0, plan, winners, WAD, lp.ranking)
+        upnls = [int(probe.liquidator._candidate(w, 0, plan.position_size, price, lp.ranking)[2]) for w in winners]
         deficit = LiquidationMath.adl_deficit(plan.position_size, price, probe.bankruptcy_price_of(alice_id, 0))
         k = winners.index(bob_id)
         return fp.mul_div_up(deficit, upnls[k], sum(upnls)), price * takes[k] // WAD

@@ -674,7 +674,7 @@ class Twin:
         check("badDebt", next(results), model.bad_debt)
         check("balanceSheet", next(results), model.balance_sheet())
         for m in markets:
-            window = model.rate_windows.get(m)
+            window = model.liquidator.rate_windows.get(m)
             check(f"rateWindows({m})", next(results), (window.start, window.used) if window else (0, 0))
         for i in ids:
             check(f"collateralOf({i:#x})", next(results), model.collateral_of(i))
