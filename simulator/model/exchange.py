@@ -1,8 +1,9 @@
 """The numpy model as the simulator's exchange: the same actions as the chain backend, executed on
 `Protocol` in the same blocks at the same timestamps, answering with the same events and errors.
 
-What the model leaves out is the oracle router: a pushed answer becomes the engine's price at
-once, with no heartbeat or circuit breaker (runs whose scenario trips a breaker differ)."""
+Prices go through the oracle router's mirror (simulator/model/oracle_router.py: its feeds,
+heartbeat, deviation breaker and cooldown), as they go through the router on chain, so runs whose
+scenario trips a breaker or lets a price go stale agree too."""
 
 from __future__ import annotations
 
