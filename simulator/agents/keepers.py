@@ -161,9 +161,10 @@ class Keepers:
 
     def adl_required(self, exchange: Exchange, reads: Exchange | PositionIndex, scan: HealthScan,
                       state: Snapshot | None, pairs: list[tuple[int, int]]) -> list[bool]:
-        """`exchange.adl_required(pairs)`, the chain asked only about the pairs `beyond_any_fill`
-        cannot settle from the highest value the scan allows each account. With a price refused every pair is asked: the view's chunks revert whole, so
-        which pairs share a chunk matters then."""
+        """`exchange.adl_required(pairs)`, the exchange asked only about the pairs `beyond_any_fill`
+        cannot settle from the highest value the scan allows each account. With a price refused
+        every pair is asked: the view's chunks revert whole, so which pairs share a chunk matters
+        then."""
         if state is None or any(state.price_status) or not any(self.fill_free_adl[m] for _, m in pairs):
             return exchange.adl_required(pairs)
         # The highest the account's value can be: beyond any fill at that value, beyond at the
