@@ -330,7 +330,9 @@ def run_scenario(
     except OSError as exc:
         raise OutputError(out_dir, f"{exc.strerror or exc} (the run {status} after {completed_steps} steps)") from None
     report_path, rendering = None, 0.0
-    if metrics.series and render:
+    # An interrupt can land after a step's row is recorded but before the step counts as completed:
+    # the report charts completed steps only.
+    if metrics.series and completed_steps and render:
         began = time.perf_counter()
         report_path = render_report(out_dir)
         rendering = time.perf_counter() - began

@@ -313,6 +313,27 @@ def test_a_run_whose_every_opening_position_is_rejected_stops(tmp_path):
     assert summary["error"].startswith("every opening position was rejected (")
 
 
+
+def test_an_interrupt_before_the_first_step_completes_leaves_no_report_and_no_error(tmp_path, monkeypatch):
+    """Ctrl-C landing after step 0's row is recorded but before the step counts: the run is
+    interrupted after 0 steps, with no report to render (it used to fail rendering one, so the
+    command exited 1 instead of 130)."""
+    from tests.golden import model_exchange
+    from simulator.runner import run_scenario
+    from simulator.scenarios import with_overrides
+
+    record_step = Metrics.record_step
+
+    def interrupted(self, *args, **kwargs):
+        record_step(self, *args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Metrics, "record_step", interrupted)
+    scenario = with_overrides(load_scenario("calm"), accounts=20, mode="model")
+    result = run_scenario(scenario, tmp_path, model_exchange)
+    assert result.summary["status"] == "interrupted" and result.summary["steps"] == 0
+    assert result.report is None and not (tmp_path / "report.html").exists()
+
 # --- the sweep: section, checked by run too ------------------------------------------------------------
 
 
