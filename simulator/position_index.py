@@ -60,6 +60,12 @@ class PositionIndex:
                                       dtype=object) for name in FIELDS}
         self._float = {name: np.zeros((capacity, n_markets) if name not in ("collateral", "fund_reserve") else capacity)
                        for name in FIELDS}
+        # Per row, the parts of the screen's sums that change only when the row does (`_store`):
+        # the value's terms that do not move with the market, their magnitude, |size| and which
+        # markets it holds. A screen adds what moves with prices and indices as matrix products.
+        self._terms = {"base": np.zeros(capacity), "base_magnitude": np.zeros(capacity),
+                       "abs_size": np.zeros((capacity, n_markets)), "held": np.zeros((capacity, n_markets), dtype=bool),
+                       "holds": np.zeros(capacity, dtype=bool)}
         self._dirty: set[int] = set()
         self._ids_view: list[int] | None = None
         self._last_snapshot: Snapshot | None = None
@@ -67,6 +73,9 @@ class PositionIndex:
         self._last_rows = np.zeros(0, dtype=np.intp)  # the index row of each of the last scan's accounts
         self._last_held = np.zeros((0, n_markets), dtype=bool)  # and the markets each of them holds
         self.tiers = [tuple(np.array(part, dtype=float) for part in exchange.tiers(m)) for m in range(n_markets)]
+        self._first_mmr = np.array([mmrs[0] for _, mmrs, _ in self.tiers]) / 1e18
+        self._max_mmr = np.array([mmrs.max() for _, mmrs, _ in self.tiers]) / 1e18
+        self._max_deduction = np.array([deductions.max() for _, _, deductions in self.tiers])
         self.rows_read = 0  # account rows read back from the exchange, over the run
         self.confirmed = 0  # accounts whose health was asked exactly, over the run
 
@@ -111,7 +120,7 @@ class PositionIndex:
             return
         row = len(self.ids)
         if row == len(self._exact["collateral"]):
-            for table in (self._exact, self._float):
+            for table in (self._exact, self._float, self._terms):
                 for name, array in table.items():
                     bigger = np.zeros((2 * row,) + array.shape[1:], dtype=array.dtype)
                     bigger[:row] = array
@@ -136,6 +145,25 @@ class PositionIndex:
             exact = np.array(values, dtype=object).reshape(len(ids), n)
             self._exact[name][rows] = exact
             self._float[name][rows] = exact.astype(float)
+        self._store_terms(rows)
+
+    def _store_terms(self, rows: np.ndarray) -> None:
+        """The screen's per-row terms of `rows`, from their float fields. An account's value is
+        collateral + sum over markets of (size * (price - fundingIndexNow) - openNotional
+        + size * fundingIndex - |size| * (socialLossIndexNow - socialLossIndex)) / WAD: `base`
+        holds the terms without the market's price and indices, `base_magnitude` the sum of their
+        magnitudes (for the margin)."""
+        f = self._float
+        size, funding, social = f["size"][rows], f["funding_index"][rows], f["social_loss_index"][rows]
+        open_notional, collateral = f["open_notional"][rows], f["collateral"][rows]
+        abs_size = np.abs(size)
+        self._terms["base"][rows] = (collateral - open_notional.sum(axis=1) + (size * funding).sum(axis=1) / 1e18
+                                     + (abs_size * social).sum(axis=1) / 1e18)
+        self._terms["base_magnitude"][rows] = (np.abs(collateral) + np.abs(open_notional).sum(axis=1)
+                                               + (abs_size * (np.abs(funding) + np.abs(social))).sum(axis=1) / 1e18)
+        self._terms["abs_size"][rows] = abs_size
+        self._terms["held"][rows] = size != 0
+        self._terms["holds"][rows] = abs_size.sum(axis=1) != 0
 
     # -- exact reads for the agents: the state after the last block, as the exchange's views give it -- #
 
@@ -160,45 +188,55 @@ class PositionIndex:
     def screen(self, snapshot: Snapshot, timestamp: int) -> HealthScan:
         """Every account's value and maintenance margin in float64 (WAD units), with the margin
         each is known to within; accounts holding a market whose price is refused are left out, as
-        the chain's health views refuse them."""
+        the chain's health views refuse them.
+
+        value = base + size @ (price - fundingIndexNow) / WAD - |size| @ socialLossIndexNow / WAD
+        (`_store_terms`); MM = notional @ the first tier's rate, plus each tier above it for the few
+        accounts whose notional reaches it. The margin is SCREEN_TOLERANCE times the sum of the
+        magnitudes of every term (|fundingIndexNow - fundingIndex| bounded by the sum of both),
+        plus SCREEN_FLOOR."""
         self.refresh()
         n = len(self.ids)
-        f = self._float
-        size, notional_open = f["size"][:n], f["open_notional"][:n]
-        value = f["collateral"][:n].copy()
-        magnitude = np.abs(value)
-        mm = np.zeros(n)
-        held = size != 0
-        included = np.ones(n, dtype=bool)
-        for m in range(self.n_markets):
-            if not held[:, m].any():
-                continue
-            price = snapshot.prices[m]
-            if price == 0:  # refused: accounts holding it cannot be judged now
-                included &= ~held[:, m]
-                continue
-            s = size[:, m]
-            abs_s = np.abs(s)
-            index_now = FundingMath.accrue(snapshot.funding_index[m], snapshot.funding_rate[m], price,
-                                           timestamp - snapshot.last_funding_time[m])
-            funding_gap = float(index_now) - f["funding_index"][:n, m]
-            social_gap = float(snapshot.social_loss_index[m]) - f["social_loss_index"][:n, m]
-            notional = abs_s * (price / 1e18)
-            value += (s * (price / 1e18) - notional_open[:, m]) - s * funding_gap / 1e18 - abs_s * social_gap / 1e18
-            magnitude += (notional + np.abs(notional_open[:, m]) + abs_s * np.abs(funding_gap) / 1e18
-                          + abs_s * np.abs(social_gap) / 1e18 + abs_s * float(index_now) / 1e18)
+        terms = self._terms
+        size, abs_size = self._float["size"][:n], terms["abs_size"][:n]
+        holders = np.ones(n) @ abs_size > 0  # (matrix products: numpy's reductions along an axis are slower)
+        prices = np.array([float(p) for p in snapshot.prices])
+        refused = holders & (prices == 0)
+        live = holders & (prices != 0)
+        index_now = np.zeros(self.n_markets)
+        for m in np.flatnonzero(live).tolist():
+            index_now[m] = float(FundingMath.accrue(snapshot.funding_index[m], snapshot.funding_rate[m],
+                                                    snapshot.prices[m], timestamp - snapshot.last_funding_time[m]))
+        social = np.where(live, [float(x) for x in snapshot.social_loss_index], 0.0)
+        price = np.where(live, prices, 0.0) / 1e18
+        value = terms["base"][:n] + size @ (price - index_now / 1e18) - abs_size @ (social / 1e18)
+        mm = abs_size @ (price * self._first_mmr)
+        for m in np.flatnonzero(live).tolist():
             floors, mmrs, deductions = self.tiers[m]
-            tier = np.searchsorted(floors, notional, side="right") - 1
-            mm += np.where(held[:, m], notional * mmrs[np.maximum(tier, 0)] / 1e18 - deductions[np.maximum(tier, 0)], 0.0)
-            magnitude += notional * mmrs.max() / 1e18 + deductions.max()
+            if len(floors) > 1:  # the accounts whose notional reaches a higher tier
+                above = np.flatnonzero(abs_size[:, m] * price[m] >= floors[1])
+                if len(above):
+                    notional = abs_size[above, m] * price[m]
+                    tier = np.searchsorted(floors, notional, side="right") - 1
+                    mm[above] += notional * (mmrs[tier] / 1e18 - self._first_mmr[m]) - deductions[tier]
+        weights = np.where(live, price * (1 + self._max_mmr) + (2 * np.abs(index_now) + np.abs(social)) / 1e18, 0.0)
+        magnitude = terms["base_magnitude"][:n] + abs_size @ weights + self._max_deduction[live].sum()
         margin = SCREEN_TOLERANCE * magnitude + SCREEN_FLOOR
-        keep = np.flatnonzero(included)
-        ids = [self.ids[i] for i in keep.tolist()] if len(keep) != n else self._all_ids()
+        held = terms["held"][:n]
+        if refused.any():
+            keep = np.flatnonzero(abs_size @ refused.astype(float) == 0)
+            ids = [self.ids[i] for i in keep.tolist()]
+            self._last_held = held[keep]
+            value, mm, margin = value[keep], mm[keep], margin[keep]
+        else:
+            keep = np.arange(n)
+            ids = self._all_ids()
+            self._last_held = held.copy()  # which markets each screened account holds (`at_risk`)
+        holds = terms["holds"][keep] if len(keep) != n else terms["holds"][:n].copy()
         self._last_snapshot = snapshot
         self._last_rows = keep
-        self._last_held = held[keep]  # which markets each screened account holds (`at_risk`)
-        self._last_scan = HealthScan(ids=ids, values=value[keep], mms=mm[keep], margins=margin[keep],
-                                     holds=self._last_held.any(axis=1), confirm=self._confirm)
+        self._last_scan = HealthScan(ids=ids, values=value, mms=mm, margins=margin, holds=holds,
+                                     confirm=self._confirm)
         return self._last_scan
 
     def at_risk(self, scan: HealthScan, multiple: float) -> list[int]:
