@@ -93,13 +93,15 @@ PERCENT = {"crash_window_share", "long_share", "adl_to_liquidated", "adl_profita
            "underwater_share", "underwater_equity_to_liquidated", "accounts_hit_share", "liquidated_oi_share"}
 
 
-def compute_facts(run_dir: Path, window: Optional[tuple[int, int]] = None) -> dict:
-    """The stylized facts of the run in `run_dir` (a dict of figures; None where undefined)."""
+def compute_facts(run_dir: Path, window: Optional[tuple[int, int]] = None, read: Optional[tuple] = None) -> dict:
+    """The stylized facts of the run in `run_dir` (a dict of figures; None where undefined).
+    `read`: the folder's (summary, series, events) as `read_run` gave them, when the caller has
+    read them already (the report)."""
     from simulator.report import ReportError, read_run
 
     run_dir = Path(run_dir)
     try:
-        summary, series, events = read_run(run_dir)
+        summary, series, events = read if read is not None else read_run(run_dir)
     except ReportError as exc:
         raise FactsError(run_dir, exc.user_message.split(": ", 1)[-1]) from None
     except (OSError, ValueError) as exc:

@@ -817,7 +817,7 @@ def _page(run: _Run, out_dir: Path) -> str:
 <section id="timeline"><h2>Over time</h2>{charts}</section>
 <section id="who-paid"><h2>Who paid</h2>{who_paid}</section>
 <section id="scenario"><h2>Scenario</h2>{_scenario_section(out_dir)}</section>
-<section id="facts"><h2>Stylized facts</h2>{_facts_section(out_dir)}</section>
+<section id="facts"><h2>Stylized facts</h2>{_facts_section(out_dir, run)}</section>
 <section id="summary"><h2>Summary</h2><table>{summary_rows}</table></section>
 <p class="note" id="data">Data in this folder: <a href="summary.json">summary.json</a>, <a href="timeseries.csv">timeseries.csv</a>
 (per step and market), <a href="events.jsonl">events.jsonl</a> (liquidations, ADL, bad debt, breaker trips),
@@ -828,12 +828,12 @@ def _page(run: _Run, out_dir: Path) -> str:
 """
 
 
-def _facts_section(out_dir: Path) -> str:
+def _facts_section(out_dir: Path, run: _Run) -> str:
     """The `perpsim facts` table (simulator/facts.py): the figures held against 10 Oct 2025."""
     from simulator.facts import FactsError, compute_facts, fact_rows
 
     try:
-        rows = fact_rows(compute_facts(out_dir))
+        rows = fact_rows(compute_facts(out_dir, read=(run.summary, run.series, run.events)))
     except (FactsError, KeyError, ValueError, ZeroDivisionError) as exc:
         return f'<p class="note">No facts for this run: {html.escape(str(exc))}</p>'
     body = "".join(f"<tr><th>{html.escape(label)}</th><td class='num'>{html.escape(value)}</td><td>{html.escape(band)}</td>"
