@@ -9,7 +9,9 @@ from typing import Sequence
 
 from simulator.exchange import Action, Deleverage, Exchange, HealthScan, Liquidate, Snapshot, position_sizes
 from simulator.market_spec import AdlRanking, BadDebtPolicy, MarketSpec
+from simulator.model.depth import IMPACT_AT_DEPTH
 from simulator.position_index import PositionIndex, Winner
+from simulator.units import wad
 
 # The order in which keepers liquidate a cross account's legs within a block: by market id, or
 # the leg with the largest unrealised loss first (closing a profitable hedge first can restore the
@@ -38,6 +40,35 @@ def beyond_any_fill(value: int | float, fund_for: int, size: int, book_consumed:
     closing_buys = size < 0
     walked_back = book_consumed < 0 if closing_buys else book_consumed > 0
     return value < 0 and -value > fund_for + ROUNDING_ROOM and not walked_back
+
+
+def clear_of_any_fill(value: int | float, fund_for: int, size: int, price: int, depth2pct: int, book_consumed: int,
+                      max_impact: int) -> bool:
+    """Whether `adlRequired` surely answers False for a liquidatable position of `size` in a market
+    whose policy is ADL and which has no rate limit, from its account's `value` (or the lowest it
+    can be), what the fund can pay for it (`fund_for`), and the market's oracle `price`, depth,
+    `book_consumed` and `max_impact` (WAD), all read at the same state, with no price refused.
+
+    When the book can take the whole position (its notional within what is left of the book in
+    the closing direction), `_plan` fills a slice or the whole position and never ends in the void:
+    a slice that worsens health escalates to the whole position, which the book, the rate limit
+    (none) and the caller (no maximum) allow. It answers USE_ADL only when valueAfter < -fund. The
+    fill's loss against the oracle price is at most its notional times the average impact of the
+    walk, the impact at the walk's midpoint: |consumed + consumedAfter| / 2 <= |consumed| + half
+    the position's notional, 2% per `depth2pct`. A value above -fund by more than that loss (give or take ROUNDING_ROOM and a
+    billionth for the float math) needs no ADL whatever the fill. Both sides of every comparison
+    are bounded conservatively, so a position near either edge is left to the contract."""
+    if depth2pct == 0:
+        return False
+    closing_buys = size < 0
+    notional = abs(size) * (price / 1e18)
+    edge = depth2pct * (max_impact / IMPACT_AT_DEPTH)
+    room = edge - book_consumed if closing_buys else edge + book_consumed
+    if notional * (1 + 1e-9) + ROUNDING_ROOM > room * (1 - 1e-9):
+        return False
+    loss = notional * (IMPACT_AT_DEPTH / 1e18) * (abs(book_consumed) + notional / 2) / depth2pct
+    slack = 1e-9 * (abs(value) + fund_for + loss) + ROUNDING_ROOM
+    return value + fund_for - loss > slack
 
 
 def drain_count(sizes: Sequence[int], values: Sequence[int], size: int) -> int:
@@ -100,21 +131,25 @@ class Keepers:
     either paid for by penalties or goes to ADL."""
 
     def __init__(self, rankings: list[AdlRanking], leg_order: str = "market_id",
-                 fill_free_adl: Sequence[bool] | None = None):
+                 fill_free_adl: Sequence[bool] | None = None, max_impacts: Sequence[int] | None = None):
         if leg_order not in LEG_ORDERS:
             raise ValueError(f"leg_order must be one of {', '.join(LEG_ORDERS)}, not {leg_order!r}")
         self.rankings = rankings
         self.leg_order = leg_order
         # Per market: its policy is ADL and it has no rate limit, so `beyond_any_fill` can answer.
         self.fill_free_adl = list(fill_free_adl) if fill_free_adl is not None else [False] * len(rankings)
+        # Per market, the book's maxImpact (WAD), for `clear_of_any_fill`; None: every "no" is asked.
+        self.max_impacts = list(max_impacts) if max_impacts is not None else None
         self.held = 0  # liquidations held back by the fund budget, over the run
-        self.settled = 0  # `adlRequired` answers `beyond_any_fill` gave without asking, over the run
+        self.settled = 0  # `adlRequired` answers the keepers gave without asking, over the run
+        self.cleared = 0  # of which False (`clear_of_any_fill`)
 
     @classmethod
     def for_markets(cls, specs: Sequence[MarketSpec], leg_order: str = "market_id") -> "Keepers":
         """Keepers of markets with these specifications (their rankings, policies and rate limits)."""
         return cls([spec.ranking for spec in specs], leg_order,
-                   [spec.policy == BadDebtPolicy.ADL and not spec.rate_limit_notional for spec in specs])
+                   [spec.policy == BadDebtPolicy.ADL and not spec.rate_limit_notional for spec in specs],
+                   [wad(spec.max_impact) for spec in specs])
 
     def plan(self, exchange: Exchange, scan: HealthScan, state: Snapshot | None = None,
              index: PositionIndex | None = None) -> list[Action]:
@@ -161,27 +196,37 @@ class Keepers:
 
     def adl_required(self, exchange: Exchange, reads: Exchange | PositionIndex, scan: HealthScan,
                       state: Snapshot | None, pairs: list[tuple[int, int]]) -> list[bool]:
-        """`exchange.adl_required(pairs)`, the exchange asked only about the pairs `beyond_any_fill`
-        cannot settle from the highest value the scan allows each account. With a price refused
-        every pair is asked: the view's chunks revert whole, so which pairs share a chunk matters
-        then."""
+        """`exchange.adl_required(pairs)`, the exchange asked only about the pairs the scan's value
+        bounds cannot settle: `beyond_any_fill` from the highest value the scan allows an account,
+        `clear_of_any_fill` from the lowest (with the markets' maxImpact known). With a price
+        refused every pair is asked: the view's chunks revert whole, so which pairs share a chunk
+        matters then."""
         if state is None or any(state.price_status) or not any(self.fill_free_adl[m] for _, m in pairs):
             return exchange.adl_required(pairs)
-        # The highest the account's value can be: beyond any fill at that value, beyond at the
-        # exact one (no exact health is asked; a pair the bound cannot settle is asked instead).
-        highest = {a: scan.value_bounds(a)[1] for a in dict.fromkeys(a for a, m in pairs if self.fill_free_adl[m])}
-        underwater = [a for a, value in highest.items() if value < 0]
-        settled: set[tuple[int, int]] = set()
-        if underwater:
-            fund_for = {a: state.insurance_fund + r for a, r in zip(underwater, reads.fund_reserves(underwater))}
-            deep = [(a, m) for a, m in pairs if a in fund_for and self.fill_free_adl[m]]
-            sizes = position_sizes(reads, deep)
-            settled = {(a, m) for a, m in deep
-                       if beyond_any_fill(highest[a], fund_for[a], sizes[a, m], state.book_consumed[m])}
+        # No exact health is asked: a pair the bounds cannot settle is asked instead.
+        free = [(a, m) for a, m in pairs if self.fill_free_adl[m]]
+        accounts = list(dict.fromkeys(a for a, _ in free))
+        bounds = {a: scan.value_bounds(a) for a in accounts}
+        if self.max_impacts is None:  # only "ADL" can be settled: only the accounts that may be under water
+            accounts = [a for a in accounts if bounds[a][1] < 0]
+            free = [(a, m) for a, m in free if bounds[a][1] < 0]
+        settled: dict[tuple[int, int], bool] = {}
+        if free:
+            fund_for = {a: state.insurance_fund + r for a, r in zip(accounts, reads.fund_reserves(accounts))}
+            sizes = position_sizes(reads, free)
+            for a, m in free:
+                low, high = bounds[a]
+                if beyond_any_fill(high, fund_for[a], sizes[a, m], state.book_consumed[m]):
+                    settled[a, m] = True
+                elif self.max_impacts is not None and clear_of_any_fill(
+                        low, fund_for[a], sizes[a, m], state.prices[m], state.depth2pct[m], state.book_consumed[m],
+                        self.max_impacts[m]):
+                    settled[a, m] = False
         self.settled += len(settled)
+        self.cleared += sum(1 for answer in settled.values() if not answer)
         asked = [pair for pair in pairs if pair not in settled]
         answers = dict(zip(asked, exchange.adl_required(asked))) if asked else {}
-        return [pair in settled or answers[pair] for pair in pairs]
+        return [settled[pair] if pair in settled else answers[pair] for pair in pairs]
 
     @staticmethod
     def _losing_legs_first(exchange: Exchange, pairs: list[tuple[int, int]]) -> list[tuple[int, int]]:

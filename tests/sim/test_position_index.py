@@ -4,16 +4,18 @@ ranking is the contract's, and a change it missed is named."""
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import replace
 
 import pytest
-from hypothesis import event, example, given, settings
+from hypothesis import assume, event, example, given, settings
 from hypothesis import strategies as st
 
-from simulator.agents.keepers import ROUNDING_ROOM, Keepers
+from simulator.agents.keepers import ROUNDING_ROOM, Keepers, clear_of_any_fill
 from simulator.chain.deploy import AdlRanking, BadDebtPolicy, MarketSpec
 from simulator.exchange import Liquidate
 from simulator.model import liquidation_views
+from simulator.model.errors import BookExhausted
 from simulator.model.exchange import ModelExchange
 from simulator.position_index import IndexMismatch, PositionIndex
 from simulator.units import WAD, wad
@@ -200,8 +202,124 @@ def test_keepers_settle_adl_answers_as_the_mirror(accounts, btc, depth, rate_lim
     keepers = Keepers.for_markets([btc_spec, SPECS[ETH]])
     assert keepers.adl_required(exchange, exchange, scan, exchange.snapshot(), pairs) == exchange.adl_required(pairs)
     event("some answers settled by the keepers" if keepers.settled else "every answer asked")
+    if keepers.cleared:
+        event("some 'no ADL' answers settled by the keepers")
+    if keepers.settled > keepers.cleared:
+        event("some 'ADL' answers settled by the keepers")
     if rate_limited:
         assert keepers.settled == 0
+
+
+@settings(max_examples=examples(100))
+@given(accounts=st.lists(account, min_size=2, max_size=8), btc=st.integers(60_000, 140_000),
+       depth=st.sampled_from([10**9, 5_000_000, 1_000_000, 300_000, 60_000, 20_000]),
+       walked=st.integers(-60, 60), fund_usd=st.integers(0, 20_000),
+       edge=st.none() | st.sampled_from([-1e-3, -1e-9, 0.0, 1e-9, 1e-6, 1e-3]))
+def test_keepers_clear_an_account_only_when_the_mirror_needs_no_adl(accounts, btc, depth, walked, fund_usd, edge):
+    """`clear_of_any_fill` answers "no ADL" for a liquidatable position only where the mirror's
+    `adlRequired` says so: on books from deep to nearly void, walked either way earlier in the
+    block, with slices and escalations to the whole position, and with the fund set around the
+    rule's own boundary for one account (`edge`: the fund at which the rule starts to clear it,
+    moved by that fraction)."""
+    btc_spec = replace(SPECS[BTC], policy=BadDebtPolicy.ADL, slice_threshold=100_000, slice_fraction="0.5")
+    exchange, ids = book(accounts, [btc_spec, SPECS[ETH]])
+    protocol = exchange.protocol
+    protocol.set_price(BTC, wad(btc))
+    protocol.set_depth(BTC, depth * WAD)
+    if walked:  # another taker walks the book first in this block (not past its end)
+        protocol.fund(0xB0B, 10**7)
+        with contextlib.suppress(BookExhausted):
+            protocol.open_position(0xB0B, BTC, walked * WAD // 40)
+    protocol.insurance_fund = fund_usd * WAD
+    state = exchange.snapshot()
+    price, consumed, max_impact = state.prices[BTC], state.book_consumed[BTC], wad(btc_spec.max_impact)
+
+    def cleared(account: int) -> bool:
+        fund_for = protocol.insurance_fund + protocol.fund_reserve_of(account)
+        return clear_of_any_fill(protocol.health(account)[0], fund_for, protocol.position_of(account, BTC)[0], price,
+                                 state.depth2pct[BTC], consumed, max_impact)
+
+    liquidatable = [a for a in ids if protocol.position_of(a, BTC)[0] and protocol.is_account_liquidatable(a)]
+    if edge is not None and liquidatable:
+        # The smallest fund at which the rule clears the first account, found by bisection, then moved.
+        account, low, high = liquidatable[0], 0, 10**30
+        protocol.insurance_fund = high
+        if cleared(account):
+            while high - low > 1:
+                protocol.insurance_fund = (low + high) // 2
+                low, high = (low, protocol.insurance_fund) if cleared(account) else (protocol.insurance_fund, high)
+            protocol.insurance_fund = max(int(high * (1 + edge)), 0)
+    for account in liquidatable:
+        if cleared(account):
+            event("cleared by the keepers' rule")
+            assert protocol.adl_required(account, BTC) is False
+        else:
+            event("left to the contract")
+
+
+@settings(max_examples=examples(60))
+@given(side=st.sampled_from([1, -1]), quarters=st.integers(1, 40), percent=st.integers(11, 60),
+       depth=st.sampled_from([5_000_000, 1_000_000, 300_000]), walk=st.integers(-12, 12),
+       fund_usd=st.sampled_from([0, 500, 5_000]))
+def test_keepers_clear_a_whole_close_up_to_the_mirrors_boundary(side, quarters, percent, depth, walk, fund_usd):
+    """A position closed whole (no slicing), at every oracle price: where `clear_of_any_fill`
+    clears it the mirror's `adlRequired` says no ADL (the rule's boundary price is on the safe side
+    of the mirror's), and unless the book was walked the other way earlier in the block (a better
+    fill the rule does not count on) the rule's boundary is the mirror's to a millionth of the price:
+    its loss bound is the fill's loss, not a multiple of it."""
+    spec = replace(SPECS[BTC], policy=BadDebtPolicy.ADL, slice_threshold=10**12)
+    exchange, ids = book([(percent, side * quarters, 0)], [spec, SPECS[ETH]])
+    protocol = exchange.protocol
+    protocol.advance(1, 1)  # a block of its own: nothing walked in it yet
+    protocol.set_depth(BTC, depth * WAD)
+    if walk:  # another taker walks the book first in this block
+        protocol.fund(0xB0B, 10**7)
+        protocol.open_position(0xB0B, BTC, walk * WAD // 40)
+    protocol.insurance_fund = fund_usd * WAD
+    account, consumed = ids[0], exchange.snapshot().book_consumed[BTC]  # this block's
+    size = protocol.position_of(account, BTC)[0]
+
+    # Prices as 8-decimal oracle answers (what the oracle can give), WAD = answer * 10**10.
+    def worse(answer: int) -> int:
+        """An answer further against the position."""
+        return answer - answer // 2 if side > 0 else answer + answer // 2
+
+    def answers(answer: int) -> tuple[bool, bool, bool]:
+        price = answer * 10**10
+        protocol.set_price(BTC, price)
+        fund_for = protocol.insurance_fund + protocol.fund_reserve_of(account)
+        cleared = clear_of_any_fill(protocol.health(account)[0], fund_for, size, price, depth * WAD, consumed,
+                                    wad(spec.max_impact))
+        liquidatable = protocol.is_account_liquidatable(account)
+        return liquidatable, cleared, liquidatable and protocol.adl_required(account, BTC)
+
+    def boundary(holds, good: int, bad: int) -> int:
+        """The price nearest `bad` at which `holds` still holds, between `good` (holds) and `bad`."""
+        while abs(good - bad) > 1:
+            middle = (good + bad) // 2
+            good, bad = (middle, bad) if holds(middle) else (good, middle)
+        return good
+
+    safe = deep = 100_000 * 10**8
+    for _ in range(8):  # far enough against the position that ADL is needed
+        deep = worse(deep)
+        if answers(deep)[2]:
+            break
+    assume(answers(deep)[2] and not answers(safe)[0])
+    needs_no_adl = boundary(lambda price: not answers(price)[2], safe, deep)
+    liquidatable = boundary(lambda price: answers(price)[0], deep, safe)
+    cleared = [price for price in (liquidatable, (liquidatable + needs_no_adl) // 2, needs_no_adl) if answers(price)[1]]
+    for price in cleared:
+        assert not answers(price)[2], price
+    rule = boundary(lambda price: answers(price)[1], liquidatable, deep) if answers(liquidatable)[1] else None
+    if rule is not None:
+        assert (rule >= needs_no_adl) if side > 0 else (rule <= needs_no_adl)
+        walked_back = consumed > 0 if side > 0 else consumed < 0  # the closing fill would be better for it
+        if not walked_back:
+            event("boundary compared")
+            assert abs(rule - needs_no_adl) <= needs_no_adl // 10**6
+    else:
+        event("never cleared")
 
 
 @settings(max_examples=examples(40))
