@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import numpy as np
-from eth_hash.auto import keccak
+from sha3 import keccak_256
 
 from simulator.agents.keepers import Keepers
 from simulator.agents.traders import WARNING_MULTIPLE, Entry, TraderAccount, TraderAgents
@@ -58,8 +58,8 @@ class RunResult:
 def trader_address(seed: int, index: int) -> str:
     """A trader's address: the last 20 bytes of keccak("perpsim-trader-<seed>-<index>"), EIP-55
     checksummed (a letter is upper case where the keccak of the lower-case hex has a nibble >= 8)."""
-    raw = keccak(f"perpsim-trader-{seed}-{index}".encode())[12:].hex()
-    nibbles = keccak(raw.encode()).hex()
+    raw = keccak_256(f"perpsim-trader-{seed}-{index}".encode()).digest()[12:].hex()
+    nibbles = keccak_256(raw.encode()).hexdigest()
     return "0x" + "".join(c.upper() if n >= "8" else c for c, n in zip(raw, nibbles))
 
 

@@ -216,3 +216,15 @@ def test_every_population_opens_within_its_margin(
     held = population.markets_held().sum(axis=1)
     assert np.all(held[population.isolated] == 1) and np.all(held >= 1) and np.all(held <= markets_per_account)
     np.testing.assert_allclose(population.notional_usd[population.hedged].sum(axis=1), 0, atol=1e-6)
+
+
+def test_trader_address_is_the_checksummed_keccak_of_its_name():
+    """A trader's address is the EIP-55 checksum of the last 20 bytes of keccak-256 of
+    "perpsim-trader-<seed>-<index>" (the runner's own hash and checksum against eth-utils')."""
+    from eth_utils import keccak, to_checksum_address
+
+    from simulator.runner import trader_address
+
+    for seed, index in ((0, 0), (0, 99_999), (7, 10**9 + 1)):
+        expected = to_checksum_address(keccak(f"perpsim-trader-{seed}-{index}".encode())[12:])
+        assert trader_address(seed, index) == expected
