@@ -37,6 +37,7 @@ from simulator.market_spec import MarketSpec
 from simulator.model import liquidation_views
 from simulator.model import protocol as protocol_module
 from simulator.model.errors import ModelRevert
+from simulator.model.opening import OpeningTrades
 from simulator.model.protocol import Protocol
 
 VAULT = 0x7A0017
@@ -69,7 +70,11 @@ class ModelExchange:
         approve) changes nothing here."""
 
     def setup_block(self, calls: Sequence[OpeningCall], timestamp: int) -> list[str | None]:
+        """The opening's trades go through the model's fast path beside the mirror
+        (simulator/model/opening.py: the same state, or the mirror's own revert)."""
         p = self.protocol
+        if getattr(self, "_opening", None) is None or self._opening.engine is not p:
+            self._opening = OpeningTrades(p)
         self._mine(timestamp)
         outcomes: list[str | None] = []
         for call in calls:
@@ -85,9 +90,9 @@ class ModelExchange:
                 elif call.function == "transferMargin":
                     p.transfer_margin(sender, *call.args)
                 elif call.function == "openPosition":
-                    p.open_position(sender, *call.args)
+                    self._opening.open_position(sender, *call.args)
                 elif call.function == "openIsolatedPosition":
-                    p.open_isolated_position(sender, *call.args)
+                    self._opening.open_isolated_position(sender, *call.args)
                 else:
                     raise TypeError(f"the opening sends no {call.function}")
                 outcomes.append(None)
