@@ -227,7 +227,9 @@ class HealthScan:
         value is below its MM, and its MM above zero, by more than the margin is liquidatable
         whatever the float error (most of them bankrupt accounts waiting for ADL)."""
         if self.margins is None:
-            return [i for i, v, m in zip(self.ids, self.values, self.mms) if m > 0 and v < m]
+            found = [(k, i) for k, (i, v, m) in enumerate(zip(self.ids, self.values, self.mms)) if m > 0 and v < m]
+            self._candidates.update((i, k) for k, i in found)
+            return [i for _, i in found]
         gap = self.values - self.mms
         flagged = np.flatnonzero(self.holds & (gap <= self.margins))
         surely = (gap[flagged] < -self.margins[flagged]) & (self.mms[flagged] > self.margins[flagged])
@@ -239,6 +241,18 @@ class HealthScan:
                 found.append(account_id)
                 self._candidates[account_id] = k
         return found
+
+    def by_health(self, account_ids: list[int]) -> list[int]:
+        """Accounts `liquidatable` returned, accounts still above zero first, the least value /
+        maintenance margin first, then those below zero, the deepest (relative to their MM) first;
+        by the values the scan holds (a screened one: to within its margins), ties in registry order."""
+
+        def key(account_id: int) -> tuple[bool, float, int]:
+            k = self._candidates[account_id]
+            value = float(self.values[k])
+            return value < 0, value / float(self.mms[k]), k
+
+        return sorted(account_ids, key=key)
 
     def value_bounds(self, account_id: int) -> tuple[float | int, float | int]:
         """(lowest, highest) the exact value of an account `liquidatable` returned can be: the exact

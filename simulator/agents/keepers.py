@@ -17,6 +17,11 @@ from simulator.units import wad
 # the leg with the largest unrealised loss first (closing a profitable hedge first can restore the
 # account's health and leave the losing leg open).
 LEG_ORDERS = ("market_id", "largest_loss")
+# The order in which keepers serve the block's liquidatable accounts: the registry's, or `health`
+# (those still above zero first, the least margin first, then the bankrupt ones): when the own book
+# cannot take every liquidation of a block, the accounts a fill can still close with equity left
+# get it before the later fills of the block have walked it.
+ACCOUNT_ORDERS = ("registry", "health")
 # Wei of value beyond what the fund can pay below which `beyond_any_fill` leaves the answer to
 # `adlRequired` (the rounding of the fill's fixed-point operations is a few wei).
 ROUNDING_ROOM = 10**6
@@ -131,11 +136,15 @@ class Keepers:
     either paid for by penalties or goes to ADL."""
 
     def __init__(self, rankings: list[AdlRanking], leg_order: str = "market_id",
-                 fill_free_adl: Sequence[bool] | None = None, max_impacts: Sequence[int] | None = None):
+                 fill_free_adl: Sequence[bool] | None = None, max_impacts: Sequence[int] | None = None,
+                 account_order: str = "registry"):
         if leg_order not in LEG_ORDERS:
             raise ValueError(f"leg_order must be one of {', '.join(LEG_ORDERS)}, not {leg_order!r}")
+        if account_order not in ACCOUNT_ORDERS:
+            raise ValueError(f"account_order must be one of {', '.join(ACCOUNT_ORDERS)}, not {account_order!r}")
         self.rankings = rankings
         self.leg_order = leg_order
+        self.account_order = account_order
         # Per market: its policy is ADL and it has no rate limit, so `beyond_any_fill` can answer.
         self.fill_free_adl = list(fill_free_adl) if fill_free_adl is not None else [False] * len(rankings)
         # Per market, the book's maxImpact (WAD), for `clear_of_any_fill`; None: every "no" is asked.
@@ -145,11 +154,12 @@ class Keepers:
         self.cleared = 0  # of which False (`clear_of_any_fill`)
 
     @classmethod
-    def for_markets(cls, specs: Sequence[MarketSpec], leg_order: str = "market_id") -> "Keepers":
+    def for_markets(cls, specs: Sequence[MarketSpec], leg_order: str = "market_id",
+                    account_order: str = "registry") -> "Keepers":
         """Keepers of markets with these specifications (their rankings, policies and rate limits)."""
         return cls([spec.ranking for spec in specs], leg_order,
                    [spec.policy == BadDebtPolicy.ADL and not spec.rate_limit_notional for spec in specs],
-                   [wad(spec.max_impact) for spec in specs])
+                   [wad(spec.max_impact) for spec in specs], account_order)
 
     def plan(self, exchange: Exchange, scan: HealthScan, state: Snapshot | None = None,
              index: PositionIndex | None = None) -> list[Action]:
@@ -161,6 +171,8 @@ class Keepers:
         candidates = scan.liquidatable()
         if not candidates:
             return []
+        if self.account_order == "health":
+            candidates = scan.by_health(candidates)
         # Masks, earmarks and sizes are in the index, exact: the chain is asked only what it alone knows.
         reads = index if index is not None else exchange
         pairs = [(a, m) for a, markets in zip(candidates, reads.open_markets(candidates)) for m in markets]

@@ -775,10 +775,15 @@ class KeeperSettings(SchemaModel):
     `largest_loss` (the leg with the largest unrealised loss at the oracle price first).
     `latency_steps`: steps from the health scan keepers act on to the block their transactions
     land in; 1 is the next block (bots on working APIs), more is slow or overloaded keepers, who
-    act on stale health and send what the block before already did (the failures are logged)."""
+    act on stale health and send what the block before already did (the failures are logged).
+    `account_order`: the order in which they serve the block's liquidatable accounts: `registry`
+    (the order accounts registered), or `health`: accounts still above zero first, the least value /
+    maintenance margin first, then those below zero (docs/design.md §7.5). It matters when the own
+    book cannot take a block's liquidations: the later fills walk what the earlier ones left."""
 
     leg_order: Literal["market_id", "largest_loss"] = "market_id"
     latency_steps: PositiveInt = 1
+    account_order: Literal["registry", "health"] = "registry"
 
 
 class Agents(SchemaModel):

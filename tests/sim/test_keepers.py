@@ -7,7 +7,7 @@ import pytest
 
 from simulator.agents.keepers import ROUNDING_ROOM, Keepers, beyond_any_fill, drain_count
 from simulator.chain.deploy import AdlRanking, MarketSpec
-from simulator.exchange import Deleverage, Liquidate
+from simulator.exchange import Deleverage, HealthScan, Liquidate
 from simulator.model.exchange import ModelExchange
 from simulator.position_index import PositionIndex
 from simulator.units import WAD, wad
@@ -168,6 +168,59 @@ def test_largest_loss_first_closes_the_losing_leg_and_keeps_the_hedge():
 def test_an_unknown_leg_order_is_named():
     with pytest.raises(ValueError, match="leg_order must be one of market_id, largest_loss, not 'random'"):
         Keepers([AdlRanking.PNL_LEVERAGE], leg_order="random")
+
+
+# -- the order of a block's accounts -- #
+
+SAFER, CLOSER = 0x5AFE, 0xC105E
+
+
+def thin_book() -> ModelExchange:
+    """Two 1 BTC longs from $100,000 on a book that moves 2% per $100,000; BTC at $90,000 (MM $4,500).
+    SAFER ($14,000: AV $4,000) registered first, CLOSER ($11,500: AV $1,500) second. Closing 1 BTC
+    on the untouched book costs about $810 of slippage; on the book the other fill walked, $2,430.
+    No insurance fund: a fill that leaves an account below zero is refused (`UseDeleverage`)."""
+    exchange = ModelExchange([MarketSpec("BTC", 100_000, depth2pct=100_000)])
+    protocol = exchange.protocol
+    protocol.fund(WINNER, 1_000_000)
+    for trader, collateral in ((SAFER, 14_000), (CLOSER, 11_500)):
+        protocol.fund(trader, collateral)
+        protocol.settle_matched_fill(trader, WINNER, BTC, WAD, wad(100_000))
+    protocol.set_price(BTC, wad(90_000))
+    return exchange
+
+
+def test_health_scan_orders_accounts_above_zero_first_least_margin_first():
+    values, mms = [40, 5, -30, -10, 90, 20], [100, 50, 100, 100, 100, 10]
+    scan = HealthScan([11, 12, 13, 14, 15, 16], values, mms)
+    assert scan.liquidatable() == [11, 12, 13, 14, 15]  # 16 is above its MM
+    # AV / MM: 0.4, 0.1, -0.3, -0.1, 0.9; those below zero last, the deepest first.
+    assert scan.by_health(scan.liquidatable()) == [12, 11, 15, 13, 14]
+
+
+def test_keepers_serve_the_registry_order_by_default_and_the_least_margin_first_by_health():
+    exchange = thin_book()
+    assert Keepers([AdlRanking.PNL_LEVERAGE]).plan(exchange, exchange.scan()) == \
+        [Liquidate(SAFER, BTC), Liquidate(CLOSER, BTC)]
+    keepers = Keepers([AdlRanking.PNL_LEVERAGE], account_order="health")
+    assert keepers.plan(exchange, exchange.scan()) == [Liquidate(CLOSER, BTC), Liquidate(SAFER, BTC)]
+
+
+@pytest.mark.parametrize("account_order, closed", [("registry", [SAFER]), ("health", [SAFER, CLOSER])])
+def test_the_least_margin_first_takes_the_book_before_it_is_walked(account_order, closed):
+    """In registry order SAFER's fill walks the book and CLOSER's would leave it below zero: it
+    reverts and waits a block. By health CLOSER goes first, and SAFER still closes on the walked book."""
+    exchange = thin_book()
+    actions = Keepers([AdlRanking.PNL_LEVERAGE], account_order=account_order).plan(exchange, exchange.scan())
+    results = exchange.execute(actions, exchange.timestamp + 1)
+    assert {a.account_id for a, r in zip(actions, results) if r.ok} == set(closed)
+    assert all(r.error.startswith("UseDeleverage") for r in results if not r.ok)
+    assert exchange.positions([SAFER, CLOSER], BTC) == [0 if t in closed else WAD for t in (SAFER, CLOSER)]
+
+
+def test_an_unknown_account_order_is_named():
+    with pytest.raises(ValueError, match="account_order must be one of registry, health, not 'random'"):
+        Keepers([AdlRanking.PNL_LEVERAGE], account_order="random")
 
 
 # -- LEVERAGE_DRAIN's list -- #

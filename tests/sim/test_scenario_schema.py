@@ -119,6 +119,8 @@ INVALID_CASES = [
     case("keeper-latency", _set("agents.keepers.latency_steps", 0), "agents.keepers.latency_steps", "greater than 0"),
     case("keeper-leg-order", _set("agents.keepers.leg_order", "largest-loss"), "agents.keepers.leg_order",
          "market_id, largest_loss", "did you mean 'largest_loss'"),
+    case("keeper-account-order", _set("agents.keepers.account_order", "healthiest"), "agents.keepers.account_order",
+         "registry, health"),
     # market names: duplicates and unknown references
     case("duplicate-market", _set("markets.2.name", "BTC"), "markets[2].name",
          "duplicate market name 'BTC'", "markets[0]"),
