@@ -8,6 +8,7 @@ the same way from both."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Protocol, Sequence, Union
 
 import numpy as np
@@ -245,12 +246,51 @@ class HealthScan:
     def by_health(self, account_ids: list[int]) -> list[int]:
         """Accounts `liquidatable` returned, accounts still above zero first, the least value /
         maintenance margin first, then those below zero, the deepest (relative to their MM) first;
-        by the values the scan holds (a screened one: to within its margins), ties in registry order."""
-
-        def key(account_id: int) -> tuple[bool, float, int]:
+        ties in registry order. The order is the exact values' (as an exact scan would give it):
+        the screen's values place most accounts, and only those whose sign, or whose ratio against
+        a neighbour's, its margins leave open are confirmed exactly (one batched question)."""
+        if not account_ids:
+            return []
+        pad = 1e-12  # float division and rounding of the bounds, relative
+        bounds: dict[int, tuple[bool, float, float]] = {}  # id -> (below zero, lowest, highest ratio)
+        unsure: set[int] = set()
+        for account_id in account_ids:
+            if account_id in self._exact:
+                value, mm = self._exact[account_id]
+                ratio = value / mm
+                bounds[account_id] = (value < 0, ratio - pad * abs(ratio), ratio + pad * abs(ratio))
+                continue
             k = self._candidates[account_id]
-            value = float(self.values[k])
-            return value < 0, value / float(self.mms[k]), k
+            value, mm, margin = float(self.values[k]), float(self.mms[k]), float(self.margins[k])
+            if value - margin < 0 <= value + margin or mm <= margin:
+                unsure.add(account_id)
+                continue
+            ratios = [(value + dv) / (mm + dm) for dv in (-margin, margin) for dm in (-margin, margin)]
+            low, high = min(ratios), max(ratios)
+            bounds[account_id] = (value < 0, low - pad * abs(low), high + pad * abs(high))
+        # Accounts whose ratio intervals overlap cannot be ordered by the screen: exactly, then.
+        placed = sorted(bounds, key=lambda a: (bounds[a][0], bounds[a][1]))
+        cluster: list[int] = []
+        reach = None
+        for account_id in placed + [None]:
+            entry = bounds.get(account_id) if account_id is not None else None
+            if entry is not None and cluster and (entry[0], entry[1]) <= reach:
+                cluster.append(account_id)
+                reach = max(reach, (entry[0], entry[2]))
+                continue
+            if len(cluster) > 1:
+                unsure.update(cluster)
+            if entry is not None:
+                cluster, reach = [account_id], (entry[0], entry[2])
+        exact = self.exact([a for a in account_ids if a in unsure or a in self._exact])
+
+        def key(account_id: int) -> tuple[bool, Fraction | float, int]:
+            k = self._candidates[account_id]
+            if account_id in exact:
+                value, mm = exact[account_id]
+                return value < 0, Fraction(value, mm), k
+            below, low, high = bounds[account_id]
+            return below, (low + high) / 2, k
 
         return sorted(account_ids, key=key)
 

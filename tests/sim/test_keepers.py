@@ -3,6 +3,7 @@ liquidations the fund cannot pay once earlier ones have drawn it are held, not s
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from simulator.agents.keepers import ROUNDING_ROOM, Keepers, beyond_any_fill, drain_count
@@ -267,3 +268,22 @@ def test_leverage_drain_lists_the_winners_the_draining_reaches():
     # They keep 0.5 BTC between them in proportion to their values, $17,500 and $27,500.
     kept = [-protocol.position_of(w, BTC)[0] for w in (LEVERED, MIDDLE, UNLEVERED)]
     assert kept == [WAD // 2 * 17_500 // 45_000 + 1, WAD // 2 * 27_500 // 45_000, WAD // 2]
+
+
+def test_by_health_confirms_only_the_accounts_its_margins_cannot_order():
+    """Two accounts whose screened ratios are in the wrong order but within their margins of each
+    other, and a third far from both: the two are confirmed and ordered by their exact values, the
+    third is placed by the screen alone."""
+    exact = {1: (100 * WAD + 5, 200 * WAD), 2: (100 * WAD, 200 * WAD), 3: (10 * WAD, 200 * WAD)}
+    asked = []
+
+    def confirm(ids):
+        asked.extend(ids)
+        return [exact[i][0] for i in ids], [exact[i][1] for i in ids]
+
+    scan = HealthScan([1, 2, 3], np.array([100e18 - 1e13, 100e18, 10e18]), np.full(3, 200e18),
+                      margins=np.full(3, 1e14), holds=np.ones(3, dtype=bool), confirm=confirm)
+    found = scan.liquidatable()
+    assert found == [1, 2, 3] and asked == []  # each surely below its margin
+    assert scan.by_health(found) == [3, 2, 1]  # the screen alone would put 1 before 2
+    assert sorted(asked) == [1, 2]

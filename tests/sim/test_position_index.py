@@ -85,6 +85,20 @@ def test_screen_flags_every_liquidatable_account(accounts, btc, eth, seconds):
         assert low <= protocol.health(account)[0] <= high
 
 
+@settings(max_examples=examples(60))
+@given(accounts=st.lists(account, min_size=2, max_size=30), btc=st.integers(60_000, 140_000),
+       eth=st.integers(2_000, 6_000), copies=st.integers(0, 3))
+def test_screen_orders_by_health_as_the_exact_values(accounts, btc, eth, copies):
+    """`by_health` on the screen gives the order the exact values give (an exact scan's), with
+    accounts of the same ratio (`copies` of one account: ties in registry order), accounts near
+    zero value and accounts whose ratios the float margins cannot separate."""
+    exchange, ids = book(accounts + accounts[:1] * copies)
+    exchange.protocol.set_price(BTC, wad(btc))
+    exchange.protocol.set_price(ETH, wad(eth))
+    scan, exact = screen(exchange, index_of(exchange)), exchange.scan()
+    assert scan.by_health(scan.liquidatable()) == exact.by_health(exact.liquidatable())
+
+
 def test_screen_does_not_confirm_an_account_far_below_its_margin():
     """An account under water by thousands of dollars is liquidatable whatever the float error:
     nothing is asked, and its value is known to within the margin (a cent here)."""
