@@ -70,7 +70,7 @@ class ModelExchange:
         approve) changes nothing here."""
 
     def setup_block(self, calls: Sequence[OpeningCall], timestamp: int) -> list[str | None]:
-        """The opening's trades go through the model's fast path beside the mirror
+        """The opening's deposits and trades go through the model's fast path beside the mirror
         (simulator/model/opening.py: the same state, or the mirror's own revert)."""
         p = self.protocol
         if getattr(self, "_opening", None) is None or self._opening.engine is not p:
@@ -82,7 +82,7 @@ class ModelExchange:
             try:
                 if call.function == "depositFor":
                     account, amount = call.args
-                    p.deposit_for(account if isinstance(account, int) else int(account, 16), amount, sender=sender)
+                    self._opening.deposit_for(account if isinstance(account, int) else int(account, 16), amount, sender)
                 elif call.function == "depositInsurance":
                     p.deposit_insurance(*call.args, sender=sender)
                 elif call.function == "setDepth":

@@ -2,8 +2,8 @@
 (perp_engine.py), not a mirror of any contract: the same state as `open_position` /
 `open_isolated_position` leave, computed faster.
 
-The opening (simulator/exchange.py `open_book`) sends tens of thousands of trades, each opening a
-fresh position against the vault. Through the mirror each one is a transaction (a snapshot of the
+The opening (simulator/exchange.py `open_book`) sends tens of thousands of deposits and trades,
+each trade opening a fresh position against the vault. Through the mirror each one is a transaction (a snapshot of the
 engine's state), three full health computations (the trader's before and after, the vault's over
 every market) and storage references. `taker_trade` applies the same trade in locals first:
 
@@ -35,12 +35,44 @@ from simulator.model.perp_engine import ADDRESS_MASK, PerpEngine
 
 
 class OpeningTrades:
-    """Taker trades of the opening on `engine`, through the fast path where it applies."""
+    """Deposits and taker trades of the opening on `engine`, through the fast path where it
+    applies."""
 
     def __init__(self, engine: PerpEngine):
         self.engine = engine
-        self.fast = 0  # trades the fast path applied
-        self.through_mirror = 0  # trades it handed to the mirror
+        self.fast = 0  # calls the fast path applied
+        self.through_mirror = 0  # calls it handed to the mirror
+
+    def deposit_for(self, account: int, amount: int, sender: int) -> None:
+        """`engine.deposit_for(account, amount, sender)`: the same state, or the mirror's revert.
+        The fast path (`_deposit`: the tokens pulled, the account registered if new, credited, at
+        least `min_collateral` after) writes only when the credit leaves the account at the
+        minimum or above."""
+        if not self._deposit(account, amount):
+            self.through_mirror += 1
+            self.engine.deposit_for(account, amount, sender=sender)
+
+    def _deposit(self, account: int, amount: int) -> bool:
+        e = self.engine
+        if e.logging or e._tx_depth or account == 0 or amount == 0:
+            return False
+        row = e._rows.get(account)
+        try:
+            credit = fp.to_int(amount * e.token_scale)
+            collateral = (e._collateral[row] if row is not None else 0) + credit
+            if collateral < fp.to_int(e.min_collateral):
+                return False
+        except ModelRevert:
+            return False
+        e.token_balance += amount  # _pullTokens
+        if row is None or not e._registered[row]:  # _register
+            row = e._writable_row(account)
+            e._registered[row] = True
+            e.account_ids.append(account)
+            e._registered_rows.append(row)
+        e._collateral[row] = collateral
+        self.fast += 1
+        return True
 
     def open_position(self, account: int, market_id: int, size_delta: int, price_limit: int) -> None:
         """`engine.open_position(account, ...)`: the same state, or the mirror's revert."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from unittest.mock import patch
 
+import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
@@ -19,20 +20,27 @@ from tests.model.helpers import examples, fingerprint
 
 
 class MirrorOnly(OpeningTrades):
-    """Every trade through the mirror: the reference."""
+    """Every deposit and trade through the mirror: the reference."""
 
     def _taker_trade(self, *args) -> bool:
         return False
 
+    def _deposit(self, *args) -> bool:
+        return False
+
+
+def open_one(specs, book: BookSeed, min_collateral: int = 0, mirror_only: bool = False):
+    """(exchange, its set-up report): the book opened on a model exchange, through the fast path
+    or through the mirror alone."""
+    exchange = ModelExchange(specs)
+    exchange.protocol.set_min_collateral(min_collateral)
+    if mirror_only:
+        exchange._opening = MirrorOnly(exchange.protocol)
+    return exchange, exchange.open_book(book, exchange.timestamp + 1)
+
 
 def open_both(specs, book: BookSeed):
-    """The book opened on two model exchanges, through the fast path and through the mirror alone:
-    (fast exchange, its report, its opening), (mirror exchange, its report)."""
-    fast, mirror = ModelExchange(specs), ModelExchange(specs)
-    mirror._opening = MirrorOnly(mirror.protocol)
-    fast_report = fast.open_book(book, fast.timestamp + 1)
-    mirror_report = mirror.open_book(book, mirror.timestamp + 1)
-    return (fast, fast_report), (mirror, mirror_report)
+    return open_one(specs, book), open_one(specs, book, mirror_only=True)
 
 
 def assert_same(fast, fast_report, mirror, mirror_report) -> None:
@@ -58,8 +66,8 @@ trader = st.tuples(
 
 @settings(max_examples=examples(60), deadline=None)
 @given(traders=st.lists(trader, min_size=1, max_size=40), vault_usd=st.sampled_from([5_000, 200_000, 10**8]),
-       batch=st.sampled_from([3, 7, 500]))
-def test_the_fast_path_leaves_the_mirrors_state(traders, vault_usd, batch):
+       batch=st.sampled_from([3, 7, 500]), minimum_usd=st.sampled_from([0, 100, 2_000]))
+def test_the_fast_path_leaves_the_mirrors_state(traders, vault_usd, batch, minimum_usd):
     """Random opening books over three markets (tiers, funding accruing between blocks, open-
     interest caps, a minimum notional) with accounts over their leverage, positions below the
     minimum, a vault too small for the book and caps reached: the same outcome for every trade
@@ -78,23 +86,35 @@ def test_the_fast_path_leaves_the_mirrors_state(traders, vault_usd, batch):
         seeds.append(TraderSeed(f"0x{0xA000 + i:040x}", collateral * 10**6, positions, isolated_market))
     book = BookSeed(traders=seeds, vault_collateral=vault_usd * 10**6, insurance_fund=10**9)
     with patch("simulator.exchange.SETUP_BATCH", batch):
-        (fast, fast_report), (mirror, mirror_report) = open_both(SPECS, book)
+        outcomes = []
+        for mirror_only in (False, True):
+            try:
+                outcomes.append(open_one(SPECS, book, minimum_usd * WAD, mirror_only))
+            except RuntimeError as exc:  # a deposit below the minimum stops the opening
+                outcomes.append(str(exc))
+    if isinstance(outcomes[0], str) or isinstance(outcomes[1], str):
+        assert outcomes[0] == outcomes[1]  # the same words from both
+        event("a deposit refused: the opening stops")
+        return
+    (fast, fast_report), (mirror, mirror_report) = outcomes
     assert_same(fast, fast_report, mirror, mirror_report)
     event("some trades refused" if fast_report.positions_rejected else "every trade went through")
     if fast._opening.fast:
-        event("some trades through the fast path")
+        event("some calls through the fast path")
     if fast._opening.through_mirror:
-        event("some trades handed to the mirror")
+        event("some calls handed to the mirror")
 
 
 def test_the_fast_path_opens_oct_2025_as_the_mirror():
     """oct-2025's own opening book (600 accounts: cross and isolated, four markets with tiers):
-    the same state, every trade through the fast path."""
+    the same state, every deposit and trade through the fast path."""
     scenario = with_overrides(load_scenario("oct-2025"), accounts=600, mode="model")
     book, _, _ = opening_book(scenario, scenario.seed, 600)
     (fast, fast_report), (mirror, mirror_report) = open_both(scenario.market_specs(), book)
     assert_same(fast, fast_report, mirror, mirror_report)
-    assert fast._opening.through_mirror == 0 and fast._opening.fast == fast_report.positions_opened > 1000
+    # every deposit (the vault's, the fund's own call aside) and every trade
+    assert fast._opening.through_mirror == 0
+    assert fast._opening.fast == len([t for t in book.traders if t.collateral]) + 1 + fast_report.positions_opened
 
 
 def test_a_trade_the_fast_path_would_refuse_gets_the_mirrors_words():
@@ -105,7 +125,8 @@ def test_a_trade_the_fast_path_would_refuse_gets_the_mirrors_words():
     (fast, fast_report), (mirror, mirror_report) = open_both(SPECS, book)
     assert_same(fast, fast_report, mirror, mirror_report)
     [(_, _, reason)] = fast_report.positions_rejected
-    assert reason.startswith("InsufficientMargin(") and fast._opening.fast == 0 and fast._opening.through_mirror == 1
+    assert reason.startswith("InsufficientMargin(")
+    assert fast._opening.fast == 2 and fast._opening.through_mirror == 1  # the deposits; the trade by the mirror
 
 
 @settings(max_examples=examples(30), deadline=None)
