@@ -60,9 +60,10 @@ def clear_of_any_fill(value: int | float, fund_for: int, size: int, price: int, 
     (none) and the caller (no maximum) allow. It answers USE_ADL only when valueAfter < -fund. The
     fill's loss against the oracle price is at most its notional times the average impact of the
     walk, the impact at the walk's midpoint: |consumed + consumedAfter| / 2 <= |consumed| + half
-    the position's notional, 2% per `depth2pct`. A value above -fund by more than that loss (give or take ROUNDING_ROOM and a
-    billionth for the float math) needs no ADL whatever the fill. Both sides of every comparison
-    are bounded conservatively, so a position near either edge is left to the contract."""
+    the position's notional, 2% per `depth2pct`. A value above -fund by more than that loss (give
+    or take ROUNDING_ROOM and a billionth for the float math) needs no ADL whatever the fill. Both
+    sides of every comparison are bounded conservatively, so a position near either edge is left
+    to the contract."""
     if depth2pct == 0:
         return False
     closing_buys = size < 0

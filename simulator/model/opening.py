@@ -135,9 +135,10 @@ class OpeningTrades:
         # The vault's fill (_fill_vault): its funding and social loss settled, then the fill.
         vault_size = e._size[vault_row, market_id]
         vault_open_notional = e._open_notional[vault_row, market_id]
-        vault_collateral = (e._collateral[vault_row] - FundingMath.owed(vault_size, index, e._funding_index[vault_row, market_id])
-                            - fp.to_int(LiquidationMath.social_loss_owed(vault_size, social_index,
-                                                                         e._social_loss_index[vault_row, market_id])))
+        funding_owed = FundingMath.owed(vault_size, index, e._funding_index[vault_row, market_id])
+        social_owed = LiquidationMath.social_loss_owed(vault_size, social_index,
+                                                       e._social_loss_index[vault_row, market_id])
+        vault_collateral = e._collateral[vault_row] - funding_owed - fp.to_int(social_owed)
         vault_new_size, vault_new_open_notional, realized = PositionMath.apply_fill(
             vault_size, vault_open_notional, -size_delta, fill_price)
         vault_collateral += realized
@@ -184,7 +185,8 @@ class OpeningTrades:
         size, open_notional, funding_index, social_index = position
         value = (MarginMath.unrealized_pnl(size, open_notional, price)
                  - FundingMath.owed(size, index_now, funding_index)
-                 - fp.to_int(LiquidationMath.social_loss_owed(size, e.markets[market_id].social_loss_index, social_index)))
+                 - fp.to_int(LiquidationMath.social_loss_owed(size, e.markets[market_id].social_loss_index,
+                                                              social_index)))
         notional = MarginMath.notional(size, price)
         mm = e._position_maintenance_margin(market_id, size, price)
         return value, mm, MarginMath.initial_margin(notional, e.markets[market_id].params.imr, mm)
