@@ -166,7 +166,8 @@ class Keepers:
              index: PositionIndex | None = None) -> list[Action]:
         """This step's keeper actions from `scan`. `state` is the exchange's snapshot at the scan's
         state: its free insurance fund is budgeted, and with its prices all usable `adlRequired` is
-        asked only about positions a fill could still rescue (`beyond_any_fill`); None for neither.
+        asked only about positions whose answer a fill could still change (`beyond_any_fill`,
+        `clear_of_any_fill`); None for neither.
         With the position `index` (at the scan's state), ADL counterparties are ranked from it;
         without, from the contract's `adlRanking` view over every account."""
         candidates = scan.liquidatable()
@@ -220,9 +221,6 @@ class Keepers:
         free = [(a, m) for a, m in pairs if self.fill_free_adl[m]]
         accounts = list(dict.fromkeys(a for a, _ in free))
         bounds = {a: scan.value_bounds(a) for a in accounts}
-        if self.max_impacts is None:  # only "ADL" can be settled: only the accounts that may be under water
-            accounts = [a for a in accounts if bounds[a][1] < 0]
-            free = [(a, m) for a, m in free if bounds[a][1] < 0]
         settled: dict[tuple[int, int], bool] = {}
         if free:
             fund_for = {a: state.insurance_fund + r for a, r in zip(accounts, reads.fund_reserves(accounts))}

@@ -50,6 +50,7 @@ class ModelExchange:
         run's first block, the opening's, is at RUN_START in both)."""
         self.protocol = Protocol.from_specs(markets, vault=VAULT, vault_collateral_usd=0, timestamp=timestamp,
                                             oracle_router=True)
+        self._opening = OpeningTrades(self.protocol)  # the opening's fast path (simulator/model/opening.py)
         self.n_markets = len(markets)
         self.vault = self.vault_id = VAULT
         self.timestamp = timestamp
@@ -73,8 +74,6 @@ class ModelExchange:
         """The opening's deposits and trades go through the model's fast path beside the mirror
         (simulator/model/opening.py: the same state, or the mirror's own revert)."""
         p = self.protocol
-        if getattr(self, "_opening", None) is None or self._opening.engine is not p:
-            self._opening = OpeningTrades(p)
         self._mine(timestamp)
         outcomes: list[str | None] = []
         for call in calls:
@@ -123,6 +122,7 @@ class ModelExchange:
         if not isinstance(protocol, Protocol):
             raise TypeError(f"a cached model state holds a {type(protocol).__name__}, not a Protocol")
         self.protocol = protocol
+        self._opening = OpeningTrades(protocol)
         self.timestamp = timestamp
 
     # -- a step -- #
