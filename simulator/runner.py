@@ -16,6 +16,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 from sha3 import keccak_256
+from threadpoolctl import threadpool_limits
 
 from simulator.agents.keepers import Keepers
 from simulator.agents.traders import WARNING_MULTIPLE, Entry, TraderAccount, TraderAgents
@@ -188,6 +189,11 @@ def _event_extras(results, index: PositionIndex, snapshot: Snapshot, timestamp: 
     return extra
 
 
+# numpy's BLAS (OpenBLAS) hands every matrix product to a thread per core. A run's products are
+# small (accounts x markets: the health screen) and thousands of them: waking the threads costs
+# more than the product (the screen at 10,000 accounts: 2.1 ms a step with both cores, 0.6 ms with
+# one), and a sweep's workers would fight over the cores. One thread for the run, restored after.
+@threadpool_limits.wrap(limits=1, user_api="blas")
 def run_scenario(
     scenario: Scenario,
     out_dir: Path,

@@ -36,13 +36,19 @@ class Entry:
     step: int
 
 
+def uniform_pairs(bits: np.random.PCG64, n: int) -> np.ndarray:
+    """`n` pairs of uniform draws in [0, 1): the doubles `np.random.Generator(bits).random((n, 2))`
+    draws (each the high 53 bits of one 64-bit output), from the raw outputs, about three times faster."""
+    return ((bits.random_raw(2 * n) >> np.uint64(11)) * 2.0**-53).reshape(n, 2)
+
+
 class TraderAgents:
     def __init__(self, scenario: Scenario, accounts: list[TraderAccount], entries: list[Entry], seed: int):
         self.scenario = scenario
         self.by_id = {a.account_id: a for a in accounts}
         # By step, in the given order within a step; one that falls in an API outage waits for its end.
         self.entries = deque(sorted(entries, key=lambda entry: entry.step))
-        self.rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(3,))))
+        self.bits = np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(3,)))
         self.panicked: set[int] = set()
         self._aligned_ids: list[int] | None = None
         self._panicked_mask = np.zeros(0, dtype=bool)
@@ -64,7 +70,7 @@ class TraderAgents:
         known, start_values, isolated = self._aligned(scan.ids)
         # One draw pair per account and step, whatever happens: the random stream does not depend
         # on who acted before.
-        add_draws, close_draws = self.rng.random((len(scan.ids), 2)).T
+        add_draws, close_draws = uniform_pairs(self.bits, len(scan.ids)).T
         values = np.asarray(scan.values, dtype=float)
         mms = np.asarray(scan.mms, dtype=float)
         active = known & (mms > 0 if scan.holds is None else scan.holds)

@@ -3,7 +3,9 @@ step, at the external price, and wait out an exchange-API outage."""
 
 from __future__ import annotations
 
-from simulator.agents.traders import Entry, TraderAgents
+import numpy as np
+
+from simulator.agents.traders import Entry, TraderAgents, uniform_pairs
 from simulator.exchange import Trade
 from simulator.scenarios import scenario_from_dict
 from simulator.units import WAD
@@ -31,3 +33,12 @@ def test_plan_keeps_an_entry_that_falls_in_an_api_outage_for_its_end():
         assert agents.plan(step, None, None, [100_000.0, 4_000.0, 200.0], api_outage=True) == []
     assert agents.plan(5, None, None, [125_000.0, 4_000.0, 200.0]) == [Trade("0xA", 0, -8 * WAD),
                                                                       Trade("0xB", 0, -4 * WAD)]
+
+
+def test_uniform_pairs_are_the_generators_doubles():
+    """The traders' draws from raw outputs are numpy's `Generator.random` doubles, bit for bit, in
+    the same stream (calls of several sizes interleave as one sequence)."""
+    raw = np.random.PCG64(np.random.SeedSequence(7, spawn_key=(3,)))
+    generator = np.random.Generator(np.random.PCG64(np.random.SeedSequence(7, spawn_key=(3,))))
+    for n in (1, 5, 10_000, 3):
+        assert np.array_equal(uniform_pairs(raw, n), generator.random((n, 2)))
