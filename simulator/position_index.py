@@ -244,7 +244,8 @@ class PositionIndex:
         and whose value is below `multiple` times their maintenance margin: the screen's float64
         values (exact where the scan settled them), for the report's chart."""
         risky = np.asarray(scan.values) < multiple * np.asarray(scan.mms)
-        return np.count_nonzero(self._last_held & risky[:, None], axis=0).tolist()
+        # A product of 0/1 floats (exact below 2**53): numpy's count_nonzero along an axis is 15x slower.
+        return (risky.astype(float) @ self._last_held.astype(float)).astype(np.int64).tolist()
 
     def _confirm(self, account_ids: list[int]) -> tuple[list[int], list[int]]:
         self.confirmed += len(account_ids)
