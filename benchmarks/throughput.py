@@ -4,7 +4,7 @@ ratios in one run; asserts nothing.
 
     make bench                                  (1,000 and 10,000 accounts, both modes)
     make bench ARGS="--accounts 1000 --repeat 3" (medians of three runs)
-    make bench ARGS="--calm-accounts 100000"     (adds calm, 720 steps, in the model)
+    make bench ARGS="--calm-accounts 100000"     (adds calm, 3,600 steps, in the model)
     make bench ARGS="--no-cached"                (skips the reruns with the opened book cached)
     make bench ARGS="--sweep-only --sweep-runs 200" (the sweep alone: 200 runs on 1 and 2 workers)
 
@@ -28,6 +28,8 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from threadpoolctl import threadpool_limits
+
 from simulator.toolchain import PROJECT_ROOT
 
 os.environ["PERPSIM_ANVIL_NO_TRACING"] = "1"
@@ -43,7 +45,7 @@ def main() -> None:
     parser.add_argument("--accounts", default="1000,10000", help="oct-2025 populations, comma-separated")
     parser.add_argument("--repeat", type=int, default=1, help="runs per figure (medians are printed)")
     parser.add_argument("--modes", default="chain,model", help="chain, model or both")
-    parser.add_argument("--calm-accounts", type=int, default=0, help="also run calm (720 steps) in the model")
+    parser.add_argument("--calm-accounts", type=int, default=0, help="also run calm (3,600 steps) in the model")
     parser.add_argument("--no-cached", action="store_true",
                         help="skip the reruns whose opened book comes from the book cache")
     parser.add_argument("--sweep-runs", type=int, default=20,
@@ -210,10 +212,11 @@ def measure_screen(accounts: int) -> tuple[float, int]:
     index.bootstrap(exchange.account_ids())
     snapshot = exchange.snapshot()
     times = []
-    for _ in range(50):
-        began = time.perf_counter()
-        scan = index.screen(snapshot, exchange.timestamp)
-        times.append(time.perf_counter() - began)
+    with threadpool_limits(limits=1, user_api="blas"):  # as in a run (simulator/runner.py)
+        for _ in range(50):
+            began = time.perf_counter()
+            scan = index.screen(snapshot, exchange.timestamp)
+            times.append(time.perf_counter() - began)
     return 1000 * statistics.median(times), len(scan.ids)
 
 
