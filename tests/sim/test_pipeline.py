@@ -7,10 +7,13 @@ from importlib import resources
 
 import numpy as np
 import pytest
+from threadpoolctl import threadpool_info, threadpool_limits
 
 from simulator.market import ExternalMarket, OracleAgent, generate_fundamental_paths
 from simulator.population import population_for_scenario, size_vault_and_insurance_fund
-from simulator.scenarios import load_scenario, with_settings
+from simulator.runner import run_scenario
+from simulator.scenarios import load_scenario, with_overrides, with_settings
+from tests.golden import model_exchange
 
 
 def _run(scenario, liquidate=None):
@@ -59,3 +62,21 @@ def test_liquidations_feed_back_into_the_external_price():
     # Ten sales of $100k into the withdrawn book ($10k at 2%) add ~0.5 of residual impact: ~40% below.
     assert 0.3 < gap < 0.6
     assert snapshots[-1].residual_impact[alt] < snapshots[2010].residual_impact[alt] / 100  # the book recovered
+
+
+def _blas_threads() -> set[int]:
+    return {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
+
+
+def test_run_scenario_holds_blas_to_one_thread_and_restores_it(tmp_path):
+    """A run's matrix products are small and many: numpy's BLAS runs them on one thread in the run
+    (simulator/runner.py), and the process's setting is back when the run returns."""
+    seen = []
+    with threadpool_limits(limits=2, user_api="blas"):
+        result = run_scenario(with_overrides(load_scenario("calm"), accounts=50, mode="model"), tmp_path,
+                              model_exchange, progress=lambda step, steps: seen.append(_blas_threads()),
+                              max_steps=5, render=False)
+        after = _blas_threads()
+    assert result.summary["status"] == "completed"
+    assert seen and all(threads == {1} for threads in seen)
+    assert after == {2}
