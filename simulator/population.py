@@ -29,6 +29,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from simulator.scenarios.schema import Market, Momentum, PopulationSpec, Scenario
+from simulator.units import portable_exp, portable_log
 
 # Distinguish the population's random streams from other uses of the same scenario seed.
 POPULATION_STREAM = 2
@@ -95,7 +96,7 @@ class BackstopFunds:
 
 
 def _lognormal(rng: np.random.Generator, median: float, sigma: float, n: int) -> np.ndarray:
-    return median * np.exp(sigma * rng.standard_normal(n))
+    return median * portable_exp(sigma * rng.standard_normal(n))
 
 
 def generate_population(
@@ -127,7 +128,7 @@ def generate_population(
     # 3. markets held: weighted sampling without replacement by the Gumbel top-k trick (the k
     # largest of log w + Gumbel noise), vectorised over accounts. Zero weights never get picked.
     with np.errstate(divide="ignore"):
-        keys = np.log(weights)[None, :] + rng.gumbel(size=(n, n_markets))
+        keys = portable_log(weights)[None, :] + rng.gumbel(size=(n, n_markets))
     order = np.argsort(-keys, axis=1)
     rank = np.argsort(order, axis=1)
     held = rank < market_count[:, None]

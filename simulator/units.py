@@ -3,8 +3,11 @@ contracts, 6-decimal collateral tokens, 8-decimal oracle answers. Conversions ar
 
 from __future__ import annotations
 
+import math
 from decimal import Decimal
 from typing import Union
+
+import numpy as np
 
 WAD = 10**18
 USDC_DECIMALS = 6
@@ -35,3 +38,32 @@ def usdc(value: Number) -> int:
 def oracle_answer(price: Number) -> int:
     """An 8-decimal oracle answer (Chainlink USD convention), rounded to the nearest unit."""
     return int((Decimal(str(price)) * 10**ORACLE_DECIMALS).to_integral_value())
+
+
+# -- floats that do not depend on the CPU -- #
+# numpy's vectorised exp and log take AVX-512 code on a CPU that has it, and that code rounds
+# differently from the C library's in the last bit: a run's price paths, external prices and
+# population, and so its liquidations, would depend on the machine. These go through the C
+# library's exp and log (Python's math), element by element, on every CPU.
+
+
+def portable_exp(x) -> np.ndarray:
+    """exp of every element of `x` (an array or a number), as the C library computes it."""
+    a = np.asarray(x, dtype=float)
+    return np.fromiter(map(math.exp, a.ravel().tolist()), dtype=float, count=a.size).reshape(a.shape)
+
+
+def portable_log(x) -> np.ndarray:
+    """log of every element of `x` (an array or a number, all positive), as the C library computes it."""
+    a = np.asarray(x, dtype=float)
+    return np.fromiter(map(math.log, a.ravel().tolist()), dtype=float, count=a.size).reshape(a.shape)
+
+
+def portable_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a @ b for a small inner dimension, as a sum of columns in index order: BLAS kernels chosen
+    for the CPU (OpenBLAS's Haswell, SkylakeX, ...) may order and fuse the products differently."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    out = np.zeros((a.shape[0], b.shape[1]))
+    for k in range(a.shape[1]):
+        out = out + a[:, k, None] * b[None, k, :]
+    return out

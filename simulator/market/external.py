@@ -32,6 +32,7 @@ import numpy as np
 
 from simulator.market.paths import year_fraction
 from simulator.scenarios.schema import LiquiditySettings, Scenario
+from simulator.units import portable_exp, portable_log
 
 
 class MakerState(str, Enum):
@@ -130,9 +131,9 @@ class ExternalMarket:
         if t > 0:
             self._residual = self._residual * self._decay
         self._residual = self._residual + self._impact_coefficient * flow / self._previous_depth
-        prices = fundamentals * np.exp(-self._residual)
+        prices = fundamentals * portable_exp(-self._residual)
 
-        realised_vol = self._update_realised_vol(np.log(prices))
+        realised_vol = self._update_realised_vol(portable_log(prices))
         states = []
         factors = self._base_factor.copy()
         for i, settings in enumerate(self.settings):

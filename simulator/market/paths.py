@@ -26,6 +26,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from simulator.scenarios.price_csv import PriceSeries
+from simulator.units import portable_exp, portable_log, portable_matmul
 from simulator.scenarios.schema import BridgePath, CsvPath, Draw, GbmPath, Jumps, Scenario, ScriptedPath
 
 SECONDS_PER_YEAR = 365 * 24 * 3600
@@ -75,13 +76,13 @@ def scripted_path(
     then flat. With `noise_vol`, Brownian noise pinned to zero at step 0, at `start_step` and at
     every leg's end is added, so the stated levels are reached exactly."""
     knot_steps = [0]
-    knot_logs = [np.log(initial_price)]
+    knot_logs = [portable_log(initial_price)]
     if path.start_step > 0:
         knot_steps.append(path.start_step)
-        knot_logs.append(np.log(initial_price))
+        knot_logs.append(portable_log(initial_price))
     for leg, end in zip(path.legs, path.knot_steps()):
         knot_steps.append(end)
-        knot_logs.append(np.log(leg.target_price(initial_price)))
+        knot_logs.append(portable_log(leg.target_price(initial_price)))
     t = np.arange(steps)
     log_prices = np.interp(t, knot_steps, knot_logs)
     if path.noise_vol > 0:
@@ -92,7 +93,7 @@ def scripted_path(
         # segment into a Brownian bridge (zero at both ends); after the last knot it runs free.
         pinned = walk - np.interp(t, knot_steps, walk[knot_steps])
         log_prices = log_prices + pinned
-    prices = np.exp(log_prices)
+    prices = portable_exp(log_prices)
     # exp(log(p)) can be off by an ulp: the flat start is exactly the deployed price.
     if path.noise_vol == 0:
         prices[: path.start_step + 1] = initial_price
@@ -132,14 +133,14 @@ def gbm_paths(
     dt = year_fraction(step_seconds)
     shocks = np.column_stack([rng.standard_normal(steps - 1) for rng in rngs]) if n else np.zeros((steps - 1, 0))
     if cholesky is not None:
-        shocks = shocks @ cholesky.T
+        shocks = portable_matmul(shocks, cholesky.T)
     log_prices = np.zeros((steps, n))
     for j, (spec, rng) in enumerate(zip(specs, rngs)):
         # Itô: the median path drifts at drift - vol^2 / 2, so the mean grows at `drift`.
         returns = (spec.drift - 0.5 * spec.vol**2) * dt + spec.vol * np.sqrt(dt) * shocks[:, j]
         returns = returns + jump_log_returns(rng, spec.jumps, steps - 1)
         log_prices[1:, j] = np.cumsum(returns)
-    return np.asarray(initial_prices, dtype=float) * np.exp(log_prices)
+    return np.asarray(initial_prices, dtype=float) * portable_exp(log_prices)
 
 
 def bridge_path(
@@ -154,11 +155,11 @@ def bridge_path(
     log_prices = np.empty(steps)
     before = t <= horizon
     fraction = t[before] / horizon
-    straight_line = np.log(initial_price) + fraction * (np.log(target) - np.log(initial_price))
+    straight_line = portable_log(initial_price) + fraction * (portable_log(target) - portable_log(initial_price))
     log_prices[before] = straight_line + walk[before] - fraction * walk[horizon]
     after = ~before
-    log_prices[after] = np.log(target) + walk[after] - walk[horizon]
-    prices = np.exp(log_prices)
+    log_prices[after] = portable_log(target) + walk[after] - walk[horizon]
+    prices = portable_exp(log_prices)
     prices[0] = initial_price  # exactly the deployed price, not exp(log(price))
     return prices
 

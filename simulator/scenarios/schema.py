@@ -531,8 +531,19 @@ class Correlation(SchemaModel):
         return self
 
     def cholesky(self) -> np.ndarray:
-        """Lower-triangular L with L @ L.T equal to the matrix."""
-        return np.linalg.cholesky(np.asarray(self.matrix, dtype=float))
+        """Lower-triangular L with L @ L.T equal to the matrix (Cholesky-Banachiewicz in Python
+        floats, each sum in index order: LAPACK's goes through the BLAS kernel chosen for the CPU,
+        whose rounding may differ from machine to machine)."""
+        a = [[float(x) for x in row] for row in self.matrix]
+        n = len(a)
+        lower = [[0.0] * n for _ in range(n)]
+        for i in range(n):
+            for j in range(i + 1):
+                rest = a[i][j]
+                for k in range(j):
+                    rest -= lower[i][k] * lower[j][k]
+                lower[i][j] = math.sqrt(rest) if i == j else rest / lower[j][j]
+        return np.array(lower)
 
 
 # ---------------------------------------------------------------------------------------------

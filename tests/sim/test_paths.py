@@ -3,6 +3,10 @@ the scripted oct-2025 shock."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -11,6 +15,7 @@ from hypothesis import strategies as st
 from simulator.market.paths import SECONDS_PER_YEAR, generate_fundamental_paths, year_fraction
 from simulator.scenarios import load_scenario, scenario_from_dict
 from tests.sim.conftest import base_scenario
+from tests.sim.float_digest import float_digest
 
 DAY = 86_400
 
@@ -203,3 +208,19 @@ def test_scripted_paths_hit_every_leg_target(start_step, legs, noise_vol, seed):
     for (move, _), end in zip(legs, scenario.price_paths["SOL"].knot_steps()):
         assert sol[end] == pytest.approx(200 * (1 + move), rel=1e-9)
     assert np.all(sol > 0)
+
+
+def test_floats_before_the_contracts_do_not_depend_on_the_cpu():
+    """Every built-in's paths, population and external market (tests/sim/float_digest.py) are the
+    same bits when numpy may use only its baseline code (no AVX, AVX2, AVX-512) and OpenBLAS an older
+    kernel: a run on another machine sends the same prices, depths and positions. numpy's own
+    vectorised exp and log on an AVX-512 CPU differ from the C library's in the last bit."""
+    from numpy.core._multiarray_umath import __cpu_dispatch__, __cpu_features__
+
+    extra = [feature for feature in __cpu_dispatch__ if __cpu_features__.get(feature)]
+    if not extra:
+        pytest.skip("numpy runs only its baseline code on this CPU: nothing to turn off")
+    env = {**os.environ, "NPY_DISABLE_CPU_FEATURES": " ".join(extra), "OPENBLAS_CORETYPE": "Sandybridge"}
+    baseline = subprocess.run([sys.executable, "-m", "tests.sim.float_digest"], env=env, capture_output=True,
+                              text=True, check=True).stdout.strip()
+    assert baseline == float_digest()
