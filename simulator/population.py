@@ -11,7 +11,10 @@ How an account is drawn (all vectorised, in this order, from one generator
    (Gumbel top-k); the first drawn is the account's main market;
 4. side: long with probability ``long_fraction``;
 5. gross notional: lognormal(median, sigma), clipped to [min, max], then times
-   ``reference_accounts`` / N when the spec sets ``reference_accounts``;
+   ``reference_accounts`` / N when the spec sets ``reference_accounts``; with ``whales``, the first
+   ``whales.count`` accounts are resized to hold ``whales.notional_share`` of the whole gross
+   notional together (equal sizes, not clipped), the first floor(count x ``long_fraction``) of
+   them long and the others short (their side drawn in 4 is replaced);
 6. split: in proportion to the weights of the markets held, all on the account's side; a hedged
    account puts half on its main market and the other half, opposite, on the others;
 7. leverage (gross notional / collateral): lognormal(median, sigma), clipped to [1, cap], cap =
@@ -23,6 +26,7 @@ So every account opens within its initial margin: sum |notional| * imr <= collat
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
@@ -142,6 +146,15 @@ def generate_population(
     )
     if spec.reference_accounts is not None:
         gross = gross * (spec.reference_accounts / n)
+    whales = spec.whales
+    if whales is not None:
+        if n <= whales.count:
+            raise ValueError(f"population.whales.count ({whales.count}) must be below the number of accounts ({n})")
+        # The same share of the notional at any N: a tail that does not depend on how many draws reach it.
+        share = whales.notional_share
+        gross[:whales.count] = share / (whales.count * (1 - share)) * gross[whales.count:].sum()
+        longs = math.floor(whales.count * spec.long_fraction)
+        side[:whales.count] = np.where(np.arange(whales.count) < longs, 1.0, -1.0)
 
     # 6. split over the markets held
     held_weights = np.where(held, weights[None, :], 0.0)

@@ -715,6 +715,18 @@ class InsuranceFunding(SchemaModel):
     fraction_of_notional: NonNegativeFloat = 0.005
 
 
+class WhaleTier(SchemaModel):
+    """A few large accounts on top of the notional distribution: `count` accounts (the same count
+    at any population size) that together hold `notional_share` of the population's gross
+    notional, in equal sizes. Their margin mode, markets and leverage are drawn like every other
+    account's; their sides are not: the first floor(count x `long_fraction`) are long, the others
+    short. With `reference_accounts` the exchange is the same at any size, so each whale is too:
+    its size does not shrink as N grows while the largest draws of the distribution do."""
+
+    count: PositiveInt
+    notional_share: Annotated[float, Field(gt=0, lt=1)]
+
+
 class PopulationSpec(SchemaModel):
     """Trader accounts drawn from distributions (see simulator.population).
 
@@ -727,7 +739,8 @@ class PopulationSpec(SchemaModel):
     With `reference_accounts`, the notional distribution describes an exchange of that many
     accounts, and a run with N accounts scales every account's size (and so its collateral) by
     reference_accounts / N: more accounts sample the same exchange more finely instead of making it
-    bigger on the same books."""
+    bigger on the same books. `whales` adds a tail of a few large accounts (`WhaleTier`) whose
+    share of the notional does not depend on N."""
 
     accounts: PositiveInt = 1000
     reference_accounts: Optional[PositiveInt] = None
@@ -740,6 +753,7 @@ class PopulationSpec(SchemaModel):
     hedged_fraction: Fraction = 0.0
     vault: VaultFunding = Field(default_factory=VaultFunding)
     insurance_fund: InsuranceFunding = Field(default_factory=InsuranceFunding)
+    whales: Optional[WhaleTier] = None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -959,6 +973,10 @@ class Scenario(SchemaModel):
         if population.hedged_fraction > 0 and (len(names) < 2 or population.markets_per_account < 2):
             fail("hedged accounts need two markets: set markets_per_account >= 2 with at least two markets",
                  "population", "hedged_fraction")
+
+        if population.whales is not None and population.whales.count >= self.account_count:
+            fail(f"must be below the number of accounts ({self.account_count}), got {population.whales.count}",
+                 "population", "whales", "count")
 
         whale = self.agents.whale
         if whale is not None:

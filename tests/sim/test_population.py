@@ -122,6 +122,32 @@ def test_reference_accounts_sample_the_same_exchange_more_finely():
     np.testing.assert_array_equal(same.notional_usd, reference.notional_usd)
 
 
+def test_whales_hold_their_share_of_the_notional_at_any_size():
+    """The first `count` accounts hold `notional_share` of the gross notional together, in equal
+    sizes, the same dollars at 1,000 and 8,000 accounts with reference_accounts; floor(count x
+    long_fraction) of them long; the other accounts are drawn as without whales."""
+    spec = dict(notional={"median": 10_000, "sigma": 1.0}, long_fraction=0.9, reference_accounts=1_000)
+    whales = {"count": 5, "notional_share": 0.2}
+    sizes = []
+    for n in (1_000, 8_000):
+        _, plain = _population(n=n, **spec)
+        _, population = _population(n=n, whales=whales, **spec)
+        gross = population.gross_notional_usd
+        assert gross[:5].sum() / gross.sum() == pytest.approx(0.2)
+        np.testing.assert_allclose(gross[:5], gross[0])
+        np.testing.assert_array_equal(np.sign(population.notional_usd[:5].sum(axis=1)), [1, 1, 1, 1, -1])
+        np.testing.assert_array_equal(population.notional_usd[5:], plain.notional_usd[5:])
+        np.testing.assert_array_equal(population.leverage, plain.leverage)
+        sizes.append(gross[0])
+    assert sizes[1] == pytest.approx(sizes[0], rel=0.15)  # the body's total is a sample: about 4% at 1,000
+
+
+def test_whales_need_more_accounts_than_their_count():
+    scenario = _scenario(whales={"count": 5, "notional_share": 0.2})
+    with pytest.raises(ValueError, match=r"population.whales.count \(5\) must be below the number of accounts \(5\)"):
+        generate_population(scenario.population, scenario.markets, n=5)
+
+
 def _momentum(n: int, reference_accounts=None, seed=0):
     data = base_scenario()
     data["population"] = {"notional": {"median": 10_000, "sigma": 0.5}, "reference_accounts": reference_accounts,
