@@ -50,13 +50,27 @@ def oracle_answer(price: Number) -> int:
 def portable_exp(x) -> np.ndarray:
     """exp of every element of `x` (an array or a number), as the C library computes it."""
     a = np.asarray(x, dtype=float)
-    return np.fromiter(map(math.exp, a.ravel().tolist()), dtype=float, count=a.size).reshape(a.shape)
+    return np.fromiter(map(_exp, a.ravel().tolist()), dtype=float, count=a.size).reshape(a.shape)
 
 
 def portable_log(x) -> np.ndarray:
-    """log of every element of `x` (an array or a number, all positive), as the C library computes it."""
+    """log of every element of `x` (an array or a number), as the C library computes it; as numpy's,
+    -inf at 0 and nan below."""
     a = np.asarray(x, dtype=float)
-    return np.fromiter(map(math.log, a.ravel().tolist()), dtype=float, count=a.size).reshape(a.shape)
+    return np.fromiter(map(_log, a.ravel().tolist()), dtype=float, count=a.size).reshape(a.shape)
+
+
+def _exp(value: float) -> float:
+    try:
+        return math.exp(value)
+    except OverflowError:  # numpy's answer
+        return math.inf
+
+
+def _log(value: float) -> float:
+    if value > 0:
+        return math.log(value)
+    return -math.inf if value == 0 else math.nan
 
 
 def portable_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -3,6 +3,7 @@ the scripted oct-2025 shock."""
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from hypothesis import strategies as st
 from simulator.market.paths import SECONDS_PER_YEAR, generate_fundamental_paths, year_fraction
 from simulator.scenarios import load_scenario, scenario_from_dict
 from tests.sim.conftest import base_scenario
+from simulator.units import portable_exp, portable_log
 from tests.sim.float_digest import float_digest
 
 DAY = 86_400
@@ -224,3 +226,18 @@ def test_floats_before_the_contracts_do_not_depend_on_the_cpu():
     baseline = subprocess.run([sys.executable, "-m", "tests.sim.float_digest"], env=env, capture_output=True,
                               text=True, check=True).stdout.strip()
     assert baseline == float_digest()
+
+
+def test_portable_exp_and_log_are_the_c_librarys_with_numpys_edges():
+    """Element by element the C library's exp and log (Python's math), shaped like their input, and
+    numpy's answers where math raises: exp overflows to inf, log is -inf at 0 and nan below."""
+    values = np.array([[-745.2, -1.0, 0.0], [0.5, 709.7, 1e-300]])
+    assert portable_exp(values).shape == values.shape
+    assert portable_exp(values).tolist() == [[math.exp(v) for v in row] for row in values.tolist()]
+    positive = np.abs(values) + 1e-300
+    assert portable_log(positive).tolist() == [[math.log(v) for v in row] for row in positive.tolist()]
+    with np.errstate(all="ignore"):
+        edges = np.array([0.0, -1.0, np.inf, np.nan, 710.0])
+        np.testing.assert_array_equal(portable_log(edges[:4]), np.log(edges[:4]))
+        np.testing.assert_array_equal(portable_exp(edges[2:]), np.exp(edges[2:]))
+    assert portable_exp(0.0).shape == () and float(portable_log(1.0)) == 0.0
