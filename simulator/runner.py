@@ -191,8 +191,9 @@ def _event_extras(results, index: PositionIndex, snapshot: Snapshot, timestamp: 
 
 # numpy's BLAS (OpenBLAS) hands every matrix product to a thread per core. A run's products are
 # small (accounts x markets: the health screen) and thousands of them: waking the threads costs
-# more than the product (the screen at 10,000 accounts: 2.1 ms a step with both cores, 0.6 ms with
-# one), and a sweep's workers would fight over the cores. One thread for the run, restored after.
+# more than the product (the screen at 10,000 accounts, with other work on the machine: 2.1 ms a
+# step on both cores, 0.6 ms on one), and its spinning threads take the cores a sweep's other
+# workers or anvil need. One thread for the run, restored after.
 @threadpool_limits.wrap(limits=1, user_api="blas")
 def run_scenario(
     scenario: Scenario,
