@@ -1,6 +1,6 @@
 """Throughput of perpsim: the EVM ceiling, the health screen, and oct-2025 in both modes at each
-population, with the ratios that say how close a chain run is to the ceiling. Prints figures and
-ratios in one run; asserts nothing.
+population, with the ratios that say how close a chain run is to the ceiling, and whether the two
+modes' summaries agree at each population. Prints figures and ratios in one run; asserts nothing.
 
     make bench                                  (1,000 and 10,000 accounts, both modes)
     make bench ARGS="--accounts 1000 --repeat 3" (medians of three runs)
@@ -72,11 +72,12 @@ def main() -> None:
     rows.append((f"health screen of {screened:,} accounts (position index, float64)", f"{screen_ms:.2f} ms"))
 
     for n in populations:
+        summaries = {}
         for mode in modes:
             runs = [run_oct(n, mode) for _ in range(args.repeat)]
             wall = statistics.median(r["wall"] for r in runs)
             label = f"oct-2025, {n:,} accounts, {mode}"
-            s = runs[0]["summary"]
+            s = summaries[mode] = runs[0]["summary"]
             report = statistics.median(r["report"] for r in runs)
             rows.append((label, f"{wall:,.1f} s, the report's {report:,.1f} s included  ({s['liquidations']:,} "
                                 f"liquidations, {s['adl_fills']:,} ADL fills, {s['steps']:,} steps)"))
@@ -98,6 +99,8 @@ def main() -> None:
                 assert all(r["book_cache"] == "hit" for r in cached)
                 rows.append(("  rerun with the opened book from the cache",
                              f"{statistics.median(r['wall'] for r in cached):,.1f} s"))
+        if len(summaries) == 2:
+            rows.append((f"  chain and model, {n:,} accounts: the same summary (timing aside)", _agreement(*summaries.values())))
     if args.calm_accounts:
         runs = [run_scenario_model("calm", args.calm_accounts, {}) for _ in range(args.repeat)]
         wall = statistics.median(r["wall"] for r in runs)
@@ -117,6 +120,13 @@ def main() -> None:
                          "without the report)"))
 
     _print(rows)
+
+
+def _agreement(first: dict, second: dict) -> str:
+    """"yes", or the fields in which two runs' summaries differ (the modes must agree to the wei)."""
+    keys = sorted((set(first) | set(second)) - {"mode", "wall_seconds"})
+    differ = [key for key in keys if first.get(key) != second.get(key)]
+    return "yes" if not differ else "NO: " + ", ".join(differ)
 
 
 def _print(rows: list[tuple[str, str]]) -> None:
