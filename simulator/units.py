@@ -49,15 +49,18 @@ def oracle_answer(price: Number) -> int:
 
 def portable_exp(x) -> np.ndarray:
     """exp of every element of `x` (an array or a number), as the C library computes it."""
-    a = np.asarray(x, dtype=float)
-    return np.fromiter(map(_exp, a.ravel().tolist()), dtype=float, count=a.size).reshape(a.shape)
+    return _elementwise(_exp, x)
 
 
 def portable_log(x) -> np.ndarray:
     """log of every element of `x` (an array or a number), as the C library computes it; as numpy's,
     -inf at 0 and nan below."""
+    return _elementwise(_log, x)
+
+
+def _elementwise(function, x) -> np.ndarray:
     a = np.asarray(x, dtype=float)
-    return np.fromiter(map(_log, a.ravel().tolist()), dtype=float, count=a.size).reshape(a.shape)
+    return np.fromiter(map(function, a.ravel().tolist()), dtype=float, count=a.size).reshape(a.shape)
 
 
 def _exp(value: float) -> float:

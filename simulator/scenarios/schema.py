@@ -519,7 +519,7 @@ class Correlation(SchemaModel):
                     fail(f"the matrix must be symmetric: [{i}][{j}] is {value} but [{j}][{i}] is {self.matrix[j][i]}",
                          "matrix", i, j)
         try:
-            np.linalg.cholesky(np.asarray(self.matrix, dtype=float))
+            self.cholesky()  # the factorisation the run uses: a matrix accepted here factors there
         except np.linalg.LinAlgError:
             smallest = float(np.linalg.eigvalsh(np.asarray(self.matrix, dtype=float)).min())
             fail(
@@ -533,7 +533,8 @@ class Correlation(SchemaModel):
     def cholesky(self) -> np.ndarray:
         """Lower-triangular L with L @ L.T equal to the matrix (Cholesky-Banachiewicz in Python
         floats, each sum in index order: LAPACK's goes through the BLAS kernel chosen for the CPU,
-        whose rounding may differ from machine to machine)."""
+        whose rounding may differ from machine to machine). np.linalg.LinAlgError, as LAPACK's,
+        when a pivot is not positive: the matrix is not positive definite."""
         a = [[float(x) for x in row] for row in self.matrix]
         n = len(a)
         lower = [[0.0] * n for _ in range(n)]
@@ -542,6 +543,8 @@ class Correlation(SchemaModel):
                 rest = a[i][j]
                 for k in range(j):
                     rest -= lower[i][k] * lower[j][k]
+                if i == j and not rest > 0:
+                    raise np.linalg.LinAlgError("Matrix is not positive definite")
                 lower[i][j] = math.sqrt(rest) if i == j else rest / lower[j][j]
         return np.array(lower)
 
