@@ -35,6 +35,12 @@ class AdlRanking(IntEnum):
         """`deleverage` takes every eligible winner, listed by id (else a prefix of the ranking by score)."""
         return self in (AdlRanking.PRO_RATA, AdlRanking.CAPPED_PRO_RATA)
 
+    @property
+    def partial(self) -> bool:
+        """`deleverage` takes a list whose winners hold less than the position (a partial ADL): the
+        rankings by score but LEVERAGE_DRAIN, whose shares, as PRO_RATA's, are of the whole position."""
+        return not self.whole_ranking and self is not AdlRanking.LEVERAGE_DRAIN
+
 
 @dataclass(frozen=True)
 class MarketSpec:

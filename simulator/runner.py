@@ -247,8 +247,9 @@ def run_scenario(
         external = ExternalMarket.from_scenario(scenario)
         oracle = OracleAgent.from_scenario(scenario)
         book, trader_accounts, entries = opening_book(scenario, seed, accounts)
-        keepers = Keepers.for_markets(scenario.market_specs(), scenario.agents.keepers.leg_order,
-                                      scenario.agents.keepers.account_order)
+        settings = scenario.agents.keepers
+        keepers = Keepers.for_markets(scenario.market_specs(), settings.leg_order, settings.account_order,
+                                      settings.max_adl_counterparties)
         traders = TraderAgents(scenario, trader_accounts, entries, seed)
         with _opened_exchange(exchange_factory, scenario, book, book_cache) as (exchange, report):
             setup_extra.update({

@@ -145,10 +145,37 @@ def test_deleverage_rejects_wrong_lists(project, deployer, vault_account, accoun
         liquidator.deleverage(alice, BTC, list(reversed(ranking)), sender=deployer)
     with ape.reverts(liquidator.AdlIneligible, accountId=account_id(dave), size=0, unrealizedPnl=0):
         liquidator.deleverage(alice, BTC, [account_id(dave)], sender=deployer)
-    with ape.reverts(liquidator.AdlInsufficient, remaining=WAD // 2):
-        liquidator.deleverage(alice, BTC, [account_id(bob)], sender=deployer)
+    with ape.reverts(liquidator.AdlInsufficient, remaining=WAD):
+        liquidator.deleverage(alice, BTC, [], sender=deployer)
     with ape.reverts(liquidator.NotLiquidatable):
         liquidator.deleverage(bob, BTC, [account_id(alice)], sender=deployer)
+
+
+def test_deleverage_partialList_closesWhatTheWinnersHold(project, deployer, vault_account, accounts):
+    """A list that covers part of the position (bob's half) closes bob whole and leaves alice the
+    rest, whose deficit the free fund earmarks before the next winner (carol) covers what is left."""
+    system, alice, bob, carol, _ = book(project, deployer, vault_account, accounts, BadDebtPolicy.ADL)
+    liquidator, engine = system.liquidator, system.engine
+    alice_id = account_id(alice)
+    system.set_price(BTC, 85_000)  # AV -$5,000: bankrupt at $90,000; the fund's $1,000 cannot pay
+    fund = engine.insuranceFund()
+    bankruptcy = engine.bankruptcyPriceOf(alice_id, BTC)
+    assert wad(90_000) <= bankruptcy <= wad(90_000) + 1
+    receipt = liquidator.deleverage(alice, BTC, [account_id(bob)], sender=deployer)
+    [event] = receipt.events.filter(liquidator.Deleveraged)
+    assert (event.size, event.bankruptcyPrice, event.valueBefore) == (WAD // 2, bankruptcy, -wad(5_000))
+    assert engine.getPosition(bob, BTC)[0] == 0 and engine.getPosition(alice, BTC)[0] == WAD // 2
+    # The rest carries about -$2,500 at $85,000; the free fund ($1,000) is earmarked for it first,
+    # so the next winner closes it at about $88,000.
+    assert engine.fundReserveOf(alice_id) == fund and engine.insuranceFund() == 0
+    assert liquidator.adlRequired(alice_id, BTC)
+    bankruptcy = engine.bankruptcyPriceOf(alice_id, BTC)
+    assert abs(bankruptcy - wad(88_000)) <= 2
+    receipt = liquidator.deleverage(alice, BTC, [account_id(carol)], sender=deployer)
+    [event] = receipt.events.filter(liquidator.Deleveraged)
+    assert (event.size, event.bankruptcyPrice) == (WAD // 2, bankruptcy)
+    assert engine.getPosition(alice, BTC)[0] == 0 and engine.getPosition(carol, BTC)[0] == 0
+    check_invariants(system)
 
 
 def test_no_adl_while_fund_and_book_can_absorb(project, deployer, vault_account, accounts):

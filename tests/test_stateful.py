@@ -33,6 +33,8 @@ GUARDED = 2
 GUARDED_HEARTBEAT = 600
 GUARDED_DEVIATION = wad("0.1")
 GUARDED_COOLDOWN = 120
+# The lists the machines' ADL attempts send (`deleverage_attempt`).
+DELEVERAGE_LISTS = ["canonical", "reversed", "skip-first", "all", "head"]
 
 
 @pytest.fixture(scope="module")
@@ -248,14 +250,16 @@ class StaticMachine(ProtocolMachine):
     def liquidate(self, pick, m, cap):
         self.twin.liquidate(self.pick_account(pick, m), m, cap)
 
-    @rule(pick=st.integers(0, 10**6), m=market, variant=st.sampled_from(["canonical", "reversed", "skip-first", "all"]))
+    @rule(pick=st.integers(0, 10**6), m=market, variant=st.sampled_from(DELEVERAGE_LISTS))
     def deleverage(self, pick, m, variant):
         deleverage_attempt(self.twin, self.pick_account(pick, m), m, variant)
 
 
 def deleverage_attempt(twin: Twin, account_id: int, m: int, variant: str) -> None:
-    """ADL with the canonical counterparties or a wrong list: the contract must refuse a wrong one
-    (checked by Twin.deleverage: a success hits winners in ranking order at the bankruptcy price)."""
+    """ADL with the canonical counterparties, a wrong list or the first half of the canonical one
+    (`head`: a partial ADL under the rankings by score, refused under the others; empty when the
+    canonical list has one winner): the contract must refuse a wrong one (checked by
+    Twin.deleverage: a success hits winners in ranking order at the bankruptcy price)."""
     model = twin.model
     side = model.position_of(account_id, m)[0]
     if side == 0 or model.prices[m] == 0:
@@ -269,6 +273,7 @@ def deleverage_attempt(twin: Twin, account_id: int, m: int, variant: str) -> Non
         "reversed": list(reversed(chosen)),
         "skip-first": twin.canonical_counterparties(m, account_id, ranking[1:]),
         "all": list(ranking),
+        "head": chosen[:len(chosen) // 2],
     }[variant]
     twin.deleverage(account_id, m, cps)
 
@@ -359,7 +364,7 @@ class DynamicMachine(ProtocolMachine):
     def liquidate(self, pick, m, cap):
         self.twin.liquidate(self.pick_account(pick, m), m, cap)
 
-    @rule(pick=st.integers(0, 10**6), m=market, variant=st.sampled_from(["canonical", "reversed", "skip-first", "all"]))
+    @rule(pick=st.integers(0, 10**6), m=market, variant=st.sampled_from(DELEVERAGE_LISTS))
     def deleverage(self, pick, m, variant):
         deleverage_attempt(self.twin, self.pick_account(pick, m), m, variant)
 

@@ -104,7 +104,9 @@ interface ILiquidationEngine {
     error AdlOutOfOrder(uint256 index, uint256 previousScore, uint256 score);
     /// @notice PRO_RATA: counterparties must be listed by strictly increasing account id.
     error AdlNotSortedById(uint256 index, uint256 previousId, uint256 id);
-    /// @notice The counterparties do not cover the size to deleverage.
+    /// @notice The counterparties do not cover the size to deleverage, under PRO_RATA,
+    /// CAPPED_PRO_RATA and LEVERAGE_DRAIN (their shares are of the whole position); under the other
+    /// rankings a list that covers less is a partial ADL, and only an empty list reverts.
     error AdlInsufficient(uint256 remaining);
     /// @notice A partial slice would leave the account less healthy (AV - MM) and the caller's
     /// `maxSize` does not allow closing the whole position instead.
@@ -153,10 +155,11 @@ interface ILiquidationEngine {
         uint256 oraclePrice
     );
 
-    /// @notice One ADL call: the bankrupt account's whole position closed at the bankruptcy price
-    /// (CAPPED_PRO_RATA: each winner at its own price). `valueBefore` is its account value at the
-    /// oracle price before ADL; the deficit the winners cover is sign(size) * (bankruptcyPrice -
-    /// oraclePrice) * |size| when positive (its deficit beyond the fund's earmark, docs §6.8).
+    /// @notice One ADL call: `size` of the bankrupt account's position (the whole position, or
+    /// what a partial ADL's winners held) closed at the bankruptcy price (CAPPED_PRO_RATA: each
+    /// winner at its own price). `valueBefore` is its account value at the oracle price before ADL;
+    /// the deficit the winners cover is sign(size) * (bankruptcyPrice - oraclePrice) * |size| when
+    /// positive (its deficit beyond the fund's earmark, docs §6.8).
     event Deleveraged(
         uint256 indexed accountId,
         uint256 indexed marketId,
@@ -215,6 +218,11 @@ interface ILiquidationEngine {
     /// (LiquidationParams.ranking) decides the list's order, its length (LEVERAGE_DRAIN: the
     /// winners above the drained level), each winner's size and, under CAPPED_PRO_RATA, each
     /// winner's price (docs/design.md §6.7).
+    /// @dev Under PNL_LEVERAGE, QUEUE, HYPERLIQUID and MIN_OVERSHOOT a list whose winners hold less
+    /// than the position is a partial ADL: each listed winner closes whole, and the rest of the
+    /// position stays open for the next call, its deficit earmarked like any carried deficit
+    /// (docs §6.8). A position too large for one transaction's gas is deleveraged in several calls,
+    /// on consecutive stretches of the ranking.
     function deleverage(address account, uint256 marketId, uint256[] calldata counterparties) external;
     /// @notice As `deleverage`, for any account id (cross or isolated).
     function deleverageAccount(uint256 accountId, uint256 marketId, uint256[] calldata counterparties) external;

@@ -192,6 +192,7 @@ contract LiquidationEngine is ILiquidationEngine {
         uint256[] memory prices = lp.ranking == AdlRanking.CAPPED_PRO_RATA
             ? _haircutPrices(marketId, plan, counterparties, takes, bankruptcyPrice)
             : _samePrice(counterparties.length, bankruptcyPrice);
+        uint256 closed;
         for (uint256 i; i < counterparties.length; ++i) {
             // A dust winner's pro-rata share can round to nothing: it gives up nothing, and the
             // others' fills close the position (a fill of 0 would revert and stall the ADL).
@@ -200,13 +201,21 @@ contract LiquidationEngine is ILiquidationEngine {
             int256 delta = plan.positionSize > 0 ? -int256(takes[i]) : int256(takes[i]);
             engine.adlFill(accountId, counterparties[i], marketId, delta, prices[i]);
             emit AdlFill(accountId, counterparties[i], marketId, delta, prices[i], plan.price);
+            closed += takes[i];
         }
         if (lp.ranking == AdlRanking.QUEUE) _closeQueueRest(marketId, plan, counterparties, bankruptcyPrice);
-        // Closing at the bankruptcy price leaves the account at or above zero value; this only
-        // settles rounding dust if anything else moved it.
+        // Closing the whole position at the bankruptcy price leaves the account at or above zero
+        // value, and this only settles rounding dust if anything else moved it; after a partial
+        // ADL it earmarks the deficit the open rest carries.
         engine.settleDeficit(accountId, marketId, false);
         emit Deleveraged(
-            accountId, marketId, plan.positionSize, bankruptcyPrice, plan.price, plan.value, counterparties.length
+            accountId,
+            marketId,
+            plan.positionSize > 0 ? int256(closed) : -int256(closed),
+            bankruptcyPrice,
+            plan.price,
+            plan.value,
+            counterparties.length
         );
     }
 
@@ -403,7 +412,8 @@ contract LiquidationEngine is ILiquidationEngine {
 
     /* INTERNAL: ADL */
 
-    /// @dev PNL_LEVERAGE: counterparties in ranking order, each taken up to its size until covered.
+    /// @dev PNL_LEVERAGE, QUEUE, HYPERLIQUID, MIN_OVERSHOOT: counterparties in ranking order, each
+    /// taken up to its size until covered (or, a partial ADL, all of each).
     function _rankedTakes(
         uint256 accountId,
         uint256 marketId,
@@ -423,7 +433,9 @@ contract LiquidationEngine is ILiquidationEngine {
             takes[i] = FixedPointMath.min(remaining, cpSize);
             remaining -= takes[i];
         }
-        if (remaining != 0) revert AdlInsufficient(remaining);
+        // remaining != 0: a partial ADL, each listed winner closed whole (ILiquidationEngine);
+        // an empty list would close nothing.
+        if (remaining == total) revert AdlInsufficient(remaining);
     }
 
     /// @dev The counterparty at `i` ranks after the one before it: a lower score, or the same

@@ -128,7 +128,9 @@ class Keepers:
     of order); they head the next step's ranking if they still rank first. An account is
     deleveraged at most once per block: after one ADL its value is back at its earmark, and its
     other positions may no longer need ADL. Under PRO_RATA every ADL takes the whole ranking, so
-    one per market and side per step.
+    one per market and side per step. An ADL that lists more winners than `max_adl_counterparties`
+    (what one transaction's gas holds) goes out as several partial ADLs on consecutive stretches of
+    its list, in the same block, under the rankings that take them (`AdlRanking.partial`).
 
     The keepers budget the free insurance fund over the block: each `adlRequired` answer assumes
     the whole fund, so without a budget a step with many underwater accounts sends liquidations the
@@ -138,13 +140,17 @@ class Keepers:
 
     def __init__(self, rankings: list[AdlRanking], leg_order: str = "market_id",
                  fill_free_adl: Sequence[bool] | None = None, max_impacts: Sequence[int] | None = None,
-                 account_order: str = "registry"):
+                 account_order: str = "registry", max_adl_counterparties: int | None = None):
         if leg_order not in LEG_ORDERS:
             raise ValueError(f"leg_order must be one of {', '.join(LEG_ORDERS)}, not {leg_order!r}")
         if account_order not in ACCOUNT_ORDERS:
             raise ValueError(f"account_order must be one of {', '.join(ACCOUNT_ORDERS)}, not {account_order!r}")
+        if max_adl_counterparties is not None and max_adl_counterparties < 1:
+            raise ValueError(f"max_adl_counterparties must be at least 1, not {max_adl_counterparties}")
         self.rankings = rankings
         self.leg_order = leg_order
+        # Most winners one `deleverage` lists (None: no limit); a longer ADL goes out in parts.
+        self.max_adl_counterparties = max_adl_counterparties
         self.account_order = account_order
         # Per market: its policy is ADL and it has no rate limit, so `beyond_any_fill` can answer.
         self.fill_free_adl = list(fill_free_adl) if fill_free_adl is not None else [False] * len(rankings)
@@ -156,11 +162,11 @@ class Keepers:
 
     @classmethod
     def for_markets(cls, specs: Sequence[MarketSpec], leg_order: str = "market_id",
-                    account_order: str = "registry") -> "Keepers":
+                    account_order: str = "registry", max_adl_counterparties: int | None = None) -> "Keepers":
         """Keepers of markets with these specifications (their rankings, policies and rate limits)."""
         return cls([spec.ranking for spec in specs], leg_order,
                    [spec.policy == BadDebtPolicy.ADL and not spec.rate_limit_notional for spec in specs],
-                   [wad(spec.max_impact) for spec in specs], account_order)
+                   [wad(spec.max_impact) for spec in specs], account_order, max_adl_counterparties)
 
     def plan(self, exchange: Exchange, scan: HealthScan, state: Snapshot | None = None,
              index: PositionIndex | None = None) -> list[Action]:
@@ -202,11 +208,20 @@ class Keepers:
                 queues[market, side] = self._queue(exchange, market, side, index)
             counterparties = queues[market, side].take(abs(size), touched | {account})
             if counterparties:
-                actions.append(Deleverage(account, market, tuple(counterparties)))
+                actions.extend(Deleverage(account, market, part) for part in self._parts(market, counterparties))
                 deleveraged.add(account)
                 touched.add(account)
                 touched.update(counterparties)
         return actions
+
+    def _parts(self, market: int, counterparties: list[int]) -> list[tuple[int, ...]]:
+        """One ADL's list as the transactions that send it: whole, or, longer than
+        `max_adl_counterparties` under a ranking that takes partial ADLs, consecutive stretches of
+        it (each a partial ADL closing its winners whole, the last one the rest)."""
+        cap = self.max_adl_counterparties
+        if cap is None or len(counterparties) <= cap or not AdlRanking(self.rankings[market]).partial:
+            return [tuple(counterparties)]
+        return [tuple(counterparties[i:i + cap]) for i in range(0, len(counterparties), cap)]
 
     def adl_required(self, exchange: Exchange, reads: Exchange | PositionIndex, scan: HealthScan,
                       state: Snapshot | None, pairs: list[tuple[int, int]]) -> list[bool]:

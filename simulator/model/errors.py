@@ -300,7 +300,8 @@ class AdlNotSortedById(ModelRevert):
 
 
 class AdlInsufficient(ModelRevert):
-    """The counterparties do not cover the size to deleverage."""
+    """The counterparties do not cover the size to deleverage, under PRO_RATA, CAPPED_PRO_RATA and
+    LEVERAGE_DRAIN; under the other rankings only an empty list (a shorter one is a partial ADL)."""
 
     fields = ("remaining",)
 

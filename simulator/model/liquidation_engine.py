@@ -241,7 +241,8 @@ class LiquidationEngine:
     @transaction
     def deleverage_account(self, account_id: int, market_id: int, counterparties: Sequence[int]) -> None:
         """deleverageAccount: closes the whole position against `counterparties` (in ranking order)
-        at the bankruptcy price."""
+        at the bankruptcy price; under the rankings by score (not LEVERAGE_DRAIN) a list whose
+        winners hold less closes what they hold (a partial ADL)."""
         counterparties = list(counterparties)
         lp = self.liquidation_params(market_id)
         if lp.policy != BadDebtPolicy.ADL:
@@ -262,6 +263,7 @@ class LiquidationEngine:
             prices = self._haircut_prices(market_id, plan, counterparties, takes, bankruptcy_price)
         else:
             prices = self._same_price(len(counterparties), bankruptcy_price)
+        closed = 0
         for i, counterparty in enumerate(counterparties):
             # A dust winner's pro-rata share can round to nothing: it gives up nothing, and the
             # others' fills close the position (a fill of 0 would revert and stall the ADL).
@@ -271,16 +273,18 @@ class LiquidationEngine:
             delta = -takes[i] if plan.position_size > 0 else takes[i]
             engine.adl_fill(account_id, counterparty, market_id, delta, prices[i])
             self.chain._emit("AdlFill", account_id, counterparty, market_id, delta, prices[i], plan.price)
+            closed += takes[i]
         if lp.ranking == AdlRanking.QUEUE:
             self._close_queue_rest(market_id, plan, counterparties, bankruptcy_price)
-        # Closing at the bankruptcy price leaves the account at or above zero value; this only
-        # settles rounding dust if anything else moved it.
+        # Closing the whole position at the bankruptcy price leaves the account at or above zero
+        # value, and this only settles rounding dust if anything else moved it; after a partial
+        # ADL it earmarks the deficit the open rest carries.
         engine.settle_deficit(account_id, market_id, False)
         self.chain._emit(
             "Deleveraged",
             account_id,
             market_id,
-            plan.position_size,
+            closed if plan.position_size > 0 else -closed,
             bankruptcy_price,
             plan.price,
             plan.value,
@@ -460,7 +464,8 @@ class LiquidationEngine:
         self, account_id: int, market_id: int, plan: Plan, counterparties: list[int], total: int,
         ranking: AdlRanking
     ) -> list[int]:
-        """PNL_LEVERAGE: counterparties in ranking order, each taken up to its size until covered."""
+        """PNL_LEVERAGE, QUEUE, HYPERLIQUID, MIN_OVERSHOOT: counterparties in ranking order, each
+        taken up to its size until covered (or, a partial ADL, all of each)."""
         takes = [0] * len(counterparties)
         remaining = total
         previous_score = 0
@@ -472,7 +477,9 @@ class LiquidationEngine:
             previous_score = score
             takes[i] = fp.min(remaining, cp_size)
             remaining -= takes[i]
-        if remaining != 0:
+        # remaining != 0: a partial ADL, each listed winner closed whole (ILiquidationEngine);
+        # an empty list would close nothing.
+        if remaining == total:
             raise AdlInsufficient(remaining)
         return takes
 

@@ -121,6 +121,37 @@ def test_adl_leaves_no_bad_debt_and_hits_the_top_of_the_ranking():
     check_invariants(protocol)
 
 
+def test_deleverage_partial_list_closes_what_the_winners_hold():
+    """tests/test_liquidation.py::test_deleverage_partialList_closesWhatTheWinnersHold on the model."""
+    protocol = seed_book(BadDebtPolicy.ADL)
+    protocol.set_price(BTC, wad(85_000))
+    fund = protocol.insurance_fund
+    bankruptcy = protocol.bankruptcy_price(ALICE, BTC)
+    protocol.deleverage(ALICE, BTC, [BOB])
+    [event] = protocol.events_named("Deleveraged")
+    assert (event.size, event.bankruptcyPrice, event.valueBefore) == (WAD // 2, bankruptcy, -wad(5_000))
+    assert protocol.get_position(BOB, BTC)[0] == 0 and protocol.get_position(ALICE, BTC)[0] == WAD // 2
+    assert protocol.fund_reserve_of(ALICE) == fund and protocol.insurance_fund == 0
+    assert protocol.adl_required(ALICE, BTC)
+    bankruptcy = protocol.bankruptcy_price(ALICE, BTC)
+    assert abs(bankruptcy - wad(88_000)) <= 2
+    protocol.deleverage(ALICE, BTC, [CAROL])
+    assert [e.size for e in protocol.events_named("Deleveraged")] == [WAD // 2, WAD // 2]
+    assert protocol.events_named("Deleveraged")[-1].bankruptcyPrice == bankruptcy
+    assert protocol.get_position(ALICE, BTC)[0] == 0 and protocol.get_position(CAROL, BTC)[0] == 0
+    assert protocol.bad_debt == 0
+    check_invariants(protocol)
+
+
+def test_deleverage_refuses_a_partial_list_under_pro_rata():
+    """PRO_RATA's shares are of the whole position: a list that covers part of it is refused."""
+    protocol = seed_book(BadDebtPolicy.ADL, ranking=AdlRanking.PRO_RATA)
+    protocol.set_price(BTC, wad(85_000))
+    with pytest.raises(AdlInsufficient) as info:
+        protocol.deleverage(ALICE, BTC, [BOB])
+    assert info.value.remaining == WAD // 2
+
+
 def test_adl_takes_only_what_covers_the_position():
     protocol = seed_book(BadDebtPolicy.ADL)
     protocol.fund(BOB, 20_000)
@@ -151,8 +182,8 @@ def test_deleverage_rejects_wrong_lists():
         protocol.deleverage(ALICE, BTC, [DAVE])
     assert info.value.inputs == {"accountId": DAVE, "size": 0, "unrealizedPnl": 0}
     with pytest.raises(AdlInsufficient) as info:
-        protocol.deleverage(ALICE, BTC, [BOB])
-    assert info.value.remaining == WAD // 2
+        protocol.deleverage(ALICE, BTC, [])
+    assert info.value.remaining == WAD
     with pytest.raises(NotLiquidatable):
         protocol.deleverage(BOB, BTC, [ALICE])
     with pytest.raises(VaultAccount):

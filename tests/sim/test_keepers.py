@@ -3,6 +3,8 @@ liquidations the fund cannot pay once earlier ones have drawn it are held, not s
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 
@@ -287,3 +289,55 @@ def test_by_health_confirms_only_the_accounts_its_margins_cannot_order():
     assert found == [1, 2, 3] and asked == []  # each surely below its margin
     assert scan.by_health(found) == [3, 2, 1]  # the screen alone would put 1 before 2
     assert sorted(asked) == [1, 2]
+
+
+# -- ADLs longer than a transaction holds -- #
+
+
+def five_winner_book(ranking: AdlRanking) -> tuple[ModelExchange, list[int]]:
+    """One 1 BTC long from $100,000 on $14,400, against five winners short 0.2 BTC each on
+    collateral from $5,000 to $25,000 (distinct scores); at $85,000 the long is $600 under water
+    and there is no fund: ADL."""
+    exchange = ModelExchange([MarketSpec("BTC", 100_000, depth2pct=10**12, ranking=ranking)])
+    protocol = exchange.protocol
+    winners = [0xE000 + i for i in range(5)]
+    protocol.fund(TRADERS[0], 14_400)
+    for i, winner in enumerate(winners):
+        protocol.fund(winner, 5_000 * (i + 1))
+        protocol.settle_matched_fill(TRADERS[0], winner, BTC, WAD // 5, wad(100_000))
+    protocol.set_price(BTC, wad(85_000))
+    return exchange, winners
+
+
+def test_an_adl_longer_than_max_adl_counterparties_goes_out_in_parts():
+    """At most two winners a transaction: three partial ADLs in one block on consecutive stretches
+    of the list one ADL would send, ending where that ADL ends (no fund to earmark between them;
+    to the rounding of the bankruptcy price, a wei a winner)."""
+    parted, winners = five_winner_book(AdlRanking.PNL_LEVERAGE)
+    whole = copy.deepcopy(parted)
+    [one] = Keepers([AdlRanking.PNL_LEVERAGE]).plan(whole, whole.scan())
+    actions = Keepers([AdlRanking.PNL_LEVERAGE], max_adl_counterparties=2).plan(parted, parted.scan())
+    assert [len(a.counterparties) for a in actions] == [2, 2, 1]
+    assert all(a.account_id == TRADERS[0] for a in actions)
+    assert sum((a.counterparties for a in actions), ()) == one.counterparties
+    assert sorted(one.counterparties) == winners
+    results = parted.execute(actions, parted.timestamp + 1)
+    assert all(r.ok for r in results)
+    assert all(r.ok for r in whole.execute([one], whole.timestamp + 1))
+    for account in [TRADERS[0], *winners]:
+        assert parted.protocol.get_position(account, BTC) == (0, 0) == whole.protocol.get_position(account, BTC)
+        assert abs(parted.protocol.collateral_of(account) - whole.protocol.collateral_of(account)) <= 5
+    sizes = [args["size"] for r in results for name, args in r.events if name == "Deleveraged"]
+    assert sizes == [2 * WAD // 5, 2 * WAD // 5, WAD // 5]
+
+
+def test_pro_rata_lists_go_out_whole_whatever_max_adl_counterparties():
+    exchange, winners = five_winner_book(AdlRanking.PRO_RATA)
+    [action] = Keepers([AdlRanking.PRO_RATA], max_adl_counterparties=2).plan(exchange, exchange.scan())
+    assert action.counterparties == tuple(winners)
+    assert all(r.ok for r in exchange.execute([action], exchange.timestamp + 1))
+
+
+def test_max_adl_counterparties_must_be_positive():
+    with pytest.raises(ValueError, match="max_adl_counterparties must be at least 1, not 0"):
+        Keepers([AdlRanking.PNL_LEVERAGE], max_adl_counterparties=0)

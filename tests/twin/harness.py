@@ -392,7 +392,15 @@ class Twin:
                 assert all((f["price"] - f["oraclePrice"]) * side >= 0 for f in fills)
             else:
                 assert all(f["price"] == seen["bankruptcy"] for f in fills + rest)
-            assert sum(f["size"] for f in fills) == -side
+            [event] = outcome.named("Deleveraged")
+            closed = event["size"]
+            assert sum(f["size"] for f in fills) == -closed and closed * side > 0 and abs(closed) <= abs(side)
+            partial = closed != side
+            if partial:
+                # A partial ADL: only under the rankings by score, and every listed winner closes whole.
+                assert not ranking_kind.whole_ranking and ranking_kind != AdlRanking.LEVERAGE_DRAIN, \
+                    f"{ranking_kind.name} closed {closed} of {side}"
+                assert all(model.position_of(cp, m)[0] == 0 for cp in cps), "a partial ADL left a winner open"
             if ranking_kind == AdlRanking.QUEUE:
                 # Every listed winner closes whole; only the last one's rest, against the vault. The
                 # vault itself, listed last, keeps its rest (it cannot trade with itself).
@@ -421,7 +429,7 @@ class Twin:
                 assert positions == sorted(positions), "ADL fills out of ranking order"
             else:
                 assert cps == sorted(cps) and set(cps) <= set(ranking)
-            assert model.position_of(account_id, m)[0] == 0
+            assert model.position_of(account_id, m)[0] == side - closed
             self._check_idle(seen["idle"], exempt=set(), label="ADL")
         return outcome
 
