@@ -167,6 +167,20 @@ MUTANTS: tuple[Mutant, ...] = (
         "the ranking breaks ties (and orders PRO_RATA) by descending id",
     ),
     Mutant(
+        "partial-adl-empty-list", "adl", LIQUIDATOR,
+        "        if (remaining == total) revert AdlInsufficient(remaining);\n",
+        "",
+        "an empty counterparty list is taken as a partial ADL that closes nothing",
+        ("tests/test_liquidation.py::test_deleverage_rejects_wrong_lists",),
+    ),
+    Mutant(
+        "partial-adl-reports-whole-size", "adl", LIQUIDATOR,
+        "plan.positionSize > 0 ? int256(closed) : -int256(closed),",
+        "plan.positionSize,",
+        "Deleveraged reports the whole position where a partial ADL closed part of it",
+        ("tests/test_liquidation.py::test_deleverage_partialList_closesWhatTheWinnersHold",),
+    ),
+    Mutant(
         "pro-rata-remainder-dropped", "adl", LIQUIDATOR,
         "            if (takes[i] < sizes[i]) {\n                ++takes[i];",
         "            if (false) {\n                ++takes[i];",
