@@ -808,15 +808,15 @@ class KeeperSettings(SchemaModel):
     (the order accounts registered), or `health`: accounts still above zero first, the least value /
     maintenance margin first, then those below zero (docs/design.md §7.5). It matters when the own
     book cannot take a block's liquidations: the later fills walk what the earlier ones left.
-    `max_adl_counterparties`: the most winners one `deleverage` transaction lists; a longer ADL is
-    sent as several partial ADLs in the same block, under the rankings that take them (not
-    PRO_RATA, CAPPED_PRO_RATA or LEVERAGE_DRAIN, whose lists go whole). 100 fits a 30M-gas
-    transaction with room to spare (docs/design.md §8)."""
+    `max_adl_counterparties`: the most winners one `deleverage` transaction lists (none: no limit,
+    one transaction per ADL); a longer ADL is sent as several partial ADLs in the same block, under
+    the rankings that take them (not PRO_RATA, CAPPED_PRO_RATA or LEVERAGE_DRAIN, whose lists go
+    whole). 100 fits a 30M-gas transaction (docs/design.md §6.7)."""
 
     leg_order: Literal["market_id", "largest_loss"] = "market_id"
     latency_steps: PositiveInt = 1
     account_order: Literal["registry", "health"] = "registry"
-    max_adl_counterparties: PositiveInt = 100
+    max_adl_counterparties: Optional[PositiveInt] = None
 
 
 class Agents(SchemaModel):

@@ -4,6 +4,7 @@ liquidations the fund cannot pay once earlier ones have drawn it are held, not s
 from __future__ import annotations
 
 import copy
+import json
 
 import numpy as np
 import pytest
@@ -341,3 +342,22 @@ def test_pro_rata_lists_go_out_whole_whatever_max_adl_counterparties():
 def test_max_adl_counterparties_must_be_positive():
     with pytest.raises(ValueError, match="max_adl_counterparties must be at least 1, not 0"):
         Keepers([AdlRanking.PNL_LEVERAGE], max_adl_counterparties=0)
+
+
+def test_a_scenario_sets_the_winners_a_deleverage_lists(tmp_path):
+    """`agents.keepers.max_adl_counterparties` reaches the run's keepers: oct-2025 at 200 accounts
+    to step 2100 deleverages positions against up to a dozen winners in one transaction; with 1,
+    each transaction lists one winner, so the same ADLs take more of them."""
+    from simulator.runner import run_scenario
+    from simulator.scenarios import load_scenario, with_overrides, with_settings
+    from tests.golden import model_exchange
+
+    def lists(settings: dict, out) -> list[int]:
+        scenario = with_settings(with_overrides(load_scenario("oct-2025"), accounts=200, mode="model"), settings)
+        run_scenario(scenario, out, model_exchange, max_steps=2100, render=False)
+        lines = (out / "events.jsonl").read_text().splitlines()
+        return [event["counterparties"] for event in map(json.loads, lines) if event["event"] == "Deleveraged"]
+
+    whole = lists({}, tmp_path / "whole")
+    parted = lists({"agents.keepers.max_adl_counterparties": 1}, tmp_path / "parted")
+    assert max(whole) > 1 and set(parted) == {1} and len(parted) > len(whole)
