@@ -811,7 +811,7 @@ class KeeperSettings(SchemaModel):
     `max_adl_counterparties`: the most winners one `deleverage` transaction lists (none: no limit,
     one transaction per ADL); a longer ADL is sent as several partial ADLs in the same block, under
     the rankings that take them (not PRO_RATA, CAPPED_PRO_RATA or LEVERAGE_DRAIN, whose lists go
-    whole). 100 fits a 30M-gas transaction (docs/design.md §6.7)."""
+    whole). 100 winners cost about 10M gas (docs/design.md §6.7)."""
 
     leg_order: Literal["market_id", "largest_loss"] = "market_id"
     latency_steps: PositiveInt = 1
