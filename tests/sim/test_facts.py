@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from simulator.facts import FactsError, compute_facts, crash_window, fact_rows
+from simulator.facts import FactsError, compute_facts, crash_window, fact_rows, format_value
 from simulator.model.exchange import ModelExchange
 from simulator.runner import run_scenario
 from simulator.scenarios import load_scenario, with_overrides
@@ -45,3 +45,9 @@ def test_facts_of_a_missing_folder_is_one_clear_line(tmp_path):
     done = subprocess.run(PERPSIM + ["facts", str(tmp_path / "nowhere")], capture_output=True, text=True, timeout=60)
     assert done.returncode == 1 and "no such run folder" in done.stderr and "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_a_fact_banded_in_tenths_of_a_percent_reads_to_the_hundredth():
+    """0.08% against a band of 0.5-2% must not print as 0.1%; the other shares keep one decimal."""
+    assert format_value("underwater_equity_to_liquidated", 0.0008) == "0.08%"
+    assert format_value("long_share", 0.9222) == "92.2%" and format_value("low_BTC", -0.139) == "-13.9%"
