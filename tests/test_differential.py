@@ -241,6 +241,32 @@ def test_pro_rata_adl_hands_out_the_rounding_remainder(env, chain):
         assert twin.model.position_of(alice_id, 0)[0] == 0
 
 
+@pytest.mark.parametrize("ranking", list(AdlRanking), ids=lambda r: r.name)
+def test_a_partial_adl_agrees_and_the_rest_follows(env, chain, ranking):
+    """A bankrupt 1 BTC long against two 0.5 BTC winners, deleveraged one winner a call: under the
+    rankings that take partial ADLs the first call closes that winner whole and half the position
+    (Twin.deleverage checks the fills, `Deleveraged.size` and what stays open, on both sides), the
+    second the rest; under the others the first call reverts `AdlInsufficient` in both
+    (mutant `partial-adl-reports-whole-size`)."""
+    with isolated(chain):
+        spec = MarketSpec("BTC", 100_000, depth2pct=10_000_000, ranking=ranking, heartbeat=HEARTBEAT)
+        twin = one_market(env, spec, alice=10_700, bob=50_000, carol=60_000)
+        alice, bob, carol = env.traders[:3]
+        assert twin.matched(alice, bob, 0, WAD // 2, wad(100_000)).ok
+        assert twin.matched(alice, carol, 0, WAD // 2, wad(100_000)).ok
+        twin.set_price(0, oracle_answer(85_000), seconds=1)  # alice $4,300 under water, no fund
+        alice_id = int(alice.address, 16)
+        ranked, _ = twin.model.adl_ranking(0, WAD)
+        first = twin.deleverage(alice_id, 0, ranked[:1])
+        if not ranking.partial:
+            assert not first.ok and first.error.name == "AdlInsufficient"
+            return
+        assert first.ok and [e["size"] for e in first.named("Deleveraged")] == [WAD // 2]
+        assert twin.model.position_of(alice_id, 0)[0] == WAD // 2
+        assert twin.deleverage(alice_id, 0, ranked[1:]).ok
+        assert twin.model.position_of(alice_id, 0)[0] == 0
+
+
 @pytest.mark.parametrize("below", [0, 1], ids=["at-the-level", "one-unit-above"])
 def test_leverage_drain_lists_only_winners_above_the_level(env, chain, below):
     """LEVERAGE_DRAIN at its boundary (`_drainTakes`: the last listed winner must keep less than

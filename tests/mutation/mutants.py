@@ -178,7 +178,8 @@ MUTANTS: tuple[Mutant, ...] = (
         "plan.positionSize > 0 ? int256(closed) : -int256(closed),",
         "plan.positionSize,",
         "Deleveraged reports the whole position where a partial ADL closed part of it",
-        ("tests/test_liquidation.py::test_deleverage_partialList_closesWhatTheWinnersHold",),
+        ("tests/test_liquidation.py::test_deleverage_partialList_closesWhatTheWinnersHold",
+         "tests/test_differential.py::test_a_partial_adl_agrees_and_the_rest_follows"),
     ),
     Mutant(
         "pro-rata-remainder-dropped", "adl", LIQUIDATOR,
