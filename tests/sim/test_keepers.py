@@ -14,7 +14,10 @@ from simulator.chain.deploy import AdlRanking, MarketSpec
 from simulator.exchange import Deleverage, HealthScan, Liquidate
 from simulator.model.exchange import ModelExchange
 from simulator.position_index import PositionIndex
+from simulator.runner import run_scenario
+from simulator.scenarios import load_scenario, with_overrides, with_settings
 from simulator.units import WAD, wad
+from tests.golden import model_exchange
 from tests.model.helpers import canonical_counterparties
 
 BTC = 0
@@ -348,10 +351,6 @@ def test_a_scenario_sets_the_winners_a_deleverage_lists(tmp_path):
     """`agents.keepers.max_adl_counterparties` reaches the run's keepers: oct-2025 at 200 accounts
     to step 2100 deleverages positions against up to a dozen winners in one transaction; with 1,
     each transaction lists one winner, so the same ADLs take more of them."""
-    from simulator.runner import run_scenario
-    from simulator.scenarios import load_scenario, with_overrides, with_settings
-    from tests.golden import model_exchange
-
     def lists(settings: dict, out) -> list[int]:
         scenario = with_settings(with_overrides(load_scenario("oct-2025"), accounts=200, mode="model"), settings)
         run_scenario(scenario, out, model_exchange, max_steps=2100, render=False)
